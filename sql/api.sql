@@ -1,0 +1,213 @@
+-- pg_retention: the public SQL interface.
+-- Thin, documented wrappers over the Rust entry points (named retention._*),
+-- the committing run procedure, the views and the grants.
+
+------------------------------------------------------------------------------
+-- Policies
+------------------------------------------------------------------------------
+
+CREATE FUNCTION retention.create_policy(
+    name         text,
+    target       regclass,
+    clock        text,
+    purge_after  interval,
+    filter       text     DEFAULT NULL,
+    batch_size   integer  DEFAULT 1000,
+    batch_pause  interval DEFAULT interval '0',
+    skip_locked  boolean  DEFAULT true,
+    purpose      text     DEFAULT NULL,
+    legal_basis  text     DEFAULT NULL
+) RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10) $$;
+
+COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text) IS
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run(). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Returns the policy id.';
+
+CREATE FUNCTION retention.alter_policy(
+    name         text,
+    new_name     text     DEFAULT NULL,
+    clock        text     DEFAULT NULL,
+    purge_after  interval DEFAULT NULL,
+    filter       text     DEFAULT NULL,
+    drop_filter  boolean  DEFAULT false,
+    batch_size   integer  DEFAULT NULL,
+    batch_pause  interval DEFAULT NULL,
+    skip_locked  boolean  DEFAULT NULL,
+    purpose      text     DEFAULT NULL,
+    legal_basis  text     DEFAULT NULL
+) RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._alter_policy($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) $$;
+
+COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text) IS
+'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
+
+CREATE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._drop_policy($1, $2) $$;
+
+COMMENT ON FUNCTION retention.drop_policy(text, boolean) IS
+'Removes policy NAME; its run history stays in retention.runs. Returns true if a policy was dropped.';
+
+CREATE FUNCTION retention.pause_policy(name text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._set_paused($1, true) $$;
+
+COMMENT ON FUNCTION retention.pause_policy(text) IS
+'Pauses policy NAME: runs skip it (a run in progress stops before its next batch) until resume_policy. Returns true if the state changed.';
+
+CREATE FUNCTION retention.resume_policy(name text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._set_paused($1, false) $$;
+
+COMMENT ON FUNCTION retention.resume_policy(text) IS
+'Resumes a paused policy. Returns true if the state changed.';
+
+------------------------------------------------------------------------------
+-- Preview and run
+------------------------------------------------------------------------------
+
+CREATE FUNCTION retention.preview(policy text DEFAULT NULL)
+RETURNS TABLE (
+    policy        text,
+    target        text,
+    action        text,
+    cutoff        timestamptz,
+    due_rows      bigint,
+    clock_indexed boolean,
+    paused        boolean,
+    note          text
+)
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM retention._preview($1) $$;
+
+COMMENT ON FUNCTION retention.preview(text) IS
+'Shows, per policy (or for the one named), what a run would do now: the cutoff, how many rows are due, whether an index serves the clock, and notes. Changes nothing. Counting runs with the policy owner''s rights.';
+
+CREATE PROCEDURE retention.run(policy text DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+-- No SET clause here: a procedure with one cannot COMMIT. Every name is
+-- schema-qualified instead.
+DECLARE
+    items        bigint[];
+    item         bigint;
+    i            integer;
+    more         boolean;
+    pause        float8;
+    failed       boolean;
+    cancelled    boolean := false;
+    e_state      text;
+    e_msg        text;
+    e_table      text;
+    e_constraint text;
+    e_column     text;
+BEGIN
+    items := retention._run_open(policy, true);
+    COMMIT;
+    FOR i IN 1 .. coalesce(pg_catalog.array_length(items, 1), 0) LOOP
+        item := items[i];
+        IF cancelled THEN
+            PERFORM retention._run_fail(item, '57014', 'run cancelled before this policy was processed', NULL, NULL, NULL);
+            COMMIT;
+            CONTINUE;
+        END IF;
+        failed := false;
+        LOOP
+            BEGIN
+                SELECT b.more, b.pause INTO more, pause FROM retention._run_batch(item) AS b;
+            EXCEPTION
+                WHEN query_canceled THEN
+                    failed := true;
+                    cancelled := true;
+                    e_state := '57014';
+                    e_msg := 'run cancelled';
+                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS
+                        e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_table = TABLE_NAME,
+                        e_constraint = CONSTRAINT_NAME, e_column = COLUMN_NAME;
+                    failed := true;
+            END;
+            EXIT WHEN failed;
+            COMMIT;
+            EXIT WHEN NOT more;
+            IF pause > 0 THEN
+                BEGIN
+                    PERFORM pg_catalog.pg_sleep(pause);
+                EXCEPTION WHEN query_canceled THEN
+                    failed := true;
+                    cancelled := true;
+                    e_state := '57014';
+                    e_msg := 'run cancelled';
+                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                END;
+                EXIT WHEN failed;
+            END IF;
+        END LOOP;
+        IF failed THEN
+            PERFORM retention._run_fail(item, e_state, e_msg, e_table, e_constraint, e_column);
+        ELSE
+            PERFORM retention._run_close(item);
+        END IF;
+        COMMIT;
+    END LOOP;
+    IF cancelled THEN
+        RAISE EXCEPTION 'retention.run() was cancelled' USING ERRCODE = 'query_canceled',
+            HINT = 'Committed batches are kept; the next run continues where this one stopped.';
+    END IF;
+END
+$proc$;
+
+COMMENT ON PROCEDURE retention.run(text) IS
+'Runs the due work of every active policy (or of the one named): deletes due rows in batches, committing after each, with one cutoff per policy fixed at the start. Logs one row per policy in retention.runs. Call it at top level (CALL retention.run()), e.g. from pg_cron; a failing policy is logged and the run goes on with the next.';
+
+------------------------------------------------------------------------------
+-- Views
+------------------------------------------------------------------------------
+
+CREATE VIEW retention.runs AS
+SELECT l.id,
+       l.run_id,
+       l.policy,
+       l.target,
+       CASE
+           WHEN l.status = 'running' AND NOT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_locks k
+                 WHERE k.locktype = 'advisory' AND k.granted
+                   AND k.classid = 1380275249::oid AND k.objid = l.policy_id::oid
+                   AND k.objsubid = 2 AND k.pid = l.backend_pid)
+           THEN 'interrupted'
+           ELSE l.status
+       END AS status,
+       l.started_at,
+       l.finished_at,
+       coalesce(l.finished_at, pg_catalog.clock_timestamp()) - l.started_at AS duration,
+       l.cutoff,
+       l.rows_purged,
+       l.batches,
+       l.error_code,
+       l.error,
+       l.run_by,
+       l.backend_pid
+  FROM retention.run_log l;
+
+COMMENT ON VIEW retention.runs IS
+'One row per policy per run: when, by whom, the cutoff, rows purged, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
+
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; admins declare and run, auditors read.
+------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
+REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
+REVOKE ALL ON retention.runs FROM PUBLIC;
+
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO retention_admin;
+GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
+GRANT SELECT ON retention.runs TO retention_admin, retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text) TO retention_auditor;

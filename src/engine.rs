@@ -1,0 +1,455 @@
+//! The engine: runs, batches and the preview.
+//!
+//! `CALL retention.run()` (sql/api.sql) opens a run, then calls `_run_batch`
+//! once per batch and COMMITs after each: PostgreSQL cannot commit from Rust,
+//! so the loop lives in PL/pgSQL and each call here does one bounded unit of
+//! work. The cutoff of every policy is fixed when the run opens; each batch
+//! re-checks the due condition inside its DELETE, so a row whose clock moved
+//! forward meanwhile survives. Rows locked by other sessions are skipped and
+//! left for a later run.
+
+use crate::error::{raise, OrRaise};
+use crate::expr;
+use crate::ident;
+use crate::policy::{self, Policy};
+use crate::security;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+/// First key of the session advisory locks that keep two runs of one policy
+/// apart; the second key is the policy id. ("RET1")
+pub const LOCK_CLASS: i32 = 0x5245_5431;
+
+thread_local! {
+    /// Policies whose run lock this backend holds.
+    static HELD: RefCell<BTreeSet<i64>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+fn try_lock(policy_id: i64) -> bool {
+    let got = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_lock($1, $2::int4)",
+        &[LOCK_CLASS.into(), policy_id.into()],
+    )
+    .or_raise("taking the policy's run lock")
+    .unwrap_or(false);
+    if got {
+        HELD.with(|h| h.borrow_mut().insert(policy_id));
+    }
+    got
+}
+
+fn unlock(policy_id: i64) {
+    let held = HELD.with(|h| h.borrow_mut().remove(&policy_id));
+    if held {
+        Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.pg_advisory_unlock($1, $2::int4)",
+            &[LOCK_CLASS.into(), policy_id.into()],
+        )
+        .or_raise("releasing the policy's run lock");
+    }
+}
+
+/// Releases run locks left behind by an earlier run of this session that
+/// ended without closing its policies (e.g. after an error outside a batch).
+fn release_stale_locks() {
+    let held: Vec<i64> = HELD.with(|h| h.borrow().iter().copied().collect());
+    for id in held {
+        unlock(id);
+    }
+}
+
+/// The SQL type name used to compare the cutoff with a clock of type `ty`.
+fn clock_cast(ty: pg_sys::Oid) -> &'static str {
+    if ty == pg_sys::DATEOID {
+        "date"
+    } else if ty == pg_sys::TIMESTAMPOID {
+        "timestamp"
+    } else {
+        "timestamptz"
+    }
+}
+
+/// `<clock> < $1::<type> [AND (<filter>)]`: the due condition, with the
+/// cutoff as parameter $1.
+fn due_condition(p: &Policy) -> String {
+    let mut s = format!("{} < $1::{}", expr::embed(&p.clock), clock_cast(p.clock_type));
+    if let Some(f) = &p.filter {
+        s.push_str(" AND ");
+        s.push_str(&expr::embed(f));
+    }
+    s
+}
+
+/// One batch: select up to $2 due rows (skipping locked ones), delete them
+/// while re-checking the due condition, return (selected, deleted).
+fn purge_statement(p: &Policy, table: &str) -> String {
+    let due = due_condition(p);
+    let lock = if p.skip_locked { " FOR UPDATE SKIP LOCKED" } else { "" };
+    match &p.key_columns {
+        Some(cols) => {
+            let cols: Vec<String> = cols.iter().map(|c| ident::quote(c)).collect();
+            let list = cols.join(", ");
+            format!(
+                "WITH due AS (SELECT {list} FROM {table} WHERE {due} LIMIT $2{lock}),\n\
+                 gone AS (DELETE FROM {table} WHERE ({list}) IN (SELECT {list} FROM due) AND {due} RETURNING 1)\n\
+                 SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)"
+            )
+        }
+        None => format!(
+            "WITH due AS (SELECT ctid AS row_id FROM {table} WHERE {due} LIMIT $2{lock}),\n\
+             gone AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT row_id FROM due)) AND {due} RETURNING 1)\n\
+             SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)"
+        ),
+    }
+}
+
+fn target_or_fail(p: &Policy) -> Result<String, String> {
+    ident::relation(p.target).ok_or_else(|| format!("target table of policy \"{}\" no longer exists", p.name))
+}
+
+/// Opens a run: one run-log row per policy (or the one named), each with
+/// its cutoff fixed now. Returns the run-log ids to work through.
+#[pg_extern(name = "_run_open")]
+fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
+    security::require_admin("run retention policies");
+    if top_level && unsafe { pg_sys::IsTransactionBlock() } {
+        raise(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "retention.run() cannot run inside a transaction block",
+            "CALL retention.run() on its own: it commits after every batch.",
+        )
+    }
+    release_stale_locks();
+    let policies = match policy_name {
+        Some(n) => vec![policy::load_one(n)],
+        None => policy::load(None),
+    };
+    let run_id = Spi::get_one::<i64>("SELECT pg_catalog.nextval('retention.run_id_seq')")
+        .or_raise("numbering the run")
+        .unwrap_or_default();
+    let run_by = security::role_name(security::current_role());
+    let mut items = Vec::new();
+    for p in policies {
+        if p.paused {
+            if policy_name.is_some() {
+                pgrx::notice!("retention policy \"{}\" is paused; nothing done", p.name);
+            }
+            continue;
+        }
+        let target = ident::relation(p.target).unwrap_or_else(|| format!("(dropped table {})", p.target.to_u32()));
+        if !try_lock(p.id) {
+            security::as_extension_owner(|| {
+                Spi::run_with_args(
+                    "INSERT INTO retention.run_log (run_id, policy_id, policy, target, run_by, backend_pid,
+                                                    started_at, finished_at, status, error)
+                     VALUES ($1, $2, $3, $4, $5, pg_catalog.pg_backend_pid(), pg_catalog.now(), pg_catalog.clock_timestamp(),
+                             'skipped', 'already running in another session')",
+                    &[run_id.into(), p.id.into(), p.name.as_str().into(), target.as_str().into(), run_by.as_str().into()],
+                )
+                .or_raise("logging a skipped policy")
+            });
+            pgrx::notice!("retention policy \"{}\" skipped: already running in another session", p.name);
+            continue;
+        }
+        let item = security::as_extension_owner(|| {
+            // Holding the lock proves no other session is running this
+            // policy: earlier rows still marked running were interrupted.
+            Spi::run_with_args(
+                "UPDATE retention.run_log SET status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
+                  WHERE policy_id = $1 AND status = 'running'",
+                &[p.id.into()],
+            )
+            .or_raise("closing interrupted runs");
+            Spi::get_one_with_args::<i64>(
+                "INSERT INTO retention.run_log (run_id, policy_id, policy, target, run_by, backend_pid, started_at, cutoff)
+                 SELECT $1, p.id, p.name, $3, $4, pg_catalog.pg_backend_pid(), pg_catalog.now(),
+                        pg_catalog.now() - p.purge_after
+                   FROM retention.policies p WHERE p.id = $2
+                 RETURNING id",
+                &[run_id.into(), p.id.into(), target.as_str().into(), run_by.as_str().into()],
+            )
+            .or_raise("opening the run")
+            .unwrap_or_default()
+        });
+        items.push(item);
+    }
+    items
+}
+
+struct Item {
+    policy_id: i64,
+    status: String,
+    cutoff: Option<TimestampWithTimeZone>,
+}
+
+fn load_item(item: i64) -> Option<Item> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT policy_id, status, cutoff FROM retention.run_log WHERE id = $1",
+            None,
+            &[item.into()],
+        )
+        .or_raise("reading the run log")
+        .next()
+        .map(|r| Item {
+            policy_id: r.get::<i64>(1).or_raise("reading the run log").unwrap_or_default(),
+            status: r.get::<String>(2).or_raise("reading the run log").unwrap_or_default(),
+            cutoff: r.get::<TimestampWithTimeZone>(3).or_raise("reading the run log"),
+        })
+    })
+}
+
+fn finish(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Option<&str>) {
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.run_log
+                SET status = $2, finished_at = pg_catalog.clock_timestamp(), error_code = $3, error = $4
+              WHERE id = $1 AND status = 'running'",
+            &[item.into(), status.into(), code.into(), error.into()],
+        )
+        .or_raise("closing the run")
+    });
+    unlock(policy_id);
+}
+
+/// Deletes at most one batch of due rows for one run-log item. Returns
+/// whether more due rows may remain and how long to pause before the next
+/// batch.
+#[pg_extern(name = "_run_batch")]
+fn run_batch(
+    item: i64,
+) -> TableIterator<'static, (name!(more, bool), name!(pause, f64), name!(rows, i64))> {
+    security::require_admin("run retention policies");
+    let done = |rows: i64| TableIterator::once((false, 0.0, rows));
+    let Some(it) = load_item(item) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("run-log entry {item} does not exist"),
+            "Start runs with CALL retention.run().",
+        )
+    };
+    if it.status != "running" {
+        return done(0);
+    }
+    let Some(p) = policy::load_by_id(it.policy_id) else {
+        finish(item, it.policy_id, "skipped", None, Some("policy was dropped during the run"));
+        return done(0);
+    };
+    if p.paused {
+        finish(item, p.id, "skipped", None, Some("policy was paused during the run"));
+        return done(0);
+    }
+    let table = match target_or_fail(&p) {
+        Ok(t) => t,
+        Err(msg) => {
+            finish(item, p.id, "failed", Some("42P01"), Some(&msg));
+            return done(0);
+        }
+    };
+    let Some(cutoff) = it.cutoff else {
+        finish(item, p.id, "failed", Some("XX000"), Some("run has no cutoff"));
+        return done(0);
+    };
+    let sql = purge_statement(&p, &table);
+    let batch = p.batch_size;
+    let (selected, deleted) = security::as_policy_owner(p.owner, || {
+        Spi::connect_mut(|c| {
+            let row = c
+                .update(&sql, Some(1), &[cutoff.into(), (batch as i64).into()])
+                .or_raise("purging a batch")
+                .first();
+            let selected = row.get::<i64>(1).or_raise("purging a batch").unwrap_or(0);
+            let deleted = row.get::<i64>(2).or_raise("purging a batch").unwrap_or(0);
+            (selected, deleted)
+        })
+    });
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.run_log SET rows_purged = rows_purged + $2, batches = batches + 1 WHERE id = $1",
+            &[item.into(), deleted.into()],
+        )
+        .or_raise("counting the batch")
+    });
+    let more = selected >= batch as i64;
+    TableIterator::once((more, if more { p.batch_pause_secs } else { 0.0 }, deleted))
+}
+
+/// Closes a run-log item that ran to its end.
+#[pg_extern(name = "_run_close")]
+fn run_close(item: i64) {
+    security::require_admin("run retention policies");
+    if let Some(it) = load_item(item) {
+        finish(item, it.policy_id, "succeeded", None, None);
+    }
+}
+
+/// SQLSTATE classes whose server messages name objects only, never values:
+/// their text is kept in the run log. For all other classes (data
+/// exceptions, integrity violations, raised exceptions, ...) the message may
+/// quote row values and is withheld.
+fn message_is_safe(sqlstate: &str) -> bool {
+    matches!(&sqlstate.get(0..2).unwrap_or(""), &"25" | &"2D" | &"40" | &"42" | &"53" | &"54" | &"55" | &"57" | &"58" | &"0A")
+}
+
+/// The run-log text for an error: the server message when its class cannot
+/// carry row data, the table and constraint it concerns otherwise.
+pub fn sanitized_error(
+    sqlstate: &str,
+    message: Option<&str>,
+    table: Option<&str>,
+    constraint: Option<&str>,
+    column: Option<&str>,
+) -> String {
+    let mut s = if message_is_safe(sqlstate) {
+        message.unwrap_or("error").to_string()
+    } else {
+        format!("error {sqlstate} (message withheld: it may quote row values)")
+    };
+    let mut parts = Vec::new();
+    if let Some(t) = table.filter(|t| !t.is_empty()) {
+        parts.push(format!("table {t}"));
+    }
+    if let Some(c) = constraint.filter(|c| !c.is_empty()) {
+        parts.push(format!("constraint {c}"));
+    }
+    if let Some(c) = column.filter(|c| !c.is_empty()) {
+        parts.push(format!("column {c}"));
+    }
+    if !parts.is_empty() {
+        s.push_str(&format!(" [{}]", parts.join(", ")));
+    }
+    s
+}
+
+/// Closes a run-log item whose batch failed; records the error without
+/// personal data.
+#[pg_extern(name = "_run_fail")]
+fn run_fail(
+    item: i64,
+    sqlstate: &str,
+    message: Option<&str>,
+    table: Option<&str>,
+    constraint: Option<&str>,
+    column: Option<&str>,
+) {
+    security::require_admin("run retention policies");
+    let text = sanitized_error(sqlstate, message, table, constraint, column);
+    if let Some(it) = load_item(item) {
+        finish(item, it.policy_id, "failed", Some(sqlstate), Some(&text));
+        pgrx::warning!("retention run of policy {} failed: {}", it.policy_id, text);
+    }
+}
+
+/// What a policy would do now, without changing anything.
+#[pg_extern(name = "_preview")]
+#[allow(clippy::type_complexity)]
+fn preview(
+    policy_name: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(policy, String),
+        name!(target, String),
+        name!(action, String),
+        name!(cutoff, Option<TimestampWithTimeZone>),
+        name!(due_rows, Option<i64>),
+        name!(clock_indexed, Option<bool>),
+        name!(paused, bool),
+        name!(note, Option<String>),
+    ),
+> {
+    security::require_reader("preview retention policies");
+    let policies = match policy_name {
+        Some(n) => vec![policy::load_one(n)],
+        None => policy::load(None),
+    };
+    let mut rows = Vec::new();
+    for p in policies {
+        let cutoff = Spi::get_one_with_args::<TimestampWithTimeZone>(
+            "SELECT pg_catalog.now() - purge_after FROM retention.policies WHERE id = $1",
+            &[p.id.into()],
+        )
+        .or_raise("computing the cutoff");
+        let Some(table) = ident::relation(p.target) else {
+            rows.push((p.name.clone(), format!("(dropped table {})", p.target.to_u32()), "purge".into(), cutoff, None, None, p.paused,
+                       Some("the target table no longer exists; drop the policy".to_string())));
+            continue;
+        };
+        let Some(cut) = cutoff else { continue };
+        let due = due_condition(&p);
+        let count_sql = format!("SELECT count(*) FROM {table} WHERE {due}");
+        let (due_rows, indexed) = security::as_policy_owner(p.owner, || {
+            let n = Spi::get_one_with_args::<i64>(&count_sql, &[cut.into()])
+                .or_raise("counting due rows");
+            (n, clock_indexed(&table, &due, cut))
+        });
+        let mut notes = Vec::new();
+        if !indexed {
+            notes.push(format!(
+                "no index serves the clock: each batch may scan the whole table (CREATE INDEX ON {table} ({}))",
+                p.clock.trim()
+            ));
+        }
+        if p.key_columns.is_none() {
+            notes.push("no primary key: batches use physical row ids (not supported on distributed tables)".to_string());
+        }
+        rows.push((
+            p.name.clone(),
+            table,
+            "purge".to_string(),
+            cutoff,
+            due_rows,
+            Some(indexed),
+            p.paused,
+            if notes.is_empty() { None } else { Some(notes.join("; ")) },
+        ));
+    }
+    TableIterator::new(rows)
+}
+
+/// Whether an index can find due rows: plan the due condition with
+/// sequential scans disabled and look for an index condition in the plan.
+fn clock_indexed(table: &str, due: &str, cutoff: TimestampWithTimeZone) -> bool {
+    let sql = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {due}");
+    Spi::connect_mut(|c| {
+        let before = c
+            .update("SELECT pg_catalog.current_setting('enable_seqscan')", Some(1), &[])
+            .or_raise("planning the preview")
+            .first()
+            .get::<String>(1)
+            .or_raise("planning the preview")
+            .unwrap_or_else(|| "on".into());
+        c.update("SELECT pg_catalog.set_config('enable_seqscan', 'off', true)", None, &[])
+            .or_raise("planning the preview");
+        let plan = c
+            .update(&sql, Some(1), &[cutoff.into()])
+            .or_raise("planning the preview")
+            .first()
+            .get::<pgrx::datum::Json>(1)
+            .or_raise("planning the preview");
+        c.update("SELECT pg_catalog.set_config('enable_seqscan', $1, true)", None, &[before.as_str().into()])
+            .or_raise("planning the preview");
+        plan.map(|j| j.0.to_string().contains("Index Cond")).unwrap_or(false)
+    })
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    #[pg_test]
+    fn error_text_withholds_values() {
+        let s = sanitized_error("22P02", Some("invalid input syntax for type integer: \"alice@example.com\""), Some("orders"), None, None);
+        assert!(!s.contains("alice"), "{s}");
+        assert!(s.contains("table orders"), "{s}");
+        let s = sanitized_error("55P03", Some("canceling statement due to lock timeout"), None, None, None);
+        assert_eq!(s, "canceling statement due to lock timeout");
+        let s = sanitized_error("23503", Some("update or delete on table \"c\" violates foreign key constraint \"o_fk\""), Some("c"), Some("o_fk"), None);
+        assert!(s.starts_with("error 23503"), "{s}");
+        assert!(s.contains("constraint o_fk"), "{s}");
+    }
+}

@@ -1,0 +1,268 @@
+//! Declared expressions (a policy's clock and filter).
+//!
+//! A declared expression is SQL text that later becomes part of the engine's
+//! statements, so it is accepted only when the server's own parser says it is
+//! exactly one expression: parsed in PL/pgSQL-expression mode (the part of a
+//! SELECT after the keyword), it must yield one SELECT with one unnamed target
+//! and no other clause. Then it is analysed against the target table for its
+//! type, for volatile functions and for sub-queries, all of which are refused.
+//! The text is only ever embedded between a newline-delimited pair of
+//! parentheses, so a trailing `--` comment cannot swallow what follows.
+
+use crate::error::{raise, raise_detail};
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use std::ffi::CString;
+
+/// What a declared expression is for; decides the accepted types.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    Clock,
+    Filter,
+}
+
+impl Role {
+    fn word(self) -> &'static str {
+        match self {
+            Role::Clock => "clock",
+            Role::Filter => "filter",
+        }
+    }
+}
+
+/// Embeds a validated expression in a statement.
+pub fn embed(expr: &str) -> String {
+    format!("(\n{expr}\n)")
+}
+
+/// Checks that `text` is one SQL expression and nothing else. Does not look at
+/// any table.
+pub fn check_single_expression(role: Role, text: &str) {
+    let word = role.word();
+    if text.trim().is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{word} must not be empty"),
+            hint_for(role),
+        )
+    }
+    let Ok(c) = CString::new(text) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            format!("{word} contains a zero byte"),
+            hint_for(role),
+        )
+    };
+    let parsed = PgTryBuilder::new(|| unsafe {
+        pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_PLPGSQL_EXPR)
+    })
+    .catch_others(|e| reraise(role, e))
+    .execute();
+
+    let why = unsafe { single_expression_problem(parsed) };
+    if let Some(why) = why {
+        raise_detail(
+            PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+            format!("{word} is not a single SQL expression"),
+            why,
+            hint_for(role),
+        )
+    }
+}
+
+/// Returns why a raw parse tree is not exactly one bare expression.
+unsafe fn single_expression_problem(list: *mut pg_sys::List) -> Option<&'static str> {
+    if list.is_null() || pg_sys::list_length(list) != 1 {
+        return Some("It contains more than one statement.");
+    }
+    let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
+    let stmt = (*raw).stmt;
+    if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_SelectStmt {
+        return Some("It is not an expression.");
+    }
+    let s = stmt as *mut pg_sys::SelectStmt;
+    let s = &*s;
+    if s.op != pg_sys::SetOperation::SETOP_NONE {
+        return Some("It contains UNION, INTERSECT or EXCEPT.");
+    }
+    if s.targetList.is_null() || pg_sys::list_length(s.targetList) != 1 {
+        return Some("It must be exactly one expression, without commas at the top level.");
+    }
+    let target = pg_sys::list_nth(s.targetList, 0) as *mut pg_sys::ResTarget;
+    if (*target).type_ != pg_sys::NodeTag::T_ResTarget || (*target).val.is_null() {
+        return Some("It is not an expression.");
+    }
+    if !(*target).name.is_null() {
+        return Some("It carries an alias (AS ...).");
+    }
+    if !s.fromClause.is_null()
+        || !s.whereClause.is_null()
+        || !s.groupClause.is_null()
+        || !s.havingClause.is_null()
+        || !s.windowClause.is_null()
+        || !s.sortClause.is_null()
+        || !s.limitCount.is_null()
+        || !s.limitOffset.is_null()
+        || !s.lockingClause.is_null()
+        || !s.withClause.is_null()
+        || !s.valuesLists.is_null()
+        || !s.distinctClause.is_null()
+        || !s.intoClause.is_null()
+    {
+        return Some("It contains a clause (FROM, WHERE, GROUP BY, ORDER BY, LIMIT, ...) after the expression.");
+    }
+    None
+}
+
+/// Re-raises a parser or analyser error as a declaration error about the
+/// clock or filter, keeping the SQLSTATE and the server's message (which names
+/// columns and types, never row data).
+fn reraise<T>(role: Role, e: CaughtError) -> T {
+    match e {
+        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+            let code = report.sql_error_code();
+            // A syntax error position refers to the declared text; the
+            // server message is enough to find it.
+            raise(code, format!("invalid {}: {}", role.word(), report.message()), hint_for(role))
+        }
+        CaughtError::RustPanic { .. } => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("invalid {}: the expression could not be checked", role.word()),
+            hint_for(role),
+        ),
+    }
+}
+
+fn hint_for(role: Role) -> &'static str {
+    match role {
+        Role::Clock => "The clock is one column or one expression of the target table of type timestamptz, timestamp or date, e.g. created_at or coalesce(closed_at, created_at).",
+        Role::Filter => "The filter is one boolean expression over the target table's columns, e.g. status = 'closed'; sub-queries and volatile functions are not allowed.",
+    }
+}
+
+/// Analyses a single expression against a table and returns its type.
+/// Refuses unknown columns, sub-queries and volatile functions.
+pub fn analyse(role: Role, text: &str, table: &str) -> pg_sys::Oid {
+    check_single_expression(role, text);
+    let sql = format!("SELECT {} FROM {table} LIMIT 0", embed(text));
+    let Ok(c) = CString::new(sql) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            format!("{} contains a zero byte", role.word()),
+            hint_for(role),
+        )
+    };
+    let (ty, volatile, sublinks) = PgTryBuilder::new(|| unsafe {
+        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
+        let query = pg_sys::parse_analyze_fixedparams(
+            raw,
+            c.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        let tle = pg_sys::list_nth((*query).targetList, 0) as *mut pg_sys::TargetEntry;
+        let node = (*tle).expr as *mut pg_sys::Node;
+        (
+            pg_sys::exprType(node),
+            pg_sys::contain_volatile_functions(node),
+            (*query).hasSubLinks || (*query).hasAggs || (*query).hasWindowFuncs || (*query).hasTargetSRFs,
+        )
+    })
+    .catch_others(|e| reraise(role, e))
+    .execute();
+
+    if sublinks {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{} must not contain sub-queries, aggregates, window or set-returning functions", role.word()),
+            hint_for(role),
+        )
+    }
+    if volatile {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{} must not call volatile functions", role.word()),
+            "A row's due state must not change between preview and run; use stable or immutable functions only.",
+        )
+    }
+    ty
+}
+
+/// The clock types the engine accepts.
+pub fn is_clock_type(ty: pg_sys::Oid) -> bool {
+    ty == pg_sys::TIMESTAMPTZOID || ty == pg_sys::TIMESTAMPOID || ty == pg_sys::DATEOID
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    #[pg_test]
+    fn accepts_plain_expressions() {
+        check_single_expression(Role::Clock, "created_at");
+        check_single_expression(Role::Clock, "coalesce(closed_at, created_at)");
+        check_single_expression(Role::Filter, "status = 'closed' -- trailing comment");
+        check_single_expression(Role::Filter, "a > 1 AND (b IS NULL OR c LIKE 'x;y%')");
+    }
+
+    #[pg_test(error = "filter is not a single SQL expression")]
+    fn refuses_two_statements() {
+        check_single_expression(Role::Filter, "true; DELETE FROM t");
+    }
+
+    #[pg_test(error = "filter is not a single SQL expression")]
+    fn refuses_from_clause() {
+        check_single_expression(Role::Filter, "true FROM pg_class");
+    }
+
+    #[pg_test(error = "clock is not a single SQL expression")]
+    fn refuses_two_targets() {
+        check_single_expression(Role::Clock, "a, b");
+    }
+
+    #[pg_test(error = "clock is not a single SQL expression")]
+    fn refuses_alias() {
+        check_single_expression(Role::Clock, "a AS b");
+    }
+
+    #[pg_test(error = "invalid filter: syntax error at or near \")\"")]
+    fn refuses_unbalanced_parenthesis() {
+        check_single_expression(Role::Filter, "true) OR (true");
+    }
+
+    #[pg_test(error = "filter must not be empty")]
+    fn refuses_empty() {
+        check_single_expression(Role::Filter, "   ");
+    }
+
+    #[pg_test]
+    fn analyses_type() {
+        Spi::run("CREATE TABLE t_expr (id int, created_at timestamptz, d date, s text)").unwrap();
+        assert_eq!(analyse(Role::Clock, "created_at", "t_expr"), pg_sys::TIMESTAMPTZOID);
+        assert_eq!(analyse(Role::Clock, "d", "t_expr"), pg_sys::DATEOID);
+        assert_eq!(analyse(Role::Filter, "s = 'x'", "t_expr"), pg_sys::BOOLOID);
+    }
+
+    #[pg_test(error = "invalid clock: column \"nope\" does not exist")]
+    fn refuses_missing_column() {
+        Spi::run("CREATE TABLE t_expr2 (id int)").unwrap();
+        analyse(Role::Clock, "nope", "t_expr2");
+    }
+
+    #[pg_test(error = "filter must not call volatile functions")]
+    fn refuses_volatile() {
+        Spi::run("CREATE TABLE t_expr3 (id int)").unwrap();
+        analyse(Role::Filter, "random() < 0.5", "t_expr3");
+    }
+
+    #[pg_test(error = "filter must not contain sub-queries, aggregates, window or set-returning functions")]
+    fn refuses_subquery() {
+        Spi::run("CREATE TABLE t_expr4 (id int)").unwrap();
+        analyse(Role::Filter, "id IN (SELECT 1)", "t_expr4");
+    }
+}

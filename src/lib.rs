@@ -1,0 +1,39 @@
+//! pg_retention: retention policies enforced inside PostgreSQL.
+//!
+//! The Rust side holds everything that needs care (expression validation,
+//! role switching, the batch engine); `sql/` holds the public SQL surface:
+//! tables, views, thin wrappers with documentation, the committing procedure
+//! and the grants. Each module below is one concept of the product.
+
+use pgrx::prelude::*;
+
+mod engine;
+mod error;
+mod expr;
+mod ident;
+mod policy;
+mod security;
+
+::pgrx::pg_module_magic!();
+
+// Tables, roles and sequences come first: every function depends on them.
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+// Documented wrappers, the committing procedure, views and grants come last,
+// after pgrx has created the Rust functions they call.
+extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    // Unit tests live next to the code they test, in each module.
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

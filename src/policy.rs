@@ -1,0 +1,453 @@
+//! Retention policies: declaring, changing, pausing and dropping them.
+//!
+//! Everything a policy stores that later becomes SQL is validated here, when
+//! it is declared: the target must be a table the declaring role may read and
+//! delete from, the clock and filter must each be one expression of the right
+//! type over that table. Nothing is written unless every check passed.
+
+use crate::error::{raise, OrRaise};
+use crate::expr::{self, Role};
+use crate::ident;
+use crate::security;
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+/// A policy as the engine needs it.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub id: i64,
+    pub name: String,
+    pub target: pg_sys::Oid,
+    pub key_columns: Option<Vec<String>>,
+    pub clock: String,
+    pub clock_type: pg_sys::Oid,
+    pub filter: Option<String>,
+    pub batch_size: i32,
+    pub batch_pause_secs: f64,
+    pub skip_locked: bool,
+    pub owner: pg_sys::Oid,
+    pub paused: bool,
+}
+
+const POLICY_COLUMNS: &str = "id, name, target::oid, key_columns, clock, clock_type::oid, filter, \
+     batch_size, extract(epoch FROM batch_pause)::float8, skip_locked, owner::oid, paused";
+
+fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
+    let get_err = "reading a policy";
+    Policy {
+        id: row.get::<i64>(1).or_raise(get_err).unwrap_or_default(),
+        name: row.get::<String>(2).or_raise(get_err).unwrap_or_default(),
+        target: row.get::<pg_sys::Oid>(3).or_raise(get_err).unwrap_or(pg_sys::InvalidOid),
+        key_columns: row.get::<Vec<String>>(4).or_raise(get_err),
+        clock: row.get::<String>(5).or_raise(get_err).unwrap_or_default(),
+        clock_type: row.get::<pg_sys::Oid>(6).or_raise(get_err).unwrap_or(pg_sys::InvalidOid),
+        filter: row.get::<String>(7).or_raise(get_err),
+        batch_size: row.get::<i32>(8).or_raise(get_err).unwrap_or(1000),
+        batch_pause_secs: row.get::<f64>(9).or_raise(get_err).unwrap_or(0.0),
+        skip_locked: row.get::<bool>(10).or_raise(get_err).unwrap_or(true),
+        owner: row.get::<pg_sys::Oid>(11).or_raise(get_err).unwrap_or(pg_sys::InvalidOid),
+        paused: row.get::<bool>(12).or_raise(get_err).unwrap_or(false),
+    }
+}
+
+/// Loads the policies named (or all, ordered by name).
+pub fn load(name: Option<&str>) -> Vec<Policy> {
+    let sql = format!(
+        "SELECT {POLICY_COLUMNS} FROM retention.policies WHERE $1::text IS NULL OR name = $1 ORDER BY name"
+    );
+    Spi::connect(|c| {
+        c.select(&sql, None, &[name.into()])
+            .or_raise("reading policies")
+            .map(|row| policy_from_row(&row))
+            .collect()
+    })
+}
+
+/// Loads one policy by id, if it still exists.
+pub fn load_by_id(id: i64) -> Option<Policy> {
+    let sql = format!("SELECT {POLICY_COLUMNS} FROM retention.policies WHERE id = $1");
+    Spi::connect(|c| {
+        c.select(&sql, None, &[id.into()])
+            .or_raise("reading a policy")
+            .next()
+            .map(|row| policy_from_row(&row))
+    })
+}
+
+/// Loads one policy by name or raises `undefined_object`.
+pub fn load_one(name: &str) -> Policy {
+    load(Some(name)).into_iter().next().unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("retention policy \"{name}\" does not exist"),
+            "SELECT name FROM retention.policies lists the declared policies.",
+        )
+    })
+}
+
+fn check_name(name: &str) {
+    let len = name.chars().count();
+    if len == 0 || len > 63 || name.chars().any(|c| c.is_control()) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_NAME,
+            "invalid policy name",
+            "A policy name has 1 to 63 characters and no control characters.",
+        )
+    }
+}
+
+fn interval_positive(iv: Interval) -> bool {
+    Spi::get_one_with_args::<bool>("SELECT $1 > interval '0'", &[iv.into()])
+        .or_raise("comparing an interval")
+        .unwrap_or(false)
+}
+
+fn interval_not_negative(iv: Interval) -> bool {
+    Spi::get_one_with_args::<bool>("SELECT $1 >= interval '0'", &[iv.into()])
+        .or_raise("comparing an interval")
+        .unwrap_or(false)
+}
+
+fn check_purge_after(iv: Option<Interval>) -> Interval {
+    match iv {
+        None => raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "purge_after must not be NULL",
+            "Give the age after which rows are deleted, e.g. interval '2 years'.",
+        ),
+        Some(iv) if !interval_positive(iv) => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "purge_after must be a positive interval",
+            "Give the age after which rows are deleted, e.g. interval '2 years'.",
+        ),
+        Some(iv) => iv,
+    }
+}
+
+fn check_batch_size(n: i32) {
+    if n <= 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "batch_size must be positive",
+            "Typical values are 1000 to 10000 rows per batch.",
+        )
+    }
+}
+
+fn check_batch_pause(iv: Interval) {
+    if !interval_not_negative(iv) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "batch_pause must not be negative",
+            "Give the pause between two batches, e.g. interval '100 milliseconds', or interval '0'.",
+        )
+    }
+}
+
+/// Checks the target and returns its quoted, qualified name.
+fn check_target(target: pg_sys::Oid) -> String {
+    let Some(name) = ident::relation(target) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", target.to_u32()),
+            "Name the target table, e.g. 'public.orders'.",
+        )
+    };
+    match ident::relkind(target) {
+        Some(b'r') | Some(b'p') => {}
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("{name} is not a table"),
+            "A retention policy governs an ordinary or partitioned table, not a view, sequence or foreign table.",
+        ),
+    }
+    let schema = Spi::get_one_with_args::<String>(
+        "SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[target.into()],
+    )
+    .or_raise("reading the target's schema")
+    .unwrap_or_default();
+    if schema == "pg_catalog" || schema == "information_schema" || schema == "retention" || schema.starts_with("pg_toast") {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("{name} is a system or pg_retention table"),
+            "Retention policies govern application tables only.",
+        )
+    }
+    name
+}
+
+/// Checks that the calling role holds `privilege` on the target.
+fn check_privilege(target: pg_sys::Oid, name: &str, privilege: &str, why: &str) {
+    let ok = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege(current_user, $1::oid, $2)",
+        &[target.into(), privilege.into()],
+    )
+    .or_raise("checking table privileges")
+    .unwrap_or(false);
+    if !ok {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: {privilege} on {name} is required {why}"),
+            format!("The policy's actions run with its owner's rights: GRANT {privilege} ON {name} TO the declaring role."),
+        )
+    }
+}
+
+/// The key the engine batches by: the primary key, else the narrowest unique
+/// index over NOT NULL columns without predicate or expressions; `None` when
+/// the table has neither (batches then use physical row ids).
+fn batch_key(target: pg_sys::Oid) -> Option<Vec<String>> {
+    Spi::get_one_with_args::<Vec<String>>(
+        "SELECT cols FROM (
+             SELECT i.indisprimary, i.indnkeyatts, i.indexrelid,
+                    array_agg(a.attname::text ORDER BY k.n) AS cols,
+                    bool_and(a.attnotnull) AS not_null
+               FROM pg_catalog.pg_index i
+               CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indimmediate
+                AND i.indpred IS NULL AND i.indexprs IS NULL AND k.n <= i.indnkeyatts
+              GROUP BY i.indisprimary, i.indnkeyatts, i.indexrelid) c
+          WHERE indisprimary OR not_null
+          ORDER BY indisprimary DESC, indnkeyatts, indexrelid
+          LIMIT 1",
+        &[target.into()],
+    )
+    .or_raise("finding the target's key")
+}
+
+fn check_clock(clock: &str, table: &str) -> pg_sys::Oid {
+    let ty = expr::analyse(Role::Clock, clock, table);
+    if !expr::is_clock_type(ty) {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!("clock must be of type timestamptz, timestamp or date, not {}", type_name(ty)),
+            "Cast it if it holds a point in time, e.g. to_timestamp(epoch_seconds), or name another column.",
+        )
+    }
+    ty
+}
+
+fn check_filter(filter: &str, table: &str) {
+    let ty = expr::analyse(Role::Filter, filter, table);
+    if ty != pg_sys::BOOLOID {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!("filter must be a boolean expression, not {}", type_name(ty)),
+            "Write a condition, e.g. status = 'closed'.",
+        )
+    }
+}
+
+fn type_name(ty: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>("SELECT pg_catalog.format_type($1, NULL)", &[ty.into()])
+        .or_raise("naming a type")
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn name_taken(name: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM retention.policies WHERE name = $1)",
+        &[name.into()],
+    )
+    .or_raise("checking policy names")
+    .unwrap_or(false)
+}
+
+fn refuse_duplicate(name: &str) {
+    if name_taken(name) {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("retention policy \"{name}\" already exists"),
+            "Choose another name, or change the existing policy with retention.alter_policy.",
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(name = "_create_policy")]
+fn create_policy(
+    name: &str,
+    target: pg_sys::Oid,
+    clock: &str,
+    purge_after: Option<Interval>,
+    filter: Option<&str>,
+    batch_size: i32,
+    batch_pause: Interval,
+    skip_locked: bool,
+    purpose: Option<&str>,
+    legal_basis: Option<&str>,
+) -> i64 {
+    security::require_admin("declare retention policies");
+    check_name(name);
+    refuse_duplicate(name);
+    let table = check_target(target);
+    check_privilege(target, &table, "SELECT", "to declare a policy on it");
+    check_privilege(target, &table, "DELETE", "to declare a purge policy on it");
+    if skip_locked {
+        check_privilege(
+            target,
+            &table,
+            "UPDATE",
+            "to skip rows locked by other sessions (FOR UPDATE SKIP LOCKED); declare the policy with skip_locked => false otherwise",
+        );
+    }
+    let clock_type = check_clock(clock, &table);
+    if let Some(f) = filter {
+        check_filter(f, &table);
+    }
+    let purge_after = check_purge_after(purge_after);
+    check_batch_size(batch_size);
+    check_batch_pause(batch_pause);
+    let key = batch_key(target);
+    if key.is_none() && ident::relkind(target) == Some(b'p') {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("partitioned table {table} has no primary key or unique key over NOT NULL columns"),
+            "Batches of a partitioned table are found by key: add a primary key (it includes the partition key).",
+        )
+    }
+    let owner = security::current_role();
+    security::as_extension_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO retention.policies
+                 (name, target, key_columns, clock, clock_type, filter, purge_after,
+                  batch_size, batch_pause, skip_locked, purpose, legal_basis, owner)
+             VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regtype, $6, $7, $8, $9, $10, $11, $12, $13::oid::regrole)
+             RETURNING id",
+            &[
+                name.into(),
+                target.into(),
+                key.into(),
+                clock.into(),
+                clock_type.into(),
+                filter.into(),
+                purge_after.into(),
+                batch_size.into(),
+                batch_pause.into(),
+                skip_locked.into(),
+                purpose.into(),
+                legal_basis.into(),
+                owner.into(),
+            ],
+        )
+        .or_raise("storing the policy")
+        .unwrap_or_default()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(name = "_alter_policy")]
+fn alter_policy(
+    name: &str,
+    new_name: Option<&str>,
+    clock: Option<&str>,
+    purge_after: Option<Interval>,
+    filter: Option<&str>,
+    drop_filter: bool,
+    batch_size: Option<i32>,
+    batch_pause: Option<Interval>,
+    skip_locked: Option<bool>,
+    purpose: Option<&str>,
+    legal_basis: Option<&str>,
+) -> i64 {
+    let p = load_one(name);
+    security::require_policy_control(name, p.owner);
+    if let Some(n) = new_name {
+        check_name(n);
+        if n != name {
+            refuse_duplicate(n);
+        }
+    }
+    if filter.is_some() && drop_filter {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "filter and drop_filter cannot be given together",
+            "Give a new filter, or drop_filter => true to govern every row.",
+        )
+    }
+    let table = check_target(p.target);
+    let clock_type = clock.map(|c| check_clock(c, &table));
+    if let Some(f) = filter {
+        check_filter(f, &table);
+    }
+    if purge_after.is_some() {
+        check_purge_after(purge_after);
+    }
+    if let Some(n) = batch_size {
+        check_batch_size(n);
+    }
+    if let Some(iv) = batch_pause {
+        check_batch_pause(iv);
+    }
+    if skip_locked == Some(true) && !p.skip_locked {
+        check_privilege(p.target, &table, "UPDATE", "to skip rows locked by other sessions (FOR UPDATE SKIP LOCKED)");
+    }
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.policies SET
+                 name        = coalesce($2, name),
+                 clock       = coalesce($3, clock),
+                 clock_type  = coalesce($4::oid::regtype, clock_type),
+                 purge_after = coalesce($5, purge_after),
+                 filter      = CASE WHEN $7 THEN NULL ELSE coalesce($6, filter) END,
+                 batch_size  = coalesce($8, batch_size),
+                 batch_pause = coalesce($9, batch_pause),
+                 skip_locked = coalesce($10, skip_locked),
+                 purpose     = coalesce($11, purpose),
+                 legal_basis = coalesce($12, legal_basis),
+                 updated_at  = pg_catalog.now()
+             WHERE id = $1",
+            &[
+                p.id.into(),
+                new_name.into(),
+                clock.into(),
+                clock_type.into(),
+                purge_after.into(),
+                filter.into(),
+                drop_filter.into(),
+                batch_size.into(),
+                batch_pause.into(),
+                skip_locked.into(),
+                purpose.into(),
+                legal_basis.into(),
+            ],
+        )
+        .or_raise("changing the policy")
+    });
+    p.id
+}
+
+#[pg_extern(name = "_drop_policy")]
+fn drop_policy(name: &str, if_exists: bool) -> bool {
+    let Some(p) = load(Some(name)).into_iter().next() else {
+        if if_exists {
+            pgrx::notice!("retention policy \"{name}\" does not exist, skipping");
+            return false;
+        }
+        load_one(name);
+        return false;
+    };
+    security::require_policy_control(name, p.owner);
+    security::as_extension_owner(|| {
+        Spi::run_with_args("DELETE FROM retention.policies WHERE id = $1", &[p.id.into()])
+            .or_raise("dropping the policy")
+    });
+    true
+}
+
+#[pg_extern(name = "_set_paused")]
+fn set_paused(name: &str, paused: bool) -> bool {
+    let p = load_one(name);
+    security::require_policy_control(name, p.owner);
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.policies SET paused = $2, updated_at = pg_catalog.now() WHERE id = $1",
+            &[p.id.into(), paused.into()],
+        )
+        .or_raise("pausing or resuming the policy")
+    });
+    p.paused != paused
+}
