@@ -16,6 +16,9 @@ data_rel="$(cfg_str "$section" data_dir)"
 data="${CLUSTER_DATA_DIR:-$here/$data_rel}"
 port="${CLUSTER_PORT:-$port}"
 
+# No Rust backtraces in the server's environment: errors stay SQL errors.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
 as_pg() {
   if [[ $(id -un) == postgres ]]; then "$@"; else runuser -u postgres -- "$@"; fi
 }

@@ -16,6 +16,15 @@ mod security;
 
 ::pgrx::pg_module_magic!();
 
+/// Called once when a backend loads the library.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // Errors raised inside SPI calls travel through Rust as panics; with
+    // backtraces enabled in the server's environment, pgrx would attach a
+    // Rust backtrace to the error's DETAIL. Users get the SQL error only.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+}
+
 // Tables, roles and sequences come first: every function depends on them.
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 // Documented wrappers, the committing procedure, views and grants come last,

@@ -200,7 +200,7 @@ fn check_privilege(target: pg_sys::Oid, name: &str, privilege: &str, why: &str) 
 /// the table has neither (batches then use physical row ids).
 fn batch_key(target: pg_sys::Oid) -> Option<Vec<String>> {
     Spi::get_one_with_args::<Vec<String>>(
-        "SELECT cols FROM (
+        "SELECT (SELECT cols FROM (
              SELECT i.indisprimary, i.indnkeyatts, i.indexrelid,
                     array_agg(a.attname::text ORDER BY k.n) AS cols,
                     bool_and(a.attnotnull) AS not_null
@@ -212,7 +212,7 @@ fn batch_key(target: pg_sys::Oid) -> Option<Vec<String>> {
               GROUP BY i.indisprimary, i.indnkeyatts, i.indexrelid) c
           WHERE indisprimary OR not_null
           ORDER BY indisprimary DESC, indnkeyatts, indexrelid
-          LIMIT 1",
+          LIMIT 1)",
         &[target.into()],
     )
     .or_raise("finding the target's key")

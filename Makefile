@@ -1,0 +1,30 @@
+# pg_retention — the two commands: `make run` (demo) and `make test`.
+# Each installs whatever is missing first (scripts/ensure-toolchain.sh).
+SHELL := /bin/bash
+
+.PHONY: all setup install test run stop bench clean
+
+all: test
+
+setup:
+	@bash scripts/ensure-toolchain.sh
+
+install: setup
+	@bash scripts/install.sh
+
+test: setup
+	@bash scripts/test.sh
+
+run: setup
+	@bash scripts/demo.sh
+
+stop:
+	@bash scripts/cluster.sh stop demo
+
+bench: setup
+	@bash bench/run.sh $(BENCH_ARGS)
+
+clean:
+	@bash scripts/cluster.sh destroy demo || true
+	@bash scripts/cluster.sh destroy test || true
+	cargo clean

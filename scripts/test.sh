@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every test: #[pg_test] unit tests, the pg_regress suite and the
+# integration tests (real sessions against a throwaway cluster).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$here/scripts/config.sh"
+cd "$here"
+mkdir -p target
+passed=0; failed=0
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+section "unit tests (cargo pgrx test)"
+pgdata=/tmp/pg_retention-pgrx-test
+mkdir -p "$pgdata" && chown postgres: "$pgdata"
+unit_log=target/unit-tests.log
+( unset RUST_BACKTRACE; cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$pgdata" ) 2>&1 | tee "$unit_log" \
+  | grep -E "^test |^test result|panicked|^error" || true
+if line="$(grep -E '^test result:' "$unit_log" | tail -1)" && [[ -n "$line" ]]; then
+  p="$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")"; f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+  passed=$((passed + p)); failed=$((failed + f))
+else
+  echo "unit tests did not run"; failed=$((failed + 1))
+fi
+
+section "install"
+if ! bash scripts/install.sh; then
+  echo "install failed"; echo "total: $passed passed, $((failed + 1)) failed"; exit 1
+fi
+
+section "test cluster"
+bash scripts/cluster.sh destroy test
+bash scripts/cluster.sh start test || { echo "total: $passed passed, $((failed + 1)) failed"; exit 1; }
+trap 'bash scripts/cluster.sh stop test >/dev/null 2>&1 || true' EXIT
+
+section "pg_regress"
+regress_log=target/regress.log
+bash scripts/regress.sh 2>&1 | tee "$regress_log" | grep -E "^(test |ok |not ok|=|[[:space:]]+(All|[0-9]+ of))|^\+|^-" || true
+p=$(grep -cE '^(test|ok) .* \.\.\. ok|^ok ' "$regress_log" || true)
+f=$(grep -cE '\.\.\. FAILED|^not ok ' "$regress_log" || true)
+passed=$((passed + p)); failed=$((failed + f))
+
+section "integration"
+int_log=target/integration.log
+bash tests/integration/run.sh 2>&1 | tee "$int_log"
+if line="$(grep -E '^integration: ' "$int_log" | tail -1)" && [[ -n "$line" ]]; then
+  p="$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")"; f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+  passed=$((passed + p)); failed=$((failed + f))
+else
+  failed=$((failed + 1))
+fi
+
+echo
+echo "total: $passed passed, $failed failed"
+((failed == 0))

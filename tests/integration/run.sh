@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every tests/integration/t_*.sh against the running test cluster and
+# prints "N passed, M failed". Each test file defines functions named test_*.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+. "$here/scripts/config.sh"
+export CLUSTER_PORT="${CLUSTER_PORT:-$(cfg_str test port)}"
+. "$here/tests/integration/lib.sh"
+
+passed=0; failed=0; failures=()
+only="${1:-}"
+for file in "$here"/tests/integration/t_*.sh; do
+  # shellcheck source=/dev/null
+  . "$file"
+  for t in $(declare -F | awk '{print $3}' | grep '^test_'); do
+    if [[ -n "$only" && "$t" != *"$only"* ]]; then unset -f "$t"; continue; fi
+    start=$(date +%s%N)
+    # Not inside 'if': errexit must stay in force in the test's subshell.
+    ( set -e; "$t" ); rc=$?
+    if ((rc == 0)); then
+      passed=$((passed + 1)); result=ok
+    else
+      failed=$((failed + 1)); result=FAILED; failures+=("$t")
+    fi
+    printf '  %-60s %s (%d ms)\n' "$(basename "$file" .sh)::$t" "$result" $(( ($(date +%s%N) - start) / 1000000 ))
+    unset -f "$t"
+  done
+done
+echo
+if ((failed)); then printf 'failed: %s\n' "${failures[@]}"; fi
+echo "integration: $passed passed, $failed failed"
+((failed == 0))
