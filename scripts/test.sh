@@ -16,8 +16,9 @@ mkdir -p "$pgdata" && chown postgres: "$pgdata"
 unit_log=target/unit-tests.log
 ( unset RUST_BACKTRACE; cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$pgdata" ) 2>&1 | tee "$unit_log" \
   | grep -E "^test |^test result|panicked|^error" || true
-if line="$(grep -E '^test result:' "$unit_log" | tail -1)" && [[ -n "$line" ]]; then
-  p="$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")"; f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+if grep -qE '^test result:' "$unit_log"; then
+  p="$(grep -E '^test result:' "$unit_log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')"
+  f="$(grep -E '^test result:' "$unit_log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')"
   passed=$((passed + p)); failed=$((failed + f))
 else
   echo "unit tests did not run"; failed=$((failed + 1))

@@ -257,6 +257,8 @@ fn run_batch(
     };
     let sql = purge_statement(&p, &table);
     let batch = p.batch_size;
+    let batch_started = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
+        .or_raise("reading the clock");
     let (selected, deleted) = security::as_policy_owner(p.owner, || {
         Spi::connect_mut(|c| {
             let row = c
@@ -270,10 +272,13 @@ fn run_batch(
     });
     security::as_extension_owner(|| {
         Spi::run_with_args(
+            // A policy's own time starts with its first batch, not when the
+            // run (and its cutoffs) opened.
             "UPDATE retention.run_log
-                SET rows_purged = rows_purged + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END
+                SET rows_purged = rows_purged + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END,
+                    started_at = CASE WHEN batches = 0 AND rows_purged = 0 THEN $4 ELSE started_at END
               WHERE id = $1",
-            &[item.into(), deleted.into(), selected.into()],
+            &[item.into(), deleted.into(), selected.into(), batch_started.into()],
         )
         .or_raise("counting the batch")
     });

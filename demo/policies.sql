@@ -1,0 +1,36 @@
+-- The demo shop's retention policies: what is kept how long, and why.
+SET client_min_messages = warning;
+
+-- Server logs with IP addresses: 90 days for security analysis.
+SELECT retention.create_policy('access_log_90d', 'shop.web_access_log', 'logged_at', interval '90 days',
+    batch_size => 5000,
+    purpose => 'detecting attacks and faults',
+    legal_basis => 'GDPR Art. 6(1)(f), legitimate interest; 90 days');
+
+-- Newsletter readers who unsubscribed: deleted 30 days later.
+SELECT retention.create_policy('newsletter_unsubscribed', 'shop.newsletter_signups', 'unsubscribed_at', interval '30 days',
+    filter => 'unsubscribed_at IS NOT NULL',
+    purpose => 'newsletter delivery',
+    legal_basis => 'GDPR Art. 6(1)(a), consent withdrawn');
+
+-- Support tickets: two years after closing.
+SELECT retention.create_policy('tickets_closed_2y', 'shop.support_tickets', 'closed_at', interval '2 years',
+    filter => 'closed_at IS NOT NULL',
+    purpose => 'customer support',
+    legal_basis => 'GDPR Art. 6(1)(b); warranty period');
+
+-- Closed customer accounts: three years after closing (limitation period, BGB §195).
+SELECT retention.create_policy('customers_closed_3y', 'shop.customers', 'closed_at', interval '3 years',
+    filter => 'closed_at IS NOT NULL',
+    purpose => 'customer account',
+    legal_basis => 'GDPR Art. 6(1)(b), 17(3)(e); BGB §195 limitation period');
+
+-- Orders are accounting vouchers: ten years (HGB §257, AO §147), counted
+-- here from the order date.
+SELECT retention.create_policy('orders_10y', 'shop.orders', 'placed_at', interval '10 years',
+    purpose => 'bookkeeping',
+    legal_basis => 'HGB §257, AO §147: 10 years');
+
+-- Every night at 03:00, pg_cron runs the due work.
+SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'pg_retention';
+SELECT cron.schedule('pg_retention', '0 3 * * *', 'CALL retention.run()');
