@@ -9,8 +9,9 @@ cfg_get() { # section key -> raw value
 }
 cfg_str() { cfg_get "$1" "$2" | sed -e 's/^"//' -e 's/"[ \t]*$//'; }
 # One postgresql.conf line per list element of [section] conf.
+# Elements are double-quoted strings without double quotes inside.
 cfg_conf_lines() {
-  cfg_get "$1" conf | python3 -c 'import json,sys; [print(x) for x in json.loads(sys.stdin.read() or "[]")]'
+  cfg_get "$1" conf | grep -o '"[^"]*"' | sed -e 's/^"//' -e 's/"$//'
 }
 PG_MAJOR="$(cfg_str postgres major)"
 PG_CONFIG="$(cfg_str postgres pg_config)"
