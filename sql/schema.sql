@@ -67,14 +67,27 @@ COMMENT ON TABLE retention.run_log IS
 
 CREATE SEQUENCE retention.run_id_seq;
 
+-- Key material (the pseudonym key). Readable by the extension owner only;
+-- never shown in a view, a NOTICE or a log line.
+CREATE TABLE retention.secrets (
+    name        text        PRIMARY KEY,
+    key         bytea       NOT NULL CHECK (length(key) >= 16),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE retention.secrets IS
+    'Key material of pg_retention (pseudonym key). Not readable by retention roles.';
+
 -- pg_dump keeps the contents of these tables (policies and their history).
 SELECT pg_catalog.pg_extension_config_dump('retention.policies', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.policies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.run_log', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.run_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.run_id_seq', '');
+-- The pseudonym key travels with the dump so that pseudonyms stay stable
+-- across a restore; a dump is as confidential as the database it came from.
+SELECT pg_catalog.pg_extension_config_dump('retention.secrets', '');
 
 REVOKE ALL ON SCHEMA retention FROM PUBLIC;
 GRANT USAGE ON SCHEMA retention TO retention_admin, retention_auditor;
-REVOKE ALL ON retention.policies, retention.run_log FROM PUBLIC;
+REVOKE ALL ON retention.policies, retention.run_log, retention.secrets FROM PUBLIC;
 GRANT SELECT ON retention.policies, retention.run_log TO retention_admin, retention_auditor;

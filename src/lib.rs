@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod expr;
 mod ident;
+mod mask;
 mod policy;
 mod security;
 
