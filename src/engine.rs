@@ -42,13 +42,27 @@ fn try_lock(policy_id: i64) -> bool {
 }
 
 fn unlock(policy_id: i64) {
-    let held = HELD.with(|h| h.borrow_mut().remove(&policy_id));
+    let held = HELD.with(|h| h.borrow().contains(&policy_id));
     if held {
         Spi::get_one_with_args::<bool>(
             "SELECT pg_catalog.pg_advisory_unlock($1, $2::int4)",
             &[LOCK_CLASS.into(), policy_id.into()],
         )
         .or_raise("releasing the policy's run lock");
+        // Forget the lock only once it is really released.
+        HELD.with(|h| h.borrow_mut().remove(&policy_id));
+    }
+}
+
+/// Refuses work on a run-log item whose policy lock this session does not
+/// hold: only the session that opened a run may advance or close it.
+fn require_own_item(policy_id: i64, item: i64) {
+    if !HELD.with(|h| h.borrow().contains(&policy_id)) {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("run-log entry {item} belongs to another session's run"),
+            "Start runs with CALL retention.run(); internal functions are not an interface.",
+        )
     }
 }
 
@@ -115,11 +129,13 @@ fn target_or_fail(p: &Policy) -> Result<String, String> {
 #[pg_extern(name = "_run_open")]
 fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
     security::require_admin("run retention policies");
-    if top_level && unsafe { pg_sys::IsTransactionBlock() } {
+    // The calling procedure must be able to COMMIT: called by CALL at top
+    // level, not inside BEGIN ... COMMIT, a function or an atomic procedure.
+    if top_level && !unsafe { pg_sys::SPI_inside_nonatomic_context() } {
         raise(
             PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
-            "retention.run() cannot run inside a transaction block",
-            "CALL retention.run() on its own: it commits after every batch.",
+            "retention.run() cannot run inside a transaction block or a function",
+            "CALL retention.run() on its own, at top level: it commits after every batch.",
         )
     }
     release_stale_locks();
@@ -236,6 +252,7 @@ fn run_batch(
     if it.status != "running" {
         return done(0);
     }
+    require_own_item(it.policy_id, item);
     let Some(p) = policy::load_by_id(it.policy_id) else {
         finish(item, it.policy_id, "skipped", None, Some("policy was dropped during the run"));
         return done(0);
@@ -282,7 +299,10 @@ fn run_batch(
         )
         .or_raise("counting the batch")
     });
-    let more = selected >= batch as i64;
+    // More may remain only if the batch was full and made progress: rows
+    // that are selected but cannot be deleted (a row-security policy, a
+    // trigger returning NULL) must not make the run loop forever.
+    let more = deleted > 0 && selected >= batch as i64;
     TableIterator::once((more, if more { p.batch_pause_secs } else { 0.0 }, deleted))
 }
 
@@ -291,6 +311,9 @@ fn run_batch(
 fn run_close(item: i64) {
     security::require_admin("run retention policies");
     if let Some(it) = load_item(item) {
+        if it.status == "running" {
+            require_own_item(it.policy_id, item);
+        }
         finish(item, it.policy_id, "succeeded", None, None);
     }
 }
@@ -364,6 +387,9 @@ fn run_fail(
     security::require_admin("run retention policies");
     let text = sanitized_error(sqlstate, message, table, constraint, column);
     if let Some(it) = load_item(item) {
+        if it.status == "running" {
+            require_own_item(it.policy_id, item);
+        }
         finish(item, it.policy_id, "failed", Some(sqlstate), Some(&text));
         let name = policy::load_by_id(it.policy_id).map(|p| p.name).unwrap_or_else(|| it.policy_id.to_string());
         pgrx::warning!("retention policy \"{}\" failed: {}", name, text);

@@ -121,7 +121,13 @@ fn check_purge_after(iv: Option<Interval>) -> Interval {
             "purge_after must be a positive interval",
             "Give the age after which rows are deleted, e.g. interval '2 years'.",
         ),
-        Some(iv) => iv,
+        Some(iv) => {
+            // The cutoff now() - purge_after must be a valid timestamp
+            // (raises "timestamp out of range" otherwise).
+            Spi::get_one_with_args::<bool>("SELECT pg_catalog.now() - $1 IS NOT NULL", &[iv.into()])
+                .or_raise("checking purge_after");
+            iv
+        }
     }
 }
 
@@ -219,7 +225,9 @@ fn batch_key(target: pg_sys::Oid) -> Option<Vec<String>> {
 }
 
 fn check_clock(clock: &str, table: &str) -> pg_sys::Oid {
-    let ty = expr::analyse(Role::Clock, clock, table);
+    // Analysed with the search_path the engine will use: names outside
+    // pg_catalog must be schema-qualified.
+    let ty = security::with_pinned_search_path(|| expr::analyse(Role::Clock, clock, table));
     if !expr::is_clock_type(ty) {
         raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -231,7 +239,7 @@ fn check_clock(clock: &str, table: &str) -> pg_sys::Oid {
 }
 
 fn check_filter(filter: &str, table: &str) {
-    let ty = expr::analyse(Role::Filter, filter, table);
+    let ty = security::with_pinned_search_path(|| expr::analyse(Role::Filter, filter, table));
     if ty != pg_sys::BOOLOID {
         raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,

@@ -97,6 +97,38 @@ pub fn require_policy_control(policy: &str, owner: pg_sys::Oid) {
     }
 }
 
+/// Runs `f` with `search_path` pinned to `pg_catalog, pg_temp`, restoring
+/// the caller's setting afterwards. Everything the extension executes with
+/// someone else's rights runs this way, so that objects planted in the
+/// caller's schemas (operators, functions) cannot be picked up by the
+/// extension's statements or by a policy's clock and filter.
+pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // While an ERROR unwinds, transaction abort restores GUCs itself.
+            if !std::thread::panicking() {
+                unsafe { pg_sys::AtEOXact_GUC(true, self.0) }
+            }
+        }
+    }
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    let _restore = Restore(level);
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+    f()
+}
+
 /// Runs `f` with the rights of `role`, restoring the previous user afterwards
 /// (also when `f` raises an ERROR: the guard's Drop runs while the error
 /// unwinds, and transaction abort restores the user id in any case).
@@ -110,16 +142,18 @@ fn with_user<R>(role: pg_sys::Oid, restricted: bool, f: impl FnOnce() -> R) -> R
             unsafe { pg_sys::SetUserIdAndSecContext(self.uid, self.ctx) }
         }
     }
-    let mut uid = pg_sys::InvalidOid;
-    let mut ctx: i32 = 0;
-    unsafe { pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx) };
-    let _restore = Restore { uid, ctx };
-    let mut flags = ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32;
-    if restricted {
-        flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
-    }
-    unsafe { pg_sys::SetUserIdAndSecContext(role, flags) };
-    f()
+    with_pinned_search_path(|| {
+        let mut uid = pg_sys::InvalidOid;
+        let mut ctx: i32 = 0;
+        unsafe { pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx) };
+        let _restore = Restore { uid, ctx };
+        let mut flags = ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32;
+        if restricted {
+            flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+        }
+        unsafe { pg_sys::SetUserIdAndSecContext(role, flags) };
+        f()
+    })
 }
 
 /// Runs `f` as a policy's owner, in a security-restricted operation.

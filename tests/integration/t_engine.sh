@@ -71,8 +71,9 @@ SQL
 }
 
 # A row whose clock moves forward after the run fixed its cutoff survives:
-# the due condition is re-checked inside the DELETE.
-test_due_condition_rechecked_in_delete() {
+# every batch evaluates the due condition afresh (the race inside one
+# statement, between selecting and deleting, is not provoked here).
+test_row_whose_clock_moves_during_the_run_survives() {
   fresh_db recheck
   q >/dev/null <<'SQL'
 CREATE TABLE accounts (id int PRIMARY KEY, last_login timestamptz NOT NULL);

@@ -38,7 +38,7 @@ SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at; DROP TABLE orders', '1 year')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at FROM orders', '1 year')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at) IS NOT NULL OR (true', '1 year')$$);
-SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', '(SELECT max(created_at) FROM orders)', '1 year')$$);
+SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', '(SELECT max(created_at) FROM public.orders)', '1 year')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'clock_timestamp()', '1 year')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', '', '1 year')$$);
 
@@ -52,10 +52,19 @@ SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', filter => 'random() < 0.5')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', filter => 'count(*) > 0')$$);
 
--- purge_after must be positive; batch_size positive; batch_pause not negative.
+-- Declared expressions are resolved with search_path = pg_catalog, pg_temp
+-- (as they are when runs execute them with the owner's rights): functions
+-- outside pg_catalog must be schema-qualified.
+CREATE FUNCTION public.is_test_order(bigint) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT $1 < 0';
+SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', filter => 'is_test_order(id)')$$);
+SELECT pg_temp.refused($$SELECT retention.create_policy('p_q', 'orders', 'created_at', '1 year', filter => 'public.is_test_order(id)')$$);
+SELECT retention.drop_policy('p_q');
+
+-- purge_after must be positive and leave a representable cutoff; batch_size positive; batch_pause not negative.
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '0 days')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '-1 year')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', NULL)$$);
+SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '300000 years')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', batch_size => 0)$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', batch_pause => '-1 second')$$);
 

@@ -40,6 +40,17 @@ SELECT * FROM retention.preview();
 SELECT count(*) FROM retention.runs;
 SELECT count(*) FROM retention.policies;
 RESET ROLE;
+-- The functions check membership themselves too, should EXECUTE be granted
+-- by mistake.
+GRANT USAGE ON SCHEMA retention TO rt_stranger;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO rt_stranger;
+SET ROLE rt_stranger;
+SELECT retention.create_policy('x', 'sessions', 'started_at', interval '1 day');
+SELECT retention.pause_policy('sessions_10d');
+SELECT * FROM retention.preview();
+RESET ROLE;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA retention FROM rt_stranger;
+REVOKE USAGE ON SCHEMA retention FROM rt_stranger;
 
 -- Auditors read policies, previews and the run log, and change nothing.
 SET ROLE rt_reader;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make bench`: builds a release build, starts the demo cluster and runs the
+# benchmark scripts in bench/. Not part of `make test`.
+#   BENCH_ARGS="--rows 1000000 --batch 10000" make bench
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$here/scripts/config.sh"
+cd "$here"
+rows=1000000; batch=10000
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rows) rows="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bash scripts/install.sh --release
+bash scripts/cluster.sh start demo
+port="$(cfg_str demo port)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $("$PG_CONFIG" --version)"
+echo "command: make bench BENCH_ARGS=\"--rows $rows --batch $batch\""
+psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/purge_quick.sql
