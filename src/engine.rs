@@ -14,6 +14,7 @@ use crate::ident;
 use crate::policy::{self, Policy};
 use crate::security;
 use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
@@ -276,8 +277,11 @@ fn run_batch(
     let batch = p.batch_size;
     let batch_started = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
         .or_raise("reading the clock");
-    let (selected, deleted) = security::as_policy_owner(p.owner, || {
+    let (selected, deleted) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
         Spi::connect_mut(|c| {
+            // Deferred foreign keys are checked now, inside the batch, so
+            // that a violation fails this batch and not the COMMIT after it.
+            c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[]).or_raise("purging a batch");
             let row = c
                 .update(&sql, Some(1), &[cutoff.into(), (batch as i64).into()])
                 .or_raise("purging a batch")
@@ -286,7 +290,7 @@ fn run_batch(
             let deleted = row.get::<i64>(2).or_raise("purging a batch").unwrap_or(0);
             (selected, deleted)
         })
-    });
+    }));
     security::as_extension_owner(|| {
         Spi::run_with_args(
             // A policy's own time starts with its first batch, not when the
@@ -304,6 +308,40 @@ fn run_batch(
     // trigger returning NULL) must not make the run loop forever.
     let more = deleted > 0 && selected >= batch as i64;
     TableIterator::once((more, if more { p.batch_pause_secs } else { 0.0 }, deleted))
+}
+
+/// The five-character SQLSTATE of an error code.
+fn sqlstate_of(code: PgSqlErrorCode) -> String {
+    let c = code as i32;
+    (0..5).map(|i| ((((c >> (6 * i)) & 0x3F) as u8) + b'0') as char).collect()
+}
+
+/// Runs `f`, which executes statements on `table` with the policy owner's
+/// rights. An ERROR from the server is raised again with the same SQLSTATE
+/// and a message that cannot quote row values: messages raised by PL
+/// functions (triggers) are withheld whatever their SQLSTATE, others are
+/// filtered by `sanitized_error`.
+fn sanitizing<R>(table: &str, f: impl FnOnce() -> R) -> R {
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_others(|e| match e {
+            CaughtError::PostgresError(r) => {
+                let code = r.sql_error_code();
+                let state = sqlstate_of(code);
+                let from_pl = r.file().contains("pl_exec") || r.function_name() == Some("exec_stmt_raise");
+                let msg = if from_pl {
+                    format!("error {state} raised by a trigger or function (message withheld: it may quote row values) [table {table}]")
+                } else {
+                    sanitized_error(&state, Some(r.message()), Some(table), None, None)
+                };
+                raise(
+                    code,
+                    msg,
+                    "Messages that may quote row values are withheld; repeat the statement as the policy owner to see the full error.",
+                )
+            }
+            other => other.rethrow(),
+        })
+        .execute()
 }
 
 /// Closes a run-log item that ran to its end.
@@ -434,11 +472,11 @@ fn preview(
         let Some(cut) = cutoff else { continue };
         let due = due_condition(&p);
         let count_sql = format!("SELECT count(*) FROM {table} WHERE {due}");
-        let (due_rows, indexed) = security::as_policy_owner(p.owner, || {
+        let (due_rows, indexed) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
             let n = Spi::get_one_with_args::<i64>(&count_sql, &[cut.into()])
                 .or_raise("counting due rows");
             (n, clock_indexed(&table, &due, cut))
-        });
+        }));
         let mut notes = Vec::new();
         if !indexed {
             notes.push(format!(

@@ -66,6 +66,22 @@ SELECT id FROM notes;
 -- The batch that failed was rolled back as a whole.
 SELECT count(*) FROM tickets WHERE id = 2;
 
+-- A trigger's own message may quote row values: it is withheld whatever
+-- SQLSTATE the trigger chose, in the run log and in the WARNING.
+CREATE TABLE memos (id int PRIMARY KEY, at date NOT NULL, body text);
+INSERT INTO memos VALUES (1, current_date - 30, 'secret memo');
+CREATE FUNCTION memo_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'cannot delete memo %', OLD.body USING ERRCODE = 'object_not_in_prerequisite_state';
+END $$;
+CREATE TRIGGER memo_guard BEFORE DELETE ON memos FOR EACH ROW EXECUTE FUNCTION memo_guard();
+SELECT retention.create_policy('memos_1w', 'memos', 'at', interval '7 days') > 0 AS created;
+CALL retention.run('memos_1w');
+SELECT status, error_code, error FROM retention.runs WHERE policy = 'memos_1w';
+-- A filter that fails on some row's value: the preview's error withholds it.
+SELECT retention.create_policy('memos_cast', 'memos', 'at', interval '7 days', filter => 'body::int > 0') > 0 AS created;
+SELECT * FROM retention.preview('memos_cast');
+
 -- The run log holds counts and names only: no ticket subjects, no reply
 -- text, no key values from the foreign key error's detail.
 SELECT count(*) AS rows_mentioning_data
