@@ -20,3 +20,4 @@ port="$(cfg_str demo port)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $("$PG_CONFIG" --version)"
 echo "command: make bench BENCH_ARGS=\"--rows $rows --batch $batch\""
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/purge_quick.sql
+psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/mask.sql

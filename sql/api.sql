@@ -22,7 +22,7 @@ LANGUAGE sql VOLATILE
 AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10) $$;
 
 COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text) IS
-'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run(). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Returns the policy id.';
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Returns the policy id.';
 
 CREATE FUNCTION retention.alter_policy(
     name         text,
@@ -68,6 +68,133 @@ COMMENT ON FUNCTION retention.resume_policy(text) IS
 'Resumes a paused policy. Returns true if the state changed.';
 
 ------------------------------------------------------------------------------
+-- Lifecycle stages and masks
+------------------------------------------------------------------------------
+
+CREATE FUNCTION retention.add_stage(
+    policy       text,
+    after        interval,
+    action       text,
+    column_name  text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._add_stage($1, $2, $3, $4) $$;
+
+COMMENT ON FUNCTION retention.add_stage(text, interval, text, text) IS
+'Adds a stage to policy POLICY, applied to rows whose clock is older than AFTER. ACTION is ''mark'' (restrict, GDPR Art. 18: sets COLUMN_NAME, a timestamptz or boolean column, to now()/true), ''anonymise'' or ''anonymize'' (applies the masks of retention.set_mask once and records it in COLUMN_NAME) or ''purge'' (deletes; the same as create_policy''s purge_after). One stage per action; ages must increase mark < anonymise < purge. The policy owner needs UPDATE (mark, anonymise) or DELETE (purge) on the table. Returns the policy id.';
+
+CREATE FUNCTION retention.drop_stage(policy text, action text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._drop_stage($1, $2) $$;
+
+COMMENT ON FUNCTION retention.drop_stage(text, text) IS
+'Removes the stage ACTION (mark, anonymise, purge) from policy POLICY. Rows already marked or anonymised keep their state. Returns true if there was such a stage.';
+
+CREATE FUNCTION retention.set_mask(
+    policy       text,
+    column_name  text,
+    strategy     text,
+    options      jsonb DEFAULT '{}'
+) RETURNS void
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._set_mask($1, $2, $3, $4) $$;
+
+COMMENT ON FUNCTION retention.set_mask(text, text, text, jsonb) IS
+'Declares how the anonymise stage of policy POLICY masks COLUMN_NAME: STRATEGY is one of retention.mask_strategies, OPTIONS its settings, e.g. set_mask(''orders_lifecycle'', ''email'', ''email'', ''{"keep_domain": false}''). Validated now against the column''s type. Replaces an earlier mask of the same column.';
+
+CREATE FUNCTION retention.drop_mask(policy text, column_name text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._drop_mask($1, $2) $$;
+
+COMMENT ON FUNCTION retention.drop_mask(text, text) IS
+'Removes the mask of COLUMN_NAME from policy POLICY. Returns true if there was one.';
+
+CREATE FUNCTION retention.restrict(target regclass)
+RETURNS text
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._restrict($1::oid) $$;
+
+COMMENT ON FUNCTION retention.restrict(regclass) IS
+'Makes marked rows of TARGET restricted in practice (GDPR Art. 18): a restrictive row-security policy hides them from every role except the table owner, superusers, roles with BYPASSRLS and members of retention_admin, and a trigger refuses UPDATEs of them by anyone except pg_retention''s own stages. Needs a policy with a mark stage on TARGET; the caller must own the table.';
+
+CREATE FUNCTION retention.unrestrict(target regclass)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._unrestrict($1::oid) $$;
+
+COMMENT ON FUNCTION retention.unrestrict(regclass) IS
+'Removes what retention.restrict installed on TARGET. Returns true if the table was restricted.';
+
+CREATE FUNCTION retention.refuse_restricted_update()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    was jsonb;
+BEGIN
+    IF TG_NARGS <> 1 OR TG_LEVEL <> 'ROW' OR TG_OP <> 'UPDATE' THEN
+        RAISE EXCEPTION 'retention.refuse_restricted_update() must be a row-level UPDATE trigger with the marker column as its argument'
+            USING ERRCODE = 'trigger_protocol_violated', HINT = 'Install it with retention.restrict(table).';
+    END IF;
+    was := to_jsonb(OLD) -> TG_ARGV[0];
+    IF was IS NULL THEN
+        RAISE EXCEPTION 'marker column "%" of %.% does not exist', TG_ARGV[0], TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'undefined_column', HINT = 'Reinstall with retention.unrestrict(table) and retention.restrict(table).';
+    END IF;
+    IF was <> 'null'::jsonb AND was <> 'false'::jsonb AND NOT retention._stage_active() THEN
+        RAISE EXCEPTION 'a row of %.% is restricted (GDPR Art. 18) and cannot be changed', TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Restricted rows are only anonymised or deleted by pg_retention''s stages.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION retention.refuse_restricted_update() IS
+'Trigger function installed by retention.restrict: refuses UPDATEs of rows whose marker column (the trigger argument) is set, except by pg_retention''s stages.';
+
+CREATE FUNCTION retention.touch()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col text;
+    ty  regtype;
+BEGIN
+    IF TG_NARGS <> 1 OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+        RAISE EXCEPTION 'retention.touch() must be a BEFORE INSERT OR UPDATE ... FOR EACH ROW trigger with the clock column as its argument'
+            USING ERRCODE = 'trigger_protocol_violated',
+                  HINT = 'CREATE TRIGGER ... BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION retention.touch(''last_activity_at'')';
+    END IF;
+    col := TG_ARGV[0];
+    SELECT a.atttypid::regtype INTO ty
+      FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF ty IS NULL THEN
+        RAISE EXCEPTION 'column "%" of %.% does not exist', col, TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'undefined_column', HINT = 'Give retention.touch() the name of the clock column.';
+    END IF;
+    IF ty NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'column "%" of %.% is of type %, not timestamptz, timestamp or date', col, TG_TABLE_SCHEMA, TG_TABLE_NAME, ty
+            USING ERRCODE = 'datatype_mismatch', HINT = 'retention.touch() resets a clock column to the current time.';
+    END IF;
+    NEW := jsonb_populate_record(NEW, jsonb_build_object(col,
+        CASE ty WHEN 'date'::regtype THEN to_jsonb(current_date)
+                WHEN 'timestamp'::regtype THEN to_jsonb(localtimestamp)
+                ELSE to_jsonb(now()) END));
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION retention.touch() IS
+'Trigger function for applications: resets the clock column given as argument to the current time on INSERT and UPDATE, e.g. CREATE TRIGGER touch BEFORE INSERT OR UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION retention.touch(''last_activity_at''), so that activity restarts a row''s retention period.';
+
+------------------------------------------------------------------------------
 -- Preview and run
 ------------------------------------------------------------------------------
 
@@ -86,7 +213,7 @@ LANGUAGE sql STABLE
 AS $$ SELECT * FROM retention._preview($1) $$;
 
 COMMENT ON FUNCTION retention.preview(text) IS
-'Shows, per policy (or for the one named), what a run would do now: the cutoff, how many rows are due, whether an index serves the clock, and notes. Changes nothing. Counting runs with the policy owner''s rights.';
+'Shows, per policy (or for the one named) and stage, what a run would do now: the cutoff, how many rows are due for that stage (rows due for an older stage are counted there), whether an index serves the clock, and notes. Changes nothing. Counting runs with the policy owner''s rights.';
 
 CREATE PROCEDURE retention.run(policy text DEFAULT NULL)
 LANGUAGE plpgsql
@@ -164,7 +291,7 @@ END
 $proc$;
 
 COMMENT ON PROCEDURE retention.run(text) IS
-'Runs the due work of every active policy (or of the one named): deletes due rows in batches, committing after each, with one cutoff per policy fixed at the start. Logs one row per policy in retention.runs. Call it at top level (CALL retention.run()), e.g. from pg_cron; a failing policy is logged and the run goes on with the next.';
+'Runs the due work of every active policy (or of the one named): applies the purge, anonymise and mark stages (oldest first) in batches, committing after each, with one cutoff per policy fixed at the start. Logs one row per policy in retention.runs. Call it at top level (CALL retention.run()), e.g. from pg_cron; a failing policy is logged and the run goes on with the next.';
 
 ------------------------------------------------------------------------------
 -- Views
@@ -189,6 +316,8 @@ SELECT l.id,
        coalesce(l.finished_at, pg_catalog.clock_timestamp()) - l.started_at AS duration,
        l.cutoff,
        l.rows_purged,
+       l.rows_anonymised,
+       l.rows_marked,
        l.batches,
        l.error_code,
        l.error,
@@ -197,7 +326,7 @@ SELECT l.id,
   FROM retention.run_log l;
 
 COMMENT ON VIEW retention.runs IS
-'One row per policy per run: when, by whom, the cutoff, rows purged, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
+'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
 
 ------------------------------------------------------------------------------
 -- Masking library

@@ -28,7 +28,15 @@ CREATE TABLE retention.policies (
     clock        text        NOT NULL, -- validated single expression
     clock_type   regtype     NOT NULL,
     filter       text,                 -- validated boolean expression, NULL: every row
-    purge_after  interval    NOT NULL CHECK (purge_after > interval '0'),
+    -- Stages: each NULL when the policy has no such stage. Ages increase
+    -- mark < anonymise < purge (checked by retention.add_stage).
+    mark_after       interval CHECK (mark_after > interval '0'),
+    anonymise_after  interval CHECK (anonymise_after > interval '0'),
+    purge_after      interval CHECK (purge_after > interval '0'),
+    marker_column    text,                 -- mark stage: timestamptz or boolean column set on marking
+    marker_type      regtype,
+    anonymised_column text,                -- anonymise stage: timestamptz or boolean column set once masked
+    anonymised_type  regtype,
     batch_size   integer     NOT NULL DEFAULT 1000 CHECK (batch_size > 0),
     batch_pause  interval    NOT NULL DEFAULT interval '0' CHECK (batch_pause >= interval '0'),
     skip_locked  boolean     NOT NULL DEFAULT true,
@@ -41,6 +49,17 @@ CREATE TABLE retention.policies (
 );
 COMMENT ON TABLE retention.policies IS
     'Retention policies: which rows of which table are kept how long. Change through retention.create_policy/alter_policy/drop_policy.';
+
+-- How the anonymise stage masks each column (validated by retention.set_mask).
+CREATE TABLE retention.masks (
+    policy_id    bigint NOT NULL REFERENCES retention.policies (id) ON DELETE CASCADE,
+    column_name  text   NOT NULL,
+    strategy     text   NOT NULL,
+    options      jsonb  NOT NULL DEFAULT '{}',
+    PRIMARY KEY (policy_id, column_name)
+);
+COMMENT ON TABLE retention.masks IS
+    'Masks of the anonymise stage: one strategy per column. Change through retention.set_mask/drop_mask.';
 
 -- One row per policy per run. Holds counts and names only, never row data.
 CREATE TABLE retention.run_log (
@@ -55,8 +74,14 @@ CREATE TABLE retention.run_log (
     finished_at  timestamptz,
     status       text        NOT NULL DEFAULT 'running'
                  CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'interrupted')),
-    cutoff       timestamptz,
+    cutoff       timestamptz,          -- purge stage
+    anonymise_cutoff timestamptz,
+    mark_cutoff  timestamptz,
+    stage        text        NOT NULL DEFAULT 'purge'
+                 CHECK (stage IN ('purge', 'anonymise', 'mark', 'done')),
     rows_purged  bigint      NOT NULL DEFAULT 0,
+    rows_anonymised bigint   NOT NULL DEFAULT 0,
+    rows_marked  bigint      NOT NULL DEFAULT 0,
     batches      integer     NOT NULL DEFAULT 0,
     error_code   text,
     error        text
@@ -80,6 +105,7 @@ COMMENT ON TABLE retention.secrets IS
 -- pg_dump keeps the contents of these tables (policies and their history).
 SELECT pg_catalog.pg_extension_config_dump('retention.policies', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.policies_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.masks', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.run_log', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.run_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.run_id_seq', '');
@@ -89,5 +115,5 @@ SELECT pg_catalog.pg_extension_config_dump('retention.secrets', '');
 
 REVOKE ALL ON SCHEMA retention FROM PUBLIC;
 GRANT USAGE ON SCHEMA retention TO retention_admin, retention_auditor;
-REVOKE ALL ON retention.policies, retention.run_log, retention.secrets FROM PUBLIC;
-GRANT SELECT ON retention.policies, retention.run_log TO retention_admin, retention_auditor;
+REVOKE ALL ON retention.policies, retention.masks, retention.run_log, retention.secrets FROM PUBLIC;
+GRANT SELECT ON retention.policies, retention.masks, retention.run_log TO retention_admin, retention_auditor;

@@ -87,10 +87,10 @@ fn clock_cast(ty: pg_sys::Oid) -> &'static str {
     }
 }
 
-/// `<clock> < $1::<type> [AND (<filter>)]`: the due condition, with the
-/// cutoff as parameter $1.
-fn due_condition(p: &Policy) -> String {
-    let mut s = format!("{} < $1::{}", expr::embed(&p.clock), clock_cast(p.clock_type));
+/// `<clock> < $n::<type> [AND (<filter>)]`: the due condition of a stage
+/// whose cutoff is parameter $n.
+fn due_condition_at(p: &Policy, n: usize) -> String {
+    let mut s = format!("{} < ${n}::{}", expr::embed(&p.clock), clock_cast(p.clock_type));
     if let Some(f) = &p.filter {
         s.push_str(" AND ");
         s.push_str(&expr::embed(f));
@@ -98,27 +98,75 @@ fn due_condition(p: &Policy) -> String {
     s
 }
 
-/// One batch: select up to $2 due rows (skipping locked ones), delete them
-/// while re-checking the due condition, return (selected, deleted).
-fn purge_statement(p: &Policy, table: &str) -> String {
-    let due = due_condition(p);
-    let lock = if p.skip_locked { " FOR UPDATE SKIP LOCKED" } else { "" };
-    match &p.key_columns {
-        Some(cols) => {
-            let cols: Vec<String> = cols.iter().map(|c| ident::quote(c)).collect();
-            let list = cols.join(", ");
-            format!(
-                "WITH due AS (SELECT {list} FROM {table} WHERE {due} LIMIT $2{lock}),\n\
-                 gone AS (DELETE FROM {table} WHERE ({list}) IN (SELECT {list} FROM due) AND {due} RETURNING 1)\n\
-                 SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)"
-            )
-        }
-        None => format!(
-            "WITH due AS (SELECT ctid AS row_id FROM {table} WHERE {due} LIMIT $2{lock}),\n\
-             gone AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT row_id FROM due)) AND {due} RETURNING 1)\n\
-             SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)"
-        ),
+fn due_condition(p: &Policy) -> String {
+    due_condition_at(p, 1)
+}
+
+/// Whether batches address rows by physical row id rather than by key.
+///
+/// On a plain local table this is the fast path: the row ids of a batch are
+/// sorted by the TID scan, so the DELETE or UPDATE reads the heap in
+/// physical order, without a join and without one index lookup per row.
+/// Partitioned tables (row ids repeat across partitions) and Citus
+/// distributed tables (no row ids across nodes) are batched by key.
+fn batch_by_row_id(p: &Policy) -> bool {
+    if p.key_columns.is_none() {
+        return true;
     }
+    if ident::relkind(p.target) != Some(b'r') {
+        return false;
+    }
+    !is_distributed(p.target)
+}
+
+/// Whether Citus distributes the table (only asked when Citus is installed).
+fn is_distributed(target: pg_sys::Oid) -> bool {
+    let citus = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
+    if citus == pg_sys::InvalidOid {
+        return false;
+    }
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::oid::regclass)",
+        &[target.into()],
+    )
+    .or_raise("asking Citus about the table")
+    .unwrap_or(true)
+}
+
+/// What one batch does to the rows it selected.
+enum Action {
+    Delete,
+    /// `UPDATE ... SET <list>`
+    Update(String),
+}
+
+/// One batch: select up to $2 due rows (skipping locked ones), then delete or
+/// update them while re-checking the due condition (and, for updates, that
+/// the row is still pending). Returns (selected, changed).
+fn batch_statement(p: &Policy, table: &str, pending: Option<&str>, action: &Action) -> String {
+    let mut due = due_condition(p);
+    if let Some(cond) = pending {
+        due.push_str(" AND ");
+        due.push_str(cond);
+    }
+    let lock = if p.skip_locked { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let key = if batch_by_row_id(p) { None } else { p.key_columns.as_ref() };
+    let (select_list, matches) = match key {
+        Some(cols) => {
+            let list = cols.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ");
+            (list.clone(), format!("({list}) IN (SELECT {list} FROM due)"))
+        }
+        None => ("ctid AS row_id".to_string(), "ctid = ANY (ARRAY(SELECT row_id FROM due))".to_string()),
+    };
+    let change = match action {
+        Action::Delete => format!("DELETE FROM {table} WHERE {matches} AND {due} RETURNING 1"),
+        Action::Update(set) => format!("UPDATE {table} SET {set} WHERE {matches} AND {due} RETURNING 1"),
+    };
+    format!(
+        "WITH due AS (SELECT {select_list} FROM {table} WHERE {due} LIMIT $2{lock}),\n\
+         changed AS ({change})\n\
+         SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM changed)"
+    )
 }
 
 fn target_or_fail(p: &Policy) -> Result<String, String> {
@@ -183,9 +231,15 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
             )
             .or_raise("closing interrupted runs");
             Spi::get_one_with_args::<i64>(
-                "INSERT INTO retention.run_log (run_id, policy_id, policy, target, run_by, backend_pid, started_at, cutoff)
+                "INSERT INTO retention.run_log (run_id, policy_id, policy, target, run_by, backend_pid, started_at,
+                                                cutoff, anonymise_cutoff, mark_cutoff, stage)
                  SELECT $1, p.id, p.name, $3, $4, pg_catalog.pg_backend_pid(), pg_catalog.now(),
-                        pg_catalog.now() - p.purge_after
+                        pg_catalog.now() - p.purge_after, pg_catalog.now() - p.anonymise_after,
+                        pg_catalog.now() - p.mark_after,
+                        CASE WHEN p.purge_after IS NOT NULL THEN 'purge'
+                             WHEN p.anonymise_after IS NOT NULL THEN 'anonymise'
+                             WHEN p.mark_after IS NOT NULL THEN 'mark'
+                             ELSE 'done' END
                    FROM retention.policies p WHERE p.id = $2
                  RETURNING id",
                 &[run_id.into(), p.id.into(), target.as_str().into(), run_by.as_str().into()],
@@ -201,24 +255,70 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
 struct Item {
     policy_id: i64,
     status: String,
-    cutoff: Option<TimestampWithTimeZone>,
+    stage: String,
+    /// Cutoffs of the purge, anonymise and mark stages.
+    cutoffs: [Option<TimestampWithTimeZone>; 3],
 }
 
 fn load_item(item: i64) -> Option<Item> {
     Spi::connect(|c| {
         c.select(
-            "SELECT policy_id, status, cutoff FROM retention.run_log WHERE id = $1",
+            "SELECT policy_id, status, stage, cutoff, anonymise_cutoff, mark_cutoff FROM retention.run_log WHERE id = $1",
             None,
             &[item.into()],
         )
         .or_raise("reading the run log")
         .next()
-        .map(|r| Item {
-            policy_id: r.get::<i64>(1).or_raise("reading the run log").unwrap_or_default(),
-            status: r.get::<String>(2).or_raise("reading the run log").unwrap_or_default(),
-            cutoff: r.get::<TimestampWithTimeZone>(3).or_raise("reading the run log"),
+        .map(|r| {
+            let e = "reading the run log";
+            Item {
+                policy_id: r.get::<i64>(1).or_raise(e).unwrap_or_default(),
+                status: r.get::<String>(2).or_raise(e).unwrap_or_default(),
+                stage: r.get::<String>(3).or_raise(e).unwrap_or_default(),
+                cutoffs: [
+                    r.get::<TimestampWithTimeZone>(4).or_raise(e),
+                    r.get::<TimestampWithTimeZone>(5).or_raise(e),
+                    r.get::<TimestampWithTimeZone>(6).or_raise(e),
+                ],
+            }
         })
     })
+}
+
+/// The stages in the order a run applies them: oldest first, so that rows
+/// about to be deleted are not masked or marked first.
+const STAGES: [&str; 3] = ["purge", "anonymise", "mark"];
+
+fn next_stage(stage: &str) -> &'static str {
+    match stage {
+        "purge" => "anonymise",
+        "anonymise" => "mark",
+        _ => "done",
+    }
+}
+
+thread_local! {
+    /// The random key of the hash_random strategy for the run-log item
+    /// being worked on; never stored, gone when the item is done.
+    static RUN_KEY: RefCell<Option<(i64, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+fn run_key(item: i64) -> Vec<u8> {
+    RUN_KEY.with(|k| {
+        let mut k = k.borrow_mut();
+        match &*k {
+            Some((i, key)) if *i == item => key.clone(),
+            _ => {
+                let key = crate::mask::random_key();
+                *k = Some((item, key.clone()));
+                key
+            }
+        }
+    })
+}
+
+fn forget_run_key() {
+    RUN_KEY.with(|k| *k.borrow_mut() = None);
 }
 
 fn finish(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Option<&str>) {
@@ -232,6 +332,7 @@ fn finish(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Op
         .or_raise("closing the run")
     });
     unlock(policy_id);
+    forget_run_key();
 }
 
 /// Deletes at most one batch of due rows for one run-log item. Returns
@@ -269,45 +370,104 @@ fn run_batch(
             return done(0);
         }
     };
-    let Some(cutoff) = it.cutoff else {
-        finish(item, p.id, "failed", Some("XX000"), Some("run has no cutoff"));
-        return done(0);
-    };
-    let sql = purge_statement(&p, &table);
+    let mut stage = it.stage.clone();
+    loop {
+        // Skip stages the policy does not have (any more).
+        let present = match stage.as_str() {
+            "purge" => p.purge,
+            "anonymise" => p.anonymise.is_some(),
+            "mark" => p.mark.is_some(),
+            _ => return done(0),
+        };
+        let idx = STAGES.iter().position(|s| *s == stage).unwrap_or(0);
+        if present && it.cutoffs[idx].is_some() {
+            break;
+        }
+        stage = next_stage(&stage).to_string();
+        set_stage(item, &stage);
+    }
+    let idx = STAGES.iter().position(|s| *s == stage).unwrap_or(0);
+    let Some(cutoff) = it.cutoffs[idx] else { return done(0) };
     let batch = p.batch_size;
+    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
+    let sql = match stage.as_str() {
+        "purge" => batch_statement(&p, &table, None, &Action::Delete),
+        "anonymise" => {
+            let state = p.anonymise.clone().unwrap_or_default();
+            let (sets, params) = crate::stage::mask_plan(&p, &table, 3);
+            if sets.is_empty() {
+                pgrx::notice!("retention policy \"{}\": the anonymise stage has no masks; skipped", p.name);
+                set_stage(item, next_stage(&stage));
+                return TableIterator::once((true, 0.0, 0));
+            }
+            let key = crate::stage::keys_for(&params);
+            let rk = if params.iter().any(|x| matches!(x, crate::stage::Param::RunKey)) { run_key(item) } else { Vec::new() };
+            args.extend(params.iter().map(|x| x.datum(&key, &rk)));
+            let set = format!("{sets}, {}", crate::stage::state_value(&state));
+            batch_statement(&p, &table, Some(&crate::stage::pending_condition(&state)), &Action::Update(set))
+        }
+        _ => {
+            let state = p.mark.clone().unwrap_or_default();
+            batch_statement(
+                &p,
+                &table,
+                Some(&crate::stage::pending_condition(&state)),
+                &Action::Update(crate::stage::state_value(&state)),
+            )
+        }
+    };
     let batch_started = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
         .or_raise("reading the clock");
-    let (selected, deleted) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
-        Spi::connect_mut(|c| {
-            // Deferred foreign keys are checked now, inside the batch, so
-            // that a violation fails this batch and not the COMMIT after it.
-            c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[]).or_raise("purging a batch");
-            let row = c
-                .update(&sql, Some(1), &[cutoff.into(), (batch as i64).into()])
-                .or_raise("purging a batch")
-                .first();
-            let selected = row.get::<i64>(1).or_raise("purging a batch").unwrap_or(0);
-            let deleted = row.get::<i64>(2).or_raise("purging a batch").unwrap_or(0);
-            (selected, deleted)
+    let (selected, changed) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
+        crate::stage::as_stage(|| {
+            Spi::connect_mut(|c| {
+                // Deferred foreign keys are checked now, inside the batch, so
+                // that a violation fails this batch and not the COMMIT after it.
+                c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[]).or_raise("running a batch");
+                let row = c.update(&sql, Some(1), &args).or_raise("running a batch").first();
+                let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
+                let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
+                (selected, changed)
+            })
         })
     }));
+    let counter = match stage.as_str() {
+        "purge" => "rows_purged",
+        "anonymise" => "rows_anonymised",
+        _ => "rows_marked",
+    };
     security::as_extension_owner(|| {
         Spi::run_with_args(
             // A policy's own time starts with its first batch, not when the
             // run (and its cutoffs) opened.
-            "UPDATE retention.run_log
-                SET rows_purged = rows_purged + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END,
-                    started_at = CASE WHEN batches = 0 AND rows_purged = 0 THEN $4 ELSE started_at END
-              WHERE id = $1",
-            &[item.into(), deleted.into(), selected.into(), batch_started.into()],
+            &format!(
+                "UPDATE retention.run_log
+                    SET {counter} = {counter} + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END,
+                        started_at = CASE WHEN batches = 0 AND rows_purged + rows_anonymised + rows_marked = 0
+                                          THEN $4 ELSE started_at END
+                  WHERE id = $1"
+            ),
+            &[item.into(), changed.into(), selected.into(), batch_started.into()],
         )
         .or_raise("counting the batch")
     });
     // More may remain only if the batch was full and made progress: rows
-    // that are selected but cannot be deleted (a row-security policy, a
+    // that are selected but cannot be changed (a row-security policy, a
     // trigger returning NULL) must not make the run loop forever.
-    let more = deleted > 0 && selected >= batch as i64;
-    TableIterator::once((more, if more { p.batch_pause_secs } else { 0.0 }, deleted))
+    let more_here = changed > 0 && selected >= batch as i64;
+    if more_here {
+        return TableIterator::once((true, p.batch_pause_secs, changed));
+    }
+    let next = next_stage(&stage);
+    set_stage(item, next);
+    TableIterator::once((next != "done", 0.0, changed))
+}
+
+fn set_stage(item: i64, stage: &str) {
+    security::as_extension_owner(|| {
+        Spi::run_with_args("UPDATE retention.run_log SET stage = $2 WHERE id = $1", &[item.into(), stage.into()])
+            .or_raise("advancing the stage")
+    });
 }
 
 /// The five-character SQLSTATE of an error code.
@@ -459,44 +619,91 @@ fn preview(
     };
     let mut rows = Vec::new();
     for p in policies {
-        let cutoff = Spi::get_one_with_args::<TimestampWithTimeZone>(
-            "SELECT pg_catalog.now() - purge_after FROM retention.policies WHERE id = $1",
+        let (purge_cut, anon_cut, mark_cut) = Spi::get_three_with_args::<
+            TimestampWithTimeZone,
+            TimestampWithTimeZone,
+            TimestampWithTimeZone,
+        >(
+            "SELECT pg_catalog.now() - purge_after, pg_catalog.now() - anonymise_after, pg_catalog.now() - mark_after
+               FROM retention.policies WHERE id = $1",
             &[p.id.into()],
         )
-        .or_raise("computing the cutoff");
+        .or_raise("computing the cutoffs");
         let Some(table) = ident::relation(p.target) else {
-            rows.push((p.name.clone(), format!("(dropped table {})", p.target.to_u32()), "purge".into(), cutoff, None, None, p.paused,
+            rows.push((p.name.clone(), format!("(dropped table {})", p.target.to_u32()), "-".into(), None, None, None, p.paused,
                        Some("the target table no longer exists; drop the policy".to_string())));
             continue;
         };
-        let Some(cut) = cutoff else { continue };
-        let due = due_condition(&p);
-        let count_sql = format!("SELECT count(*) FROM {table} WHERE {due}");
-        let (due_rows, indexed) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
-            let n = Spi::get_one_with_args::<i64>(&count_sql, &[cut.into()])
-                .or_raise("counting due rows");
-            (n, clock_indexed(&table, &due, cut))
-        }));
-        let mut notes = Vec::new();
-        if !indexed {
-            notes.push(format!(
-                "no index serves the clock: each batch may scan the whole table (CREATE INDEX ON {table} ({}))",
-                p.clock.trim()
+        // Stages in run order, each with its cutoff and the extra condition
+        // that makes a row due for it and not for an older stage.
+        let mut stages: Vec<(&str, TimestampWithTimeZone, Option<String>)> = Vec::new();
+        if let (true, Some(c)) = (p.purge, purge_cut) {
+            stages.push(("purge", c, None));
+        }
+        let not_purged = if p.purge && purge_cut.is_some() { Some(format!("NOT ({})", due_condition_at(&p, 2))) } else { None };
+        for (name, state, cut) in [("anonymise", &p.anonymise, anon_cut), ("mark", &p.mark, mark_cut)] {
+            if let (Some(state), Some(c)) = (state, cut) {
+                let mut cond = crate::stage::pending_condition(state);
+                if let Some(np) = &not_purged {
+                    cond = format!("{cond} AND {np}");
+                }
+                stages.push((name, c, Some(cond)));
+            }
+        }
+        if stages.is_empty() {
+            rows.push((p.name.clone(), table, "-".into(), None, None, None, p.paused,
+                       Some("no stage declared: add one with retention.add_stage".to_string())));
+            continue;
+        }
+        let mut first = true;
+        for (action, cut, extra) in stages {
+            let mut due = due_condition(&p);
+            if let Some(e) = &extra {
+                due = format!("{due} AND {e}");
+            }
+            let count_sql = format!("SELECT count(*) FROM {table} WHERE {due}");
+            let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cut.into()];
+            if extra.as_deref().is_some_and(|e| e.contains("$2")) {
+                args.push(purge_cut.into());
+            }
+            let due_plain = due_condition(&p);
+            let (due_rows, indexed) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
+                let n = Spi::get_one_with_args::<i64>(&count_sql, &args).or_raise("counting due rows");
+                (n, clock_indexed(&table, &due_plain, cut))
+            }));
+            let mut notes = Vec::new();
+            if first && !indexed {
+                notes.push(format!(
+                    "no index serves the clock: each batch may scan the whole table (CREATE INDEX ON {table} ({}))",
+                    p.clock.trim()
+                ));
+            }
+            if first && p.key_columns.is_none() {
+                notes.push("no primary key: batches use physical row ids (not supported on distributed tables)".to_string());
+            }
+            if action == "anonymise" {
+                let masks = Spi::get_one_with_args::<i64>(
+                    "SELECT count(*) FROM retention.masks WHERE policy_id = $1",
+                    &[p.id.into()],
+                )
+                .or_raise("counting masks")
+                .unwrap_or(0);
+                if masks == 0 {
+                    notes.push("no masks declared: the stage is skipped (retention.set_mask)".to_string());
+                }
+            }
+            first = false;
+            rows.push((
+                p.name.clone(),
+                table.clone(),
+                action.to_string(),
+                Some(cut),
+                due_rows,
+                Some(indexed),
+                p.paused,
+                if notes.is_empty() { None } else { Some(notes.join("; ")) },
             ));
         }
-        if p.key_columns.is_none() {
-            notes.push("no primary key: batches use physical row ids (not supported on distributed tables)".to_string());
-        }
-        rows.push((
-            p.name.clone(),
-            table,
-            "purge".to_string(),
-            cutoff,
-            due_rows,
-            Some(indexed),
-            p.paused,
-            if notes.is_empty() { None } else { Some(notes.join("; ")) },
-        ));
     }
     TableIterator::new(rows)
 }

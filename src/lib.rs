@@ -14,6 +14,7 @@ mod ident;
 mod mask;
 mod policy;
 mod security;
+mod stage;
 
 ::pgrx::pg_module_magic!();
 

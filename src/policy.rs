@@ -28,10 +28,18 @@ pub struct Policy {
     pub skip_locked: bool,
     pub owner: pg_sys::Oid,
     pub paused: bool,
+    /// The purge stage is declared.
+    pub purge: bool,
+    /// The mark stage: marker column and its type.
+    pub mark: Option<(String, pg_sys::Oid)>,
+    /// The anonymise stage: tracking column and its type.
+    pub anonymise: Option<(String, pg_sys::Oid)>,
 }
 
 const POLICY_COLUMNS: &str = "id, name, target::oid, key_columns, clock, clock_type::oid, filter, \
-     batch_size, extract(epoch FROM batch_pause)::float8, skip_locked, owner::oid, paused";
+     batch_size, extract(epoch FROM batch_pause)::float8, skip_locked, owner::oid, paused, \
+     purge_after IS NOT NULL, CASE WHEN mark_after IS NOT NULL THEN marker_column END, marker_type::oid, \
+     CASE WHEN anonymise_after IS NOT NULL THEN anonymised_column END, anonymised_type::oid";
 
 fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
     let get_err = "reading a policy";
@@ -48,6 +56,15 @@ fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
         skip_locked: row.get::<bool>(10).or_raise(get_err).unwrap_or(true),
         owner: row.get::<pg_sys::Oid>(11).or_raise(get_err).unwrap_or(pg_sys::InvalidOid),
         paused: row.get::<bool>(12).or_raise(get_err).unwrap_or(false),
+        purge: row.get::<bool>(13).or_raise(get_err).unwrap_or(false),
+        mark: row
+            .get::<String>(14)
+            .or_raise(get_err)
+            .map(|c| (c, row.get::<pg_sys::Oid>(15).or_raise(get_err).unwrap_or(pg_sys::InvalidOid))),
+        anonymise: row
+            .get::<String>(16)
+            .or_raise(get_err)
+            .map(|c| (c, row.get::<pg_sys::Oid>(17).or_raise(get_err).unwrap_or(pg_sys::InvalidOid))),
     }
 }
 
@@ -109,23 +126,19 @@ fn interval_not_negative(iv: Interval) -> bool {
         .unwrap_or(false)
 }
 
-fn check_purge_after(iv: Option<Interval>) -> Interval {
+/// Checks a stage age: positive, and leaving a representable cutoff.
+pub fn check_age(word: &str, iv: Interval) -> Interval {
     match iv {
-        None => raise(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "purge_after must not be NULL",
-            "Give the age after which rows are deleted, e.g. interval '2 years'.",
-        ),
-        Some(iv) if !interval_positive(iv) => raise(
+        iv if !interval_positive(iv) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "purge_after must be a positive interval",
-            "Give the age after which rows are deleted, e.g. interval '2 years'.",
+            format!("{word} must be a positive interval"),
+            "Give the age at which the stage applies, e.g. interval '2 years'.",
         ),
-        Some(iv) => {
+        iv => {
             // The cutoff now() - purge_after must be a valid timestamp
             // (raises "timestamp out of range" otherwise).
             Spi::get_one_with_args::<bool>("SELECT pg_catalog.now() - $1 IS NOT NULL", &[iv.into()])
-                .or_raise("checking purge_after");
+                .or_raise("checking a stage age");
             iv
         }
     }
@@ -152,7 +165,7 @@ fn check_batch_pause(iv: Interval) {
 }
 
 /// Checks the target and returns its quoted, qualified name.
-fn check_target(target: pg_sys::Oid) -> String {
+pub fn check_target(target: pg_sys::Oid) -> String {
     let Some(name) = ident::relation(target) else {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
@@ -185,7 +198,7 @@ fn check_target(target: pg_sys::Oid) -> String {
 }
 
 /// Checks that the calling role holds `privilege` on the target.
-fn check_privilege(target: pg_sys::Oid, name: &str, privilege: &str, why: &str) {
+pub fn check_privilege(target: pg_sys::Oid, name: &str, privilege: &str, why: &str) {
     let ok = Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.has_table_privilege(current_user, $1::oid, $2)",
         &[target.into(), privilege.into()],
@@ -249,7 +262,7 @@ fn check_filter(filter: &str, table: &str) {
     }
 }
 
-fn type_name(ty: pg_sys::Oid) -> String {
+pub fn type_name(ty: pg_sys::Oid) -> String {
     Spi::get_one_with_args::<String>("SELECT pg_catalog.format_type($1, NULL)", &[ty.into()])
         .or_raise("naming a type")
         .unwrap_or_else(|| "unknown".into())
@@ -293,7 +306,9 @@ fn create_policy(
     refuse_duplicate(name);
     let table = check_target(target);
     check_privilege(target, &table, "SELECT", "to declare a policy on it");
-    check_privilege(target, &table, "DELETE", "to declare a purge policy on it");
+    if purge_after.is_some() {
+        check_privilege(target, &table, "DELETE", "to declare a purge policy on it");
+    }
     if skip_locked {
         check_privilege(
             target,
@@ -306,7 +321,7 @@ fn create_policy(
     if let Some(f) = filter {
         check_filter(f, &table);
     }
-    let purge_after = check_purge_after(purge_after);
+    let purge_after = purge_after.map(|iv| check_age("purge_after", iv));
     check_batch_size(batch_size);
     check_batch_pause(batch_pause);
     let key = batch_key(target);
@@ -381,8 +396,16 @@ fn alter_policy(
     if let Some(f) = filter {
         check_filter(f, &table);
     }
-    if purge_after.is_some() {
-        check_purge_after(purge_after);
+    if let Some(iv) = purge_after {
+        check_age("purge_after", iv);
+        if !p.purge {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("policy \"{name}\" has no purge stage"),
+                "Add one with retention.add_stage(policy, after, 'purge').",
+            )
+        }
+        crate::stage::check_order(p.id, "purge", iv);
     }
     if let Some(n) = batch_size {
         check_batch_size(n);

@@ -10,7 +10,7 @@ SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'retention\_%' ORDE
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS arguments
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'retention' AND p.proname NOT LIKE '\_%'
- ORDER BY 1;
+ ORDER BY 1, 2;
 
 SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'retention' AND c.relkind IN ('r', 'v') ORDER BY 1;

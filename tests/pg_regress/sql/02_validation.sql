@@ -63,7 +63,8 @@ SELECT retention.drop_policy('p_q');
 -- purge_after must be positive and leave a representable cutoff; batch_size positive; batch_pause not negative.
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '0 days')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '-1 year')$$);
-SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', NULL)$$);
+-- (A NULL purge_after declares a policy without a purge stage; its mark and
+-- anonymise stages are added with retention.add_stage, see 06_lifecycle.)
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '300000 years')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', batch_size => 0)$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', batch_pause => '-1 second')$$);
