@@ -19,17 +19,25 @@ SELECT retention.create_policy('tickets_closed_2y', 'shop.support_tickets', 'clo
     purpose => 'customer support',
     legal_basis => 'GDPR Art. 6(1)(b); warranty period');
 
--- Closed customer accounts: three years after closing (limitation period, BGB §195).
-SELECT retention.create_policy('customers_closed_3y', 'shop.customers', 'closed_at', interval '3 years',
+-- Closed customer accounts: restricted 30 days after closing, anonymised
+-- after one year, deleted after three (limitation period, BGB §195).
+SELECT retention.create_policy('customers_closed', 'shop.customers', 'closed_at', interval '3 years',
     filter => 'closed_at IS NOT NULL',
     purpose => 'customer account',
     legal_basis => 'GDPR Art. 6(1)(b), 17(3)(e); BGB §195 limitation period');
+SELECT retention.add_stage('customers_closed', interval '30 days', 'mark', column_name => 'restricted_at');
+SELECT retention.add_stage('customers_closed', interval '1 year', 'anonymise', column_name => 'anonymised_at');
+SELECT retention.set_mask('customers_closed', 'email', 'pseudonym');
+SELECT retention.set_mask('customers_closed', 'full_name', 'constant', '{"value": "(anonymised)"}');
+SELECT retention.restrict('shop.customers');
 
 -- Orders are accounting vouchers: ten years (HGB §257, AO §147), counted
--- here from the order date.
+-- here from the order date; the delivery address goes after two years.
 SELECT retention.create_policy('orders_10y', 'shop.orders', 'placed_at', interval '10 years',
     purpose => 'bookkeeping',
     legal_basis => 'HGB §257, AO §147: 10 years');
+SELECT retention.add_stage('orders_10y', interval '2 years', 'anonymise', column_name => 'anonymised_at');
+SELECT retention.set_mask('orders_10y', 'ship_to', 'null');
 
 -- Every night at 03:00, pg_cron runs the due work.
 SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'pg_retention';

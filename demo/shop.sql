@@ -11,7 +11,9 @@ CREATE TABLE shop.customers (
     full_name   text NOT NULL,
     created_at  timestamptz NOT NULL,
     last_login  timestamptz NOT NULL,
-    closed_at   timestamptz
+    closed_at   timestamptz,
+    restricted_at timestamptz,    -- set by the mark stage (GDPR Art. 18)
+    anonymised_at timestamptz     -- set by the anonymise stage
 );
 
 CREATE TABLE shop.orders (
@@ -19,7 +21,8 @@ CREATE TABLE shop.orders (
     customer_id  bigint REFERENCES shop.customers (id) ON DELETE SET NULL,
     placed_at    timestamptz NOT NULL,
     amount       numeric(10, 2) NOT NULL,
-    ship_to      text
+    ship_to      text,
+    anonymised_at timestamptz
 );
 
 CREATE TABLE shop.newsletter_signups (
@@ -52,13 +55,14 @@ SELECT g,
        'Customer ' || g,
        c.created,
        c.created + random() * (now() - c.created),
-       CASE WHEN random() < 0.25 THEN c.created + random() * (now() - c.created) END
+       CASE WHEN random() < 0.25 THEN c.created + random() * (now() - c.created) END,
+       NULL, NULL
   FROM generate_series(1, 5000) g,
        LATERAL (SELECT now() - random() * interval '6 years' + g * interval '0 s' AS created) c;
 
 INSERT INTO shop.orders
 SELECT g, 1 + (g * 7919) % 5000, now() - random() * interval '12 years', round((5 + random() * 200)::numeric, 2),
-       'Street ' || g
+       'Street ' || g, NULL
   FROM generate_series(1, 20000) g;
 
 INSERT INTO shop.newsletter_signups

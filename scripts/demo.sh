@@ -35,17 +35,22 @@ psql_demo -c "SELECT 'customers' AS table, count(*) FROM shop.customers UNION AL
 echo "== Policies"
 psql_demo -c "SELECT name, target, clock, purge_after, filter, legal_basis FROM retention.policies ORDER BY id"
 echo "== Preview: what is due now (nothing changed yet)"
-psql_demo -c "SELECT policy, target, due_rows, clock_indexed, note FROM retention.preview()"
+psql_demo -c "SELECT policy, action, due_rows, clock_indexed, note FROM retention.preview()"
 echo "== CALL retention.run()"
 psql_demo -c "CALL retention.run()"
 echo "== Run log"
-psql_demo -c "SELECT policy, status, rows_purged, batches, round(extract(epoch FROM duration) * 1000) AS ms, error
+psql_demo -c "SELECT policy, status, rows_purged, rows_anonymised, rows_marked, batches, round(extract(epoch FROM duration) * 1000) AS ms, error
                 FROM retention.runs WHERE run_id = (SELECT max(run_id) FROM retention.runs) ORDER BY policy"
 echo "== Rows per table after the run"
 psql_demo -c "SELECT 'customers' AS table, count(*) FROM shop.customers UNION ALL SELECT 'orders', count(*) FROM shop.orders
               UNION ALL SELECT 'newsletter_signups', count(*) FROM shop.newsletter_signups
               UNION ALL SELECT 'support_tickets', count(*) FROM shop.support_tickets
               UNION ALL SELECT 'web_access_log', count(*) FROM shop.web_access_log"
+echo "== Closed customer accounts after the run (restricted rows are hidden from ordinary roles)"
+psql_demo -c "SELECT count(*) FILTER (WHERE closed_at IS NOT NULL AND restricted_at IS NULL) AS closed_recently,
+                     count(*) FILTER (WHERE restricted_at IS NOT NULL AND anonymised_at IS NULL) AS restricted,
+                     count(*) FILTER (WHERE anonymised_at IS NOT NULL) AS anonymised
+                FROM shop.customers"
 echo "== Scheduled with pg_cron"
 psql_demo -c "SELECT jobid, jobname, schedule, command, database FROM cron.job"
 echo

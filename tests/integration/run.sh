@@ -5,6 +5,7 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 . "$here/scripts/config.sh"
 export CLUSTER_PORT="${CLUSTER_PORT:-$(cfg_str test port)}"
+export IT_SERVER_LOG="${IT_SERVER_LOG:-$(bash "$here/scripts/cluster.sh" datadir test)/server.log}"
 . "$here/tests/integration/lib.sh"
 
 passed=0; failed=0; failures=()
