@@ -16,13 +16,17 @@ CREATE FUNCTION retention.create_policy(
     batch_pause  interval DEFAULT interval '0',
     skip_locked  boolean  DEFAULT true,
     purpose      text     DEFAULT NULL,
-    legal_basis  text     DEFAULT NULL
+    legal_basis  text     DEFAULT NULL,
+    lock_timeout interval DEFAULT interval '2 seconds',
+    statement_timeout interval DEFAULT interval '1 minute',
+    max_run_time interval DEFAULT NULL,
+    max_rows_per_second integer DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10) $$;
+AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) $$;
 
-COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text) IS
-'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Returns the policy id.';
+COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer) IS
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. Returns the policy id.';
 
 CREATE FUNCTION retention.alter_policy(
     name         text,
@@ -35,13 +39,19 @@ CREATE FUNCTION retention.alter_policy(
     batch_pause  interval DEFAULT NULL,
     skip_locked  boolean  DEFAULT NULL,
     purpose      text     DEFAULT NULL,
-    legal_basis  text     DEFAULT NULL
+    legal_basis  text     DEFAULT NULL,
+    lock_timeout interval DEFAULT NULL,
+    statement_timeout interval DEFAULT NULL,
+    max_run_time interval DEFAULT NULL,
+    max_rows_per_second integer DEFAULT NULL,
+    no_max_run_time boolean DEFAULT false,
+    no_rate_limit boolean DEFAULT false
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-AS $$ SELECT retention._alter_policy($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) $$;
+AS $$ SELECT retention._alter_policy($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) $$;
 
-COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text) IS
-'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
+COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean) IS
+'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
 
 CREATE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -226,7 +236,10 @@ DECLARE
     i            integer;
     more         boolean;
     pause        float8;
+    size         integer;
+    next_size    integer;
     failed       boolean;
+    retryable    boolean;
     cancelled    boolean := false;
     e_state      text;
     e_msg        text;
@@ -244,25 +257,47 @@ BEGIN
             CONTINUE;
         END IF;
         failed := false;
+        size := NULL;
         LOOP
+            retryable := false;
             BEGIN
-                SELECT b.more, b.pause INTO more, pause FROM retention._run_batch(item) AS b;
+                SELECT b.more, b.pause, b.next_size INTO more, pause, next_size
+                  FROM retention._run_batch(item, size) AS b;
             EXCEPTION
+                WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+                    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT;
+                    retryable := true;
                 WHEN query_canceled THEN
-                    failed := true;
-                    cancelled := true;
-                    e_state := '57014';
-                    e_msg := 'run cancelled';
-                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT;
+                    IF e_msg LIKE '%statement timeout%' THEN
+                        retryable := true;
+                    ELSE
+                        failed := true;
+                        cancelled := true;
+                        e_msg := 'run cancelled';
+                        e_table := NULL; e_constraint := NULL; e_column := NULL;
+                    END IF;
                 WHEN OTHERS THEN
                     GET STACKED DIAGNOSTICS
                         e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_table = TABLE_NAME,
                         e_constraint = CONSTRAINT_NAME, e_column = COLUMN_NAME;
                     failed := true;
             END;
+            IF retryable THEN
+                -- The failed batch was rolled back; retry it with half the rows.
+                size := retention._run_retry(item, size, e_state);
+                IF size IS NULL THEN
+                    failed := true;
+                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                ELSE
+                    COMMIT;
+                    CONTINUE;
+                END IF;
+            END IF;
             EXIT WHEN failed;
             COMMIT;
             EXIT WHEN NOT more;
+            size := next_size;
             IF pause > 0 THEN
                 BEGIN
                     PERFORM pg_catalog.pg_sleep(pause);
@@ -319,8 +354,12 @@ SELECT l.id,
        l.rows_anonymised,
        l.rows_marked,
        l.batches,
+       l.retries,
+       l.rows_blocked,
+       l.partitions_dropped,
        l.error_code,
        l.error,
+       l.note,
        l.run_by,
        l.backend_pid
   FROM retention.run_log l;

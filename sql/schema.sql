@@ -38,6 +38,11 @@ CREATE TABLE retention.policies (
     anonymised_column text,                -- anonymise stage: timestamptz or boolean column set once masked
     anonymised_type  regtype,
     batch_size   integer     NOT NULL DEFAULT 1000 CHECK (batch_size > 0),
+    -- Limits, read before every batch (so they can change during a run).
+    lock_timeout      interval NOT NULL DEFAULT interval '2 seconds' CHECK (lock_timeout > interval '0'),
+    statement_timeout interval NOT NULL DEFAULT interval '1 minute' CHECK (statement_timeout > interval '0'),
+    max_run_time      interval CHECK (max_run_time > interval '0'),
+    max_rows_per_second integer CHECK (max_rows_per_second > 0),
     batch_pause  interval    NOT NULL DEFAULT interval '0' CHECK (batch_pause >= interval '0'),
     skip_locked  boolean     NOT NULL DEFAULT true,
     purpose      text,
@@ -83,6 +88,10 @@ CREATE TABLE retention.run_log (
     rows_anonymised bigint   NOT NULL DEFAULT 0,
     rows_marked  bigint      NOT NULL DEFAULT 0,
     batches      integer     NOT NULL DEFAULT 0,
+    retries      integer     NOT NULL DEFAULT 0,
+    rows_blocked bigint      NOT NULL DEFAULT 0,   -- due rows kept because other rows still reference them
+    partitions_dropped integer NOT NULL DEFAULT 0,
+    note         text,
     error_code   text,
     error        text
 );

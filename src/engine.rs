@@ -188,6 +188,21 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
         )
     }
     release_stale_locks();
+    if !crate::gucs::ENABLED.get() {
+        pgrx::notice!("retention.enabled is off; nothing done");
+        return Vec::new();
+    }
+    let keep_days = crate::gucs::RUN_HISTORY_DAYS.get();
+    if keep_days > 0 {
+        security::as_extension_owner(|| {
+            Spi::run_with_args(
+                "DELETE FROM retention.run_log
+                  WHERE status <> 'running' AND finished_at < pg_catalog.now() - $1 * interval '1 day'",
+                &[keep_days.into()],
+            )
+            .or_raise("pruning old run history")
+        });
+    }
     let policies = match policy_name {
         Some(n) => vec![policy::load_one(n)],
         None => policy::load(None),
@@ -258,12 +273,16 @@ struct Item {
     stage: String,
     /// Cutoffs of the purge, anonymise and mark stages.
     cutoffs: [Option<TimestampWithTimeZone>; 3],
+    /// Seconds since the item's first batch (or since the run opened).
+    elapsed: f64,
 }
 
 fn load_item(item: i64) -> Option<Item> {
     Spi::connect(|c| {
         c.select(
-            "SELECT policy_id, status, stage, cutoff, anonymise_cutoff, mark_cutoff FROM retention.run_log WHERE id = $1",
+            "SELECT policy_id, status, stage, cutoff, anonymise_cutoff, mark_cutoff,
+                    extract(epoch FROM pg_catalog.clock_timestamp() - started_at)::float8
+               FROM retention.run_log WHERE id = $1",
             None,
             &[item.into()],
         )
@@ -280,6 +299,7 @@ fn load_item(item: i64) -> Option<Item> {
                     r.get::<TimestampWithTimeZone>(5).or_raise(e),
                     r.get::<TimestampWithTimeZone>(6).or_raise(e),
                 ],
+                elapsed: r.get::<f64>(7).or_raise(e).unwrap_or(0.0),
             }
         })
     })
@@ -322,12 +342,17 @@ fn forget_run_key() {
 }
 
 fn finish(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Option<&str>) {
+    finish_with_note(item, policy_id, status, code, error, None)
+}
+
+fn finish_with_note(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Option<&str>, note: Option<&str>) {
     security::as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE retention.run_log
-                SET status = $2, finished_at = pg_catalog.clock_timestamp(), error_code = $3, error = $4
+                SET status = $2, finished_at = pg_catalog.clock_timestamp(), error_code = $3, error = $4,
+                    note = coalesce($5, note)
               WHERE id = $1 AND status = 'running'",
-            &[item.into(), status.into(), code.into(), error.into()],
+            &[item.into(), status.into(), code.into(), error.into(), note.into()],
         )
         .or_raise("closing the run")
     });
@@ -339,11 +364,13 @@ fn finish(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Op
 /// whether more due rows may remain and how long to pause before the next
 /// batch.
 #[pg_extern(name = "_run_batch")]
+#[allow(clippy::type_complexity)]
 fn run_batch(
     item: i64,
-) -> TableIterator<'static, (name!(more, bool), name!(pause, f64), name!(rows, i64))> {
+    size: default!(Option<i32>, "NULL"),
+) -> TableIterator<'static, (name!(more, bool), name!(pause, f64), name!(rows, i64), name!(next_size, Option<i32>))> {
     security::require_admin("run retention policies");
-    let done = |rows: i64| TableIterator::once((false, 0.0, rows));
+    let done = |rows: i64| TableIterator::once((false, 0.0, rows, None));
     let Some(it) = load_item(item) else {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -370,6 +397,23 @@ fn run_batch(
             return done(0);
         }
     };
+    if !crate::gucs::ENABLED.get() {
+        finish_with_note(item, p.id, "skipped", None, None, Some("retention.enabled is off"));
+        return done(0);
+    }
+    if let Some(limit) = p.max_run_time_secs {
+        if it.elapsed > limit {
+            finish_with_note(
+                item,
+                p.id,
+                "succeeded",
+                None,
+                None,
+                Some("stopped at max_run_time; the remaining due rows are left for the next run"),
+            );
+            return done(0);
+        }
+    }
     let mut stage = it.stage.clone();
     loop {
         // Skip stages the policy does not have (any more).
@@ -388,7 +432,9 @@ fn run_batch(
     }
     let idx = STAGES.iter().position(|s| *s == stage).unwrap_or(0);
     let Some(cutoff) = it.cutoffs[idx] else { return done(0) };
-    let batch = p.batch_size;
+    // A batch that hit a lock or statement timeout is retried smaller (see
+    // _run_retry); the procedure passes the reduced size back in.
+    let batch = size.map(|n| n.clamp(1, p.batch_size)).unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
     let sql = match stage.as_str() {
         "purge" => batch_statement(&p, &table, None, &Action::Delete),
@@ -398,7 +444,7 @@ fn run_batch(
             if sets.is_empty() {
                 pgrx::notice!("retention policy \"{}\": the anonymise stage has no masks; skipped", p.name);
                 set_stage(item, next_stage(&stage));
-                return TableIterator::once((true, 0.0, 0));
+                return TableIterator::once((true, 0.0, 0, None));
             }
             let key = crate::stage::keys_for(&params);
             let rk = if params.iter().any(|x| matches!(x, crate::stage::Param::RunKey)) { run_key(item) } else { Vec::new() };
@@ -424,6 +470,14 @@ fn run_batch(
                 // Deferred foreign keys are checked now, inside the batch, so
                 // that a violation fails this batch and not the COMMIT after it.
                 c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[]).or_raise("running a batch");
+                // The policy's lock_timeout for this batch's transaction.
+                c.update(
+                    "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+                    None,
+                    &[p.lock_timeout_ms.to_string().into()],
+                )
+                .or_raise("setting lock_timeout");
+                let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
                 let row = c.update(&sql, Some(1), &args).or_raise("running a batch").first();
                 let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
                 let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
@@ -436,31 +490,118 @@ fn run_batch(
         "anonymise" => "rows_anonymised",
         _ => "rows_marked",
     };
-    security::as_extension_owner(|| {
-        Spi::run_with_args(
-            // A policy's own time starts with its first batch, not when the
-            // run (and its cutoffs) opened.
-            &format!(
-                "UPDATE retention.run_log
-                    SET {counter} = {counter} + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END,
-                        started_at = CASE WHEN batches = 0 AND rows_purged + rows_anonymised + rows_marked = 0
-                                          THEN $4 ELSE started_at END
-                  WHERE id = $1"
-            ),
-            &[item.into(), changed.into(), selected.into(), batch_started.into()],
-        )
-        .or_raise("counting the batch")
+    let (purged, anonymised, marked, batches, batch_secs, run_secs) = security::as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            let e = "counting the batch";
+            let row = c
+                .update(
+                    // A policy's own time starts with its first batch, not
+                    // when the run (and its cutoffs) opened.
+                    &format!(
+                        "UPDATE retention.run_log
+                            SET {counter} = {counter} + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END,
+                                started_at = CASE WHEN batches = 0 AND rows_purged + rows_anonymised + rows_marked = 0
+                                                  THEN $4 ELSE started_at END
+                          WHERE id = $1
+                      RETURNING rows_purged, rows_anonymised, rows_marked, batches,
+                                extract(epoch FROM pg_catalog.clock_timestamp() - $4)::float8,
+                                extract(epoch FROM pg_catalog.clock_timestamp() - started_at)::float8"
+                    ),
+                    Some(1),
+                    &[item.into(), changed.into(), selected.into(), batch_started.into()],
+                )
+                .or_raise(e)
+                .first();
+            (
+                row.get::<i64>(1).or_raise(e).unwrap_or(0),
+                row.get::<i64>(2).or_raise(e).unwrap_or(0),
+                row.get::<i64>(3).or_raise(e).unwrap_or(0),
+                row.get::<i32>(4).or_raise(e).unwrap_or(0),
+                row.get::<f64>(5).or_raise(e).unwrap_or(0.0),
+                row.get::<f64>(6).or_raise(e).unwrap_or(0.0),
+            )
+        })
     });
+    if selected > 0 {
+        report_progress(item, &p.name, purged, anonymised, marked, batches, run_secs);
+    }
+    // Grow a reduced batch back towards the policy's size after a success.
+    let next_size = size.filter(|n| *n < p.batch_size).map(|n| n.saturating_mul(2).min(p.batch_size));
+    // Pause: the declared pause, or longer to stay under the rate limit.
+    let mut pause = p.batch_pause_secs;
+    if let Some(rate) = p.max_rows_per_second {
+        pause = pause.max(changed as f64 / rate as f64 - batch_secs);
+    }
     // More may remain only if the batch was full and made progress: rows
     // that are selected but cannot be changed (a row-security policy, a
     // trigger returning NULL) must not make the run loop forever.
     let more_here = changed > 0 && selected >= batch as i64;
     if more_here {
-        return TableIterator::once((true, p.batch_pause_secs, changed));
+        return TableIterator::once((true, pause.max(0.0), changed, next_size));
     }
     let next = next_stage(&stage);
     set_stage(item, next);
-    TableIterator::once((next != "done", 0.0, changed))
+    TableIterator::once((next != "done", pause.max(0.0), changed, next_size))
+}
+
+thread_local! {
+    /// When this backend last reported progress, per run-log item.
+    static LAST_PROGRESS: RefCell<Option<(i64, std::time::Instant)>> = const { RefCell::new(None) };
+}
+
+/// A NOTICE with the counts so far, at most every retention.progress_interval
+/// seconds per policy.
+fn report_progress(item: i64, policy: &str, purged: i64, anonymised: i64, marked: i64, batches: i32, secs: f64) {
+    let every = crate::gucs::PROGRESS_INTERVAL.get();
+    if every < 0 {
+        return;
+    }
+    let now = std::time::Instant::now();
+    let due = LAST_PROGRESS.with(|l| match *l.borrow() {
+        Some((i, at)) if i == item => now.duration_since(at).as_secs_f64() >= every as f64,
+        _ => every == 0,
+    });
+    if LAST_PROGRESS.with(|l| l.borrow().map(|(i, _)| i != item).unwrap_or(true)) {
+        LAST_PROGRESS.with(|l| *l.borrow_mut() = Some((item, now)));
+    }
+    if due {
+        LAST_PROGRESS.with(|l| *l.borrow_mut() = Some((item, now)));
+        let rate = if secs > 0.0 { (purged + anonymised + marked) as f64 / secs } else { 0.0 };
+        pgrx::notice!(
+            "retention policy \"{policy}\": {purged} purged, {anonymised} anonymised, {marked} marked in {batches} batches ({rate:.0} rows/s)"
+        );
+    }
+}
+
+/// After a batch failed with a lock timeout, statement timeout, deadlock or
+/// serialization failure: the size to retry with (half, down to a floor),
+/// or NULL when the floor was reached and the policy should be left for the
+/// next run. Counts the retry in the run log.
+#[pg_extern(name = "_run_retry")]
+fn run_retry(item: i64, size: Option<i32>, sqlstate: &str) -> Option<i32> {
+    security::require_admin("run retention policies");
+    let it = load_item(item)?;
+    require_own_item(it.policy_id, item);
+    let p = policy::load_by_id(it.policy_id)?;
+    let used = size.unwrap_or(p.batch_size).clamp(1, p.batch_size);
+    let floor = p.batch_size.min(10);
+    if used <= floor {
+        return None;
+    }
+    let next = (used / 2).max(floor);
+    security::as_extension_owner(|| {
+        Spi::run_with_args("UPDATE retention.run_log SET retries = retries + 1 WHERE id = $1", &[item.into()])
+            .or_raise("counting a retry")
+    });
+    let why = match sqlstate {
+        "55P03" => "lock timeout",
+        "57014" => "statement timeout",
+        "40P01" => "deadlock",
+        "40001" => "serialization failure",
+        _ => "transient error",
+    };
+    pgrx::notice!("retention policy \"{}\": a batch of {used} rows hit a {why}; retrying with {next}", p.name);
+    Some(next)
 }
 
 fn set_stage(item: i64, stage: &str) {

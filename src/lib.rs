@@ -10,11 +10,13 @@ use pgrx::prelude::*;
 mod engine;
 mod error;
 mod expr;
+mod gucs;
 mod ident;
 mod mask;
 mod policy;
 mod security;
 mod stage;
+mod timeout;
 
 ::pgrx::pg_module_magic!();
 
@@ -25,6 +27,7 @@ pub extern "C-unwind" fn _PG_init() {
     // backtraces enabled in the server's environment, pgrx would attach a
     // Rust backtrace to the error's DETAIL. Users get the SQL error only.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    gucs::init();
 }
 
 // Tables, roles and sequences come first: every function depends on them.

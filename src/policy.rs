@@ -34,12 +34,18 @@ pub struct Policy {
     pub mark: Option<(String, pg_sys::Oid)>,
     /// The anonymise stage: tracking column and its type.
     pub anonymise: Option<(String, pg_sys::Oid)>,
+    pub lock_timeout_ms: i64,
+    pub statement_timeout_ms: i64,
+    pub max_run_time_secs: Option<f64>,
+    pub max_rows_per_second: Option<i32>,
 }
 
 const POLICY_COLUMNS: &str = "id, name, target::oid, key_columns, clock, clock_type::oid, filter, \
      batch_size, extract(epoch FROM batch_pause)::float8, skip_locked, owner::oid, paused, \
      purge_after IS NOT NULL, CASE WHEN mark_after IS NOT NULL THEN marker_column END, marker_type::oid, \
-     CASE WHEN anonymise_after IS NOT NULL THEN anonymised_column END, anonymised_type::oid";
+     CASE WHEN anonymise_after IS NOT NULL THEN anonymised_column END, anonymised_type::oid, \
+     (extract(epoch FROM lock_timeout) * 1000)::int8, (extract(epoch FROM statement_timeout) * 1000)::int8, \
+     extract(epoch FROM max_run_time)::float8, max_rows_per_second";
 
 fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
     let get_err = "reading a policy";
@@ -65,6 +71,10 @@ fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
             .get::<String>(16)
             .or_raise(get_err)
             .map(|c| (c, row.get::<pg_sys::Oid>(17).or_raise(get_err).unwrap_or(pg_sys::InvalidOid))),
+        lock_timeout_ms: row.get::<i64>(18).or_raise(get_err).unwrap_or(2000),
+        statement_timeout_ms: row.get::<i64>(19).or_raise(get_err).unwrap_or(60_000),
+        max_run_time_secs: row.get::<f64>(20).or_raise(get_err),
+        max_rows_per_second: row.get::<i32>(21).or_raise(get_err),
     }
 }
 
@@ -150,6 +160,32 @@ fn check_batch_size(n: i32) {
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "batch_size must be positive",
             "Typical values are 1000 to 10000 rows per batch.",
+        )
+    }
+}
+
+fn check_limits(
+    lock_timeout: Option<Interval>,
+    statement_timeout: Option<Interval>,
+    max_run_time: Option<Interval>,
+    max_rows_per_second: Option<i32>,
+) {
+    for (word, iv) in [("lock_timeout", lock_timeout), ("statement_timeout", statement_timeout), ("max_run_time", max_run_time)] {
+        if let Some(iv) = iv {
+            if !interval_positive(iv) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{word} must be a positive interval"),
+                    "e.g. interval '2 seconds' for lock_timeout, interval '1 hour' for max_run_time.",
+                )
+            }
+        }
+    }
+    if max_rows_per_second.is_some_and(|n| n <= 0) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "max_rows_per_second must be positive",
+            "Leave it NULL for no rate limit.",
         )
     }
 }
@@ -300,6 +336,10 @@ fn create_policy(
     skip_locked: bool,
     purpose: Option<&str>,
     legal_basis: Option<&str>,
+    lock_timeout: Interval,
+    statement_timeout: Interval,
+    max_run_time: Option<Interval>,
+    max_rows_per_second: Option<i32>,
 ) -> i64 {
     security::require_admin("declare retention policies");
     check_name(name);
@@ -324,6 +364,7 @@ fn create_policy(
     let purge_after = purge_after.map(|iv| check_age("purge_after", iv));
     check_batch_size(batch_size);
     check_batch_pause(batch_pause);
+    check_limits(Some(lock_timeout), Some(statement_timeout), max_run_time, max_rows_per_second);
     let key = batch_key(target);
     if key.is_none() && ident::relkind(target) == Some(b'p') {
         raise(
@@ -337,8 +378,10 @@ fn create_policy(
         Spi::get_one_with_args::<i64>(
             "INSERT INTO retention.policies
                  (name, target, key_columns, clock, clock_type, filter, purge_after,
-                  batch_size, batch_pause, skip_locked, purpose, legal_basis, owner)
-             VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regtype, $6, $7, $8, $9, $10, $11, $12, $13::oid::regrole)
+                  batch_size, batch_pause, skip_locked, purpose, legal_basis, owner,
+                  lock_timeout, statement_timeout, max_run_time, max_rows_per_second)
+             VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regtype, $6, $7, $8, $9, $10, $11, $12, $13::oid::regrole,
+                     $14, $15, $16, $17)
              RETURNING id",
             &[
                 name.into(),
@@ -354,6 +397,10 @@ fn create_policy(
                 purpose.into(),
                 legal_basis.into(),
                 owner.into(),
+                lock_timeout.into(),
+                statement_timeout.into(),
+                max_run_time.into(),
+                max_rows_per_second.into(),
             ],
         )
         .or_raise("storing the policy")
@@ -375,6 +422,12 @@ fn alter_policy(
     skip_locked: Option<bool>,
     purpose: Option<&str>,
     legal_basis: Option<&str>,
+    lock_timeout: Option<Interval>,
+    statement_timeout: Option<Interval>,
+    max_run_time: Option<Interval>,
+    max_rows_per_second: Option<i32>,
+    no_max_run_time: bool,
+    no_rate_limit: bool,
 ) -> i64 {
     let p = load_one(name);
     security::require_policy_control(name, p.owner);
@@ -413,6 +466,7 @@ fn alter_policy(
     if let Some(iv) = batch_pause {
         check_batch_pause(iv);
     }
+    check_limits(lock_timeout, statement_timeout, max_run_time, max_rows_per_second);
     if skip_locked == Some(true) && !p.skip_locked {
         check_privilege(p.target, &table, "UPDATE", "to skip rows locked by other sessions (FOR UPDATE SKIP LOCKED)");
     }
@@ -429,6 +483,10 @@ fn alter_policy(
                  skip_locked = coalesce($10, skip_locked),
                  purpose     = coalesce($11, purpose),
                  legal_basis = coalesce($12, legal_basis),
+                 lock_timeout = coalesce($13, lock_timeout),
+                 statement_timeout = coalesce($14, statement_timeout),
+                 max_run_time = CASE WHEN $17 THEN NULL ELSE coalesce($15, max_run_time) END,
+                 max_rows_per_second = CASE WHEN $18 THEN NULL ELSE coalesce($16, max_rows_per_second) END,
                  updated_at  = pg_catalog.now()
              WHERE id = $1",
             &[
@@ -444,6 +502,12 @@ fn alter_policy(
                 skip_locked.into(),
                 purpose.into(),
                 legal_basis.into(),
+                lock_timeout.into(),
+                statement_timeout.into(),
+                max_run_time.into(),
+                max_rows_per_second.into(),
+                no_max_run_time.into(),
+                no_rate_limit.into(),
             ],
         )
         .or_raise("changing the policy")

@@ -1,0 +1,45 @@
+//! A statement timeout for one batch.
+//!
+//! PostgreSQL arms `statement_timeout` once per top-level statement, so a
+//! setting changed inside `CALL retention.run()` would never apply to a
+//! batch. The batch arms the server's own statement timer instead, unless a
+//! statement timeout of the caller's is already running (which is then left
+//! alone), and disarms it when the batch ends, also when it fails.
+
+use std::ffi::c_int;
+
+// The server's timeout API (utils/timeout.h); `STATEMENT_TIMEOUT` is the
+// fourth TimeoutId in PostgreSQL 13 to 17.
+extern "C-unwind" {
+    fn enable_timeout_after(id: c_int, delay_ms: c_int);
+    fn disable_timeout(id: c_int, keep_indicator: bool);
+    fn get_timeout_active(id: c_int) -> bool;
+}
+const STATEMENT_TIMEOUT: c_int = 3;
+
+pub struct StatementTimer {
+    armed: bool,
+}
+
+impl StatementTimer {
+    pub fn start(ms: i64) -> StatementTimer {
+        let ms = ms.clamp(1, i32::MAX as i64) as c_int;
+        unsafe {
+            if get_timeout_active(STATEMENT_TIMEOUT) {
+                return StatementTimer { armed: false };
+            }
+            enable_timeout_after(STATEMENT_TIMEOUT, ms);
+        }
+        StatementTimer { armed: true }
+    }
+}
+
+impl Drop for StatementTimer {
+    fn drop(&mut self) {
+        if self.armed {
+            // keep_indicator: a timeout that already fired must still be
+            // reported as a statement timeout by the cancel it raised.
+            unsafe { disable_timeout(STATEMENT_TIMEOUT, true) }
+        }
+    }
+}
