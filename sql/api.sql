@@ -328,6 +328,22 @@ $proc$;
 COMMENT ON PROCEDURE retention.run(text) IS
 'Runs the due work of every active policy (or of the one named): applies the purge, anonymise and mark stages (oldest first) in batches, committing after each, with one cutoff per policy fixed at the start. Logs one row per policy in retention.runs. Call it at top level (CALL retention.run()), e.g. from pg_cron; a failing policy is logged and the run goes on with the next.';
 
+CREATE FUNCTION retention.schedule(cron text DEFAULT '0 3 * * *', policy text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._schedule($1, $2) $$;
+
+COMMENT ON FUNCTION retention.schedule(text, text) IS
+'Creates (or replaces) the pg_cron job that runs CALL retention.run() in this database on schedule CRON (pg_cron syntax, default 03:00 daily), as the calling role; with POLICY, a job for that policy alone. Needs pg_cron preloaded and installed in this database (cron.database_name). Returns the pg_cron job id.';
+
+CREATE FUNCTION retention.unschedule(policy text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT retention._unschedule($1) $$;
+
+COMMENT ON FUNCTION retention.unschedule(text) IS
+'Removes the pg_cron job created by retention.schedule (for POLICY, if given). Returns true if there was one.';
+
 ------------------------------------------------------------------------------
 -- Views
 ------------------------------------------------------------------------------

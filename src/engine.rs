@@ -205,7 +205,7 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
     }
     let policies = match policy_name {
         Some(n) => vec![policy::load_one(n)],
-        None => policy::load(None),
+        None => children_first(policy::load(None)),
     };
     let run_id = security::as_extension_owner(|| {
         Spi::get_one::<i64>("SELECT pg_catalog.nextval('retention.run_id_seq')")
@@ -265,6 +265,48 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
         items.push(item);
     }
     items
+}
+
+/// Orders policies so that a table's policy runs before the policy of a
+/// table it references: child rows purged first no longer block their
+/// parents in the same run. Name order otherwise, and for cycles.
+fn children_first(policies: Vec<Policy>) -> Vec<Policy> {
+    let targets: Vec<pg_sys::Oid> = policies.iter().map(|p| p.target).collect();
+    // edges (child index, parent index): child's table references parent's.
+    let mut edges = Vec::new();
+    for (pi, parent) in policies.iter().enumerate() {
+        for r in crate::refs::references(parent.target) {
+            for (ci, child) in policies.iter().enumerate() {
+                if ci != pi && ident::relation(targets[ci]).as_deref() == Some(r.child.as_str()) && child.target != parent.target {
+                    edges.push((ci, pi));
+                }
+            }
+        }
+    }
+    let n = policies.len();
+    let mut indegree = vec![0usize; n]; // parents wait for their children
+    for &(_, p) in &edges {
+        indegree[p] += 1;
+    }
+    let mut order = Vec::with_capacity(n);
+    let mut done = vec![false; n];
+    while order.len() < n {
+        // The first (by name) policy that no unprocessed child waits on;
+        // with a cycle, simply the first unprocessed one.
+        let next = (0..n)
+            .find(|&i| !done[i] && indegree[i] == 0)
+            .or_else(|| (0..n).find(|&i| !done[i]));
+        let Some(i) = next else { break };
+        done[i] = true;
+        order.push(i);
+        for &(c, p) in &edges {
+            if c == i && indegree[p] > 0 {
+                indegree[p] -= 1;
+            }
+        }
+    }
+    let mut slots: Vec<Option<Policy>> = policies.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 struct Item {
@@ -437,7 +479,13 @@ fn run_batch(
     let batch = size.map(|n| n.clamp(1, p.batch_size)).unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
     let sql = match stage.as_str() {
-        "purge" => batch_statement(&p, &table, None, &Action::Delete),
+        "purge" => {
+            // Rows other tables still reference (RESTRICT / NO ACTION) are
+            // left out instead of failing the batch.
+            let refs = crate::refs::references(p.target);
+            let unblocked = crate::refs::unblocked_condition(&refs, &table);
+            batch_statement(&p, &table, unblocked.as_deref(), &Action::Delete)
+        }
         "anonymise" => {
             let state = p.anonymise.clone().unwrap_or_default();
             let (sets, params) = crate::stage::mask_plan(&p, &table, 3);
@@ -539,9 +587,32 @@ fn run_batch(
     if more_here {
         return TableIterator::once((true, pause.max(0.0), changed, next_size));
     }
+    if stage == "purge" {
+        count_blocked(item, &p, &table, cutoff);
+    }
     let next = next_stage(&stage);
     set_stage(item, next);
     TableIterator::once((next != "done", pause.max(0.0), changed, next_size))
+}
+
+/// At the end of a purge stage: how many due rows were kept because other
+/// rows still reference them.
+fn count_blocked(item: i64, p: &Policy, table: &str, cutoff: TimestampWithTimeZone) {
+    let refs = crate::refs::references(p.target);
+    let blocking: Vec<String> = refs.iter().filter(|r| r.blocks()).map(|r| r.exists_sql(table)).collect();
+    if blocking.is_empty() {
+        return;
+    }
+    let sql = format!("SELECT count(*) FROM {table} WHERE {} AND ({})", due_condition(p), blocking.join(" OR "));
+    let blocked = sanitizing(table, || {
+        security::as_policy_owner(p.owner, || {
+            Spi::get_one_with_args::<i64>(&sql, &[cutoff.into()]).or_raise("counting blocked rows").unwrap_or(0)
+        })
+    });
+    security::as_extension_owner(|| {
+        Spi::run_with_args("UPDATE retention.run_log SET rows_blocked = $2 WHERE id = $1", &[item.into(), blocked.into()])
+            .or_raise("counting blocked rows")
+    });
 }
 
 thread_local! {
@@ -821,6 +892,39 @@ fn preview(
             }
             if first && p.key_columns.is_none() {
                 notes.push("no primary key: batches use physical row ids (not supported on distributed tables)".to_string());
+            }
+            if action == "purge" {
+                for r in crate::refs::references(p.target) {
+                    let mut due_p = due_condition(&p);
+                    due_p.push_str(" AND ");
+                    due_p.push_str(&r.exists_sql(&table));
+                    let sql = if r.blocks() {
+                        format!("SELECT count(*) FROM {table} WHERE {due_p}")
+                    } else {
+                        let pairs: Vec<String> = r
+                            .child_columns
+                            .iter()
+                            .zip(&r.parent_columns)
+                            .map(|(c, pc)| format!("c.{} = {table}.{}", ident::quote(c), ident::quote(pc)))
+                            .collect();
+                        format!(
+                            "SELECT count(*) FROM {} c WHERE EXISTS (SELECT 1 FROM {table} WHERE {} AND {})",
+                            r.child,
+                            due_condition(&p),
+                            pairs.join(" AND ")
+                        )
+                    };
+                    let n = sanitizing(&table, || {
+                        security::as_policy_owner(p.owner, || {
+                            Spi::get_one_with_args::<i64>(&sql, &[cut.into()]).or_raise("counting referencing rows").unwrap_or(0)
+                        })
+                    });
+                    notes.push(match r.on_delete.as_str() {
+                        "c" => format!("{n} rows of {} are deleted with them ({})", r.child, r.action_words()),
+                        "n" | "d" => format!("{n} rows of {} lose their reference ({})", r.child, r.action_words()),
+                        _ => format!("{n} due rows are still referenced by {} ({}) and will be kept", r.child, r.action_words()),
+                    });
+                }
             }
             if action == "anonymise" {
                 let masks = Spi::get_one_with_args::<i64>(

@@ -14,6 +14,8 @@ mod gucs;
 mod ident;
 mod mask;
 mod policy;
+mod refs;
+mod schedule;
 mod security;
 mod stage;
 mod timeout;

@@ -374,6 +374,7 @@ fn create_policy(
         )
     }
     let owner = security::current_role();
+    crate::refs::notice_references(name, target);
     security::as_extension_owner(|| {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO retention.policies

@@ -51,8 +51,9 @@ SELECT policy, due_rows FROM retention.preview();
 CALL retention.run();
 SELECT status, rows_purged, batches FROM retention.runs WHERE policy = 'closed_tickets' ORDER BY id;
 
--- A failing policy is logged without row data and the run goes on with the
--- next policy. Here a foreign key (without ON DELETE) blocks the purge.
+-- A foreign key without ON DELETE does not fail the purge: the ticket a reply
+-- still references is kept and counted as blocked (see 07_references), and
+-- the run goes on with the next policy.
 CREATE TABLE replies (id int PRIMARY KEY, ticket bigint REFERENCES tickets (id), body text);
 INSERT INTO replies VALUES (1, 2, 'secret reply');
 SELECT retention.alter_policy('closed_tickets', purge_after => interval '1 day') > 0 AS altered;
@@ -60,11 +61,10 @@ CREATE TABLE notes (id int PRIMARY KEY, at date NOT NULL);
 INSERT INTO notes VALUES (1, current_date - 10), (2, current_date);
 SELECT retention.create_policy('notes_1w', 'notes', 'at', interval '7 days') > 0 AS created;
 CALL retention.run();
-SELECT policy, status, error_code, error, rows_purged
+SELECT policy, status, error_code, error, rows_purged, rows_blocked
   FROM retention.runs WHERE run_id = (SELECT max(run_id) FROM retention.runs) ORDER BY policy;
 SELECT id FROM notes;
--- The batch that failed was rolled back as a whole.
-SELECT count(*) FROM tickets WHERE id = 2;
+SELECT id, state FROM tickets WHERE state = 'closed';
 
 -- A trigger's own message may quote row values: it is withheld whatever
 -- SQLSTATE the trigger chose, in the run log and in the WARNING.
