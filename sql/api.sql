@@ -20,13 +20,15 @@ CREATE FUNCTION retention.create_policy(
     lock_timeout interval DEFAULT interval '2 seconds',
     statement_timeout interval DEFAULT interval '1 minute',
     max_run_time interval DEFAULT NULL,
-    max_rows_per_second integer DEFAULT NULL
+    max_rows_per_second integer DEFAULT NULL,
+    drop_partitions boolean DEFAULT true,
+    archive_schema text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) $$;
+AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) $$;
 
-COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer) IS
-'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. Returns the policy id.';
+COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text) IS
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. Returns the policy id.';
 
 CREATE FUNCTION retention.alter_policy(
     name         text,
@@ -45,13 +47,16 @@ CREATE FUNCTION retention.alter_policy(
     max_run_time interval DEFAULT NULL,
     max_rows_per_second integer DEFAULT NULL,
     no_max_run_time boolean DEFAULT false,
-    no_rate_limit boolean DEFAULT false
+    no_rate_limit boolean DEFAULT false,
+    drop_partitions boolean DEFAULT NULL,
+    archive_schema text DEFAULT NULL,
+    no_archive boolean DEFAULT false
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-AS $$ SELECT retention._alter_policy($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) $$;
+AS $$ SELECT retention._alter_policy($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) $$;
 
-COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean) IS
-'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
+COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean) IS
+'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
 
 CREATE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -351,6 +356,7 @@ COMMENT ON FUNCTION retention.unschedule(text) IS
 CREATE VIEW retention.runs AS
 SELECT l.id,
        l.run_id,
+       l.policy_id,
        l.policy,
        l.target,
        CASE
@@ -379,6 +385,11 @@ SELECT l.id,
        l.run_by,
        l.backend_pid
   FROM retention.run_log l;
+
+CREATE VIEW retention.status AS SELECT * FROM retention._status();
+
+COMMENT ON VIEW retention.status IS
+'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Numeric columns with policy/target labels, ready for a postgres_exporter custom query.';
 
 COMMENT ON VIEW retention.runs IS
 'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
@@ -446,9 +457,9 @@ COMMENT ON FUNCTION retention.mask_jsonb_drop(jsonb, text[]) IS
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
-REVOKE ALL ON retention.runs, retention.mask_strategies FROM PUBLIC;
+REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies FROM PUBLIC;
 
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO retention_admin;
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
-GRANT SELECT ON retention.runs, retention.mask_strategies TO retention_admin, retention_auditor;
-GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text) TO retention_auditor;
+GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies TO retention_admin, retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;

@@ -43,6 +43,10 @@ CREATE TABLE retention.policies (
     statement_timeout interval NOT NULL DEFAULT interval '1 minute' CHECK (statement_timeout > interval '0'),
     max_run_time      interval CHECK (max_run_time > interval '0'),
     max_rows_per_second integer CHECK (max_rows_per_second > 0),
+    -- Range partitions on the clock that lie entirely before the cutoff are
+    -- dropped whole, or detached into archive_schema when it is set.
+    drop_partitions   boolean NOT NULL DEFAULT true,
+    archive_schema    text,
     batch_pause  interval    NOT NULL DEFAULT interval '0' CHECK (batch_pause >= interval '0'),
     skip_locked  boolean     NOT NULL DEFAULT true,
     purpose      text,
@@ -91,6 +95,7 @@ CREATE TABLE retention.run_log (
     retries      integer     NOT NULL DEFAULT 0,
     rows_blocked bigint      NOT NULL DEFAULT 0,   -- due rows kept because other rows still reference them
     partitions_dropped integer NOT NULL DEFAULT 0,
+    partitions_checked boolean NOT NULL DEFAULT false,
     note         text,
     error_code   text,
     error        text

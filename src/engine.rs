@@ -317,13 +317,14 @@ struct Item {
     cutoffs: [Option<TimestampWithTimeZone>; 3],
     /// Seconds since the item's first batch (or since the run opened).
     elapsed: f64,
+    partitions_checked: bool,
 }
 
 fn load_item(item: i64) -> Option<Item> {
     Spi::connect(|c| {
         c.select(
             "SELECT policy_id, status, stage, cutoff, anonymise_cutoff, mark_cutoff,
-                    extract(epoch FROM pg_catalog.clock_timestamp() - started_at)::float8
+                    extract(epoch FROM pg_catalog.clock_timestamp() - started_at)::float8, partitions_checked
                FROM retention.run_log WHERE id = $1",
             None,
             &[item.into()],
@@ -342,6 +343,7 @@ fn load_item(item: i64) -> Option<Item> {
                     r.get::<TimestampWithTimeZone>(6).or_raise(e),
                 ],
                 elapsed: r.get::<f64>(7).or_raise(e).unwrap_or(0.0),
+                partitions_checked: r.get::<bool>(8).or_raise(e).unwrap_or(false),
             }
         })
     })
@@ -478,6 +480,24 @@ fn run_batch(
     // _run_retry); the procedure passes the reduced size back in.
     let batch = size.map(|n| n.clamp(1, p.batch_size)).unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
+    if stage == "purge" && p.drop_partitions && !it.partitions_checked {
+        // Whole partitions first; the boundary partition is left to batches.
+        let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
+        security::as_extension_owner(|| {
+            Spi::run_with_args(
+                "UPDATE retention.run_log
+                    SET partitions_checked = true, partitions_dropped = partitions_dropped + $2,
+                        rows_purged = rows_purged + $3,
+                        note = CASE WHEN $2 > 0 THEN 'rows of removed partitions are taken from statistics when the partition was analysed' ELSE note END
+                  WHERE id = $1",
+                &[item.into(), removed.into(), rows.into()],
+            )
+            .or_raise("counting removed partitions")
+        });
+        if removed > 0 {
+            return TableIterator::once((true, 0.0, rows, size));
+        }
+    }
     let sql = match stage.as_str() {
         "purge" => {
             // Rows other tables still reference (RESTRICT / NO ACTION) are
@@ -867,6 +887,44 @@ fn preview(
                        Some("no stage declared: add one with retention.add_stage".to_string())));
             continue;
         }
+        if let (true, true, Some(c)) = (p.purge, p.drop_partitions, purge_cut) {
+            let parts = crate::partition::candidates(&p, c);
+            if !parts.is_empty() {
+                let names: Vec<String> = parts.iter().map(|x| x.name.clone()).collect();
+                let how = match &p.archive_schema {
+                    None => "dropped".to_string(),
+                    Some(s) => format!("detached into schema {}", ident::quote(s)),
+                };
+                rows.push((
+                    p.name.clone(),
+                    table.clone(),
+                    "drop partitions".to_string(),
+                    Some(c),
+                    Some(
+                        parts
+                            .iter()
+                            .map(|x| {
+                                if x.rows_estimate >= 0 {
+                                    x.rows_estimate
+                                } else {
+                                    // Never analysed: count (the preview is not a hot path).
+                                    sanitizing(&x.name, || {
+                                        security::as_policy_owner(p.owner, || {
+                                            Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", x.name))
+                                                .or_raise("counting a partition")
+                                                .unwrap_or(0)
+                                        })
+                                    })
+                                }
+                            })
+                            .sum(),
+                    ),
+                    None,
+                    p.paused,
+                    Some(format!("{} partitions {how} whole (rows from statistics when analysed): {}", parts.len(), names.join(", "))),
+                ));
+            }
+        }
         let mut first = true;
         for (action, cut, extra) in stages {
             let mut due = due_condition(&p);
@@ -951,6 +1009,26 @@ fn preview(
         }
     }
     TableIterator::new(rows)
+}
+
+/// The planner's estimate of rows due for purge (or the first declared
+/// stage): cheap enough for monitoring, unlike count(*).
+pub fn backlog_estimate(p: &Policy, table: &str) -> Option<i64> {
+    let cutoff = Spi::get_one_with_args::<TimestampWithTimeZone>(
+        "SELECT pg_catalog.now() - coalesce(purge_after, anonymise_after, mark_after) FROM retention.policies WHERE id = $1",
+        &[p.id.into()],
+    )
+    .ok()
+    .flatten()?;
+    let sql = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {}", due_condition(p));
+    PgTryBuilder::new(|| {
+        security::as_policy_owner(p.owner, || {
+            let plan = Spi::get_one_with_args::<pgrx::datum::Json>(&sql, &[cutoff.into()]).ok().flatten()?;
+            plan.0.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64().map(|r| r.round() as i64)
+        })
+    })
+    .catch_others(|_| None)
+    .execute()
 }
 
 /// Whether an index can find due rows: plan the due condition with

@@ -13,11 +13,13 @@ mod expr;
 mod gucs;
 mod ident;
 mod mask;
+mod partition;
 mod policy;
 mod refs;
 mod schedule;
 mod security;
 mod stage;
+mod status;
 mod timeout;
 
 ::pgrx::pg_module_magic!();

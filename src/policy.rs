@@ -38,6 +38,8 @@ pub struct Policy {
     pub statement_timeout_ms: i64,
     pub max_run_time_secs: Option<f64>,
     pub max_rows_per_second: Option<i32>,
+    pub drop_partitions: bool,
+    pub archive_schema: Option<String>,
 }
 
 const POLICY_COLUMNS: &str = "id, name, target::oid, key_columns, clock, clock_type::oid, filter, \
@@ -45,7 +47,7 @@ const POLICY_COLUMNS: &str = "id, name, target::oid, key_columns, clock, clock_t
      purge_after IS NOT NULL, CASE WHEN mark_after IS NOT NULL THEN marker_column END, marker_type::oid, \
      CASE WHEN anonymise_after IS NOT NULL THEN anonymised_column END, anonymised_type::oid, \
      (extract(epoch FROM lock_timeout) * 1000)::int8, (extract(epoch FROM statement_timeout) * 1000)::int8, \
-     extract(epoch FROM max_run_time)::float8, max_rows_per_second";
+     extract(epoch FROM max_run_time)::float8, max_rows_per_second, drop_partitions, archive_schema";
 
 fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
     let get_err = "reading a policy";
@@ -75,6 +77,8 @@ fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
         statement_timeout_ms: row.get::<i64>(19).or_raise(get_err).unwrap_or(60_000),
         max_run_time_secs: row.get::<f64>(20).or_raise(get_err),
         max_rows_per_second: row.get::<i32>(21).or_raise(get_err),
+        drop_partitions: row.get::<bool>(22).or_raise(get_err).unwrap_or(true),
+        archive_schema: row.get::<String>(23).or_raise(get_err),
     }
 }
 
@@ -187,6 +191,28 @@ fn check_limits(
             "max_rows_per_second must be positive",
             "Leave it NULL for no rate limit.",
         )
+    }
+}
+
+fn check_archive_schema(schema: &str) {
+    let ok = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_schema_privilege(current_user, n.oid, 'CREATE')
+           FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+        &[schema.into()],
+    )
+    .or_raise("checking the archive schema");
+    match ok {
+        None => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+            "Create the archive schema first, e.g. CREATE SCHEMA archive.",
+        ),
+        Some(false) => raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: CREATE on schema \"{schema}\" is required to archive partitions there"),
+            "Detached partitions are moved into the archive schema with the policy owner's rights.",
+        ),
+        Some(true) => {}
     }
 }
 
@@ -340,6 +366,8 @@ fn create_policy(
     statement_timeout: Interval,
     max_run_time: Option<Interval>,
     max_rows_per_second: Option<i32>,
+    drop_partitions: bool,
+    archive_schema: Option<&str>,
 ) -> i64 {
     security::require_admin("declare retention policies");
     check_name(name);
@@ -365,6 +393,9 @@ fn create_policy(
     check_batch_size(batch_size);
     check_batch_pause(batch_pause);
     check_limits(Some(lock_timeout), Some(statement_timeout), max_run_time, max_rows_per_second);
+    if let Some(schema) = archive_schema {
+        check_archive_schema(schema);
+    }
     let key = batch_key(target);
     if key.is_none() && ident::relkind(target) == Some(b'p') {
         raise(
@@ -380,9 +411,10 @@ fn create_policy(
             "INSERT INTO retention.policies
                  (name, target, key_columns, clock, clock_type, filter, purge_after,
                   batch_size, batch_pause, skip_locked, purpose, legal_basis, owner,
-                  lock_timeout, statement_timeout, max_run_time, max_rows_per_second)
+                  lock_timeout, statement_timeout, max_run_time, max_rows_per_second,
+                  drop_partitions, archive_schema)
              VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regtype, $6, $7, $8, $9, $10, $11, $12, $13::oid::regrole,
-                     $14, $15, $16, $17)
+                     $14, $15, $16, $17, $18, $19)
              RETURNING id",
             &[
                 name.into(),
@@ -402,6 +434,8 @@ fn create_policy(
                 statement_timeout.into(),
                 max_run_time.into(),
                 max_rows_per_second.into(),
+                drop_partitions.into(),
+                archive_schema.into(),
             ],
         )
         .or_raise("storing the policy")
@@ -429,6 +463,9 @@ fn alter_policy(
     max_rows_per_second: Option<i32>,
     no_max_run_time: bool,
     no_rate_limit: bool,
+    drop_partitions: Option<bool>,
+    archive_schema: Option<&str>,
+    no_archive: bool,
 ) -> i64 {
     let p = load_one(name);
     security::require_policy_control(name, p.owner);
@@ -468,6 +505,9 @@ fn alter_policy(
         check_batch_pause(iv);
     }
     check_limits(lock_timeout, statement_timeout, max_run_time, max_rows_per_second);
+    if let Some(schema) = archive_schema {
+        check_archive_schema(schema);
+    }
     if skip_locked == Some(true) && !p.skip_locked {
         check_privilege(p.target, &table, "UPDATE", "to skip rows locked by other sessions (FOR UPDATE SKIP LOCKED)");
     }
@@ -488,6 +528,8 @@ fn alter_policy(
                  statement_timeout = coalesce($14, statement_timeout),
                  max_run_time = CASE WHEN $17 THEN NULL ELSE coalesce($15, max_run_time) END,
                  max_rows_per_second = CASE WHEN $18 THEN NULL ELSE coalesce($16, max_rows_per_second) END,
+                 drop_partitions = coalesce($19, drop_partitions),
+                 archive_schema = CASE WHEN $21 THEN NULL ELSE coalesce($20, archive_schema) END,
                  updated_at  = pg_catalog.now()
              WHERE id = $1",
             &[
@@ -509,6 +551,9 @@ fn alter_policy(
                 max_rows_per_second.into(),
                 no_max_run_time.into(),
                 no_rate_limit.into(),
+                drop_partitions.into(),
+                archive_schema.into(),
+                no_archive.into(),
             ],
         )
         .or_raise("changing the policy")
