@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: builds a release build, starts the demo cluster and runs the
 # benchmark scripts in bench/. Not part of `make test`.
-#   BENCH_ARGS="--rows 1000000 --batch 10000" make bench
+#   make bench                                   default scale (2M rows), a few minutes
+#   BENCH_ARGS="--rows 10000000 --batch 10000" make bench   the 10M-row scale
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$here/scripts/config.sh"
 cd "$here"
-rows=1000000; batch=10000
+rows=2000000; batch=10000
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rows) rows="$2"; shift 2 ;;
@@ -21,3 +22,4 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname
 echo "command: make bench BENCH_ARGS=\"--rows $rows --batch $batch\""
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/purge_quick.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/mask.sql
+psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/engine.sql

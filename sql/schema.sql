@@ -93,6 +93,7 @@ CREATE TABLE retention.run_log (
     rows_marked  bigint      NOT NULL DEFAULT 0,
     batches      integer     NOT NULL DEFAULT 0,
     retries      integer     NOT NULL DEFAULT 0,
+    max_batch_ms double precision NOT NULL DEFAULT 0,  -- longest batch statement
     rows_blocked bigint      NOT NULL DEFAULT 0,   -- due rows kept because other rows still reference them
     partitions_dropped integer NOT NULL DEFAULT 0,
     partitions_checked boolean NOT NULL DEFAULT false,

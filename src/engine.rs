@@ -20,6 +20,9 @@ use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
+/// lock_timeout of the optimistic (non-locking) form of a batch, in ms.
+const FAST_PATH_LOCK_TIMEOUT_MS: i64 = 100;
+
 /// First key of the session advisory locks that keep two runs of one policy
 /// apart; the second key is the policy id. ("RET1")
 pub const LOCK_CLASS: i32 = 0x5245_5431;
@@ -144,12 +147,16 @@ enum Action {
 /// update them while re-checking the due condition (and, for updates, that
 /// the row is still pending). Returns (selected, changed).
 fn batch_statement(p: &Policy, table: &str, pending: Option<&str>, action: &Action) -> String {
+    batch_statement_locking(p, table, pending, action, p.skip_locked)
+}
+
+fn batch_statement_locking(p: &Policy, table: &str, pending: Option<&str>, action: &Action, lock_rows: bool) -> String {
     let mut due = due_condition(p);
     if let Some(cond) = pending {
         due.push_str(" AND ");
         due.push_str(cond);
     }
-    let lock = if p.skip_locked { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = if lock_rows { " FOR UPDATE SKIP LOCKED" } else { "" };
     let key = if batch_by_row_id(p) { None } else { p.key_columns.as_ref() };
     let (select_list, matches) = match key {
         Some(cols) => {
@@ -498,12 +505,16 @@ fn run_batch(
             return TableIterator::once((true, 0.0, rows, size));
         }
     }
+    let pending_for_fast: Option<String>;
+    let action_for_fast: Option<Action>;
     let sql = match stage.as_str() {
         "purge" => {
             // Rows other tables still reference (RESTRICT / NO ACTION) are
             // left out instead of failing the batch.
             let refs = crate::refs::references(p.target);
             let unblocked = crate::refs::unblocked_condition(&refs, &table);
+            pending_for_fast = unblocked.clone();
+            action_for_fast = Some(Action::Delete);
             batch_statement(&p, &table, unblocked.as_deref(), &Action::Delete)
         }
         "anonymise" => {
@@ -518,10 +529,14 @@ fn run_batch(
             let rk = if params.iter().any(|x| matches!(x, crate::stage::Param::RunKey)) { run_key(item) } else { Vec::new() };
             args.extend(params.iter().map(|x| x.datum(&key, &rk)));
             let set = format!("{sets}, {}", crate::stage::state_value(&state));
+            pending_for_fast = Some(crate::stage::pending_condition(&state));
+            action_for_fast = Some(Action::Update(set.clone()));
             batch_statement(&p, &table, Some(&crate::stage::pending_condition(&state)), &Action::Update(set))
         }
         _ => {
             let state = p.mark.clone().unwrap_or_default();
+            pending_for_fast = Some(crate::stage::pending_condition(&state));
+            action_for_fast = Some(Action::Update(crate::stage::state_value(&state)));
             batch_statement(
                 &p,
                 &table,
@@ -529,6 +544,14 @@ fn run_batch(
                 &Action::Update(crate::stage::state_value(&state)),
             )
         }
+    };
+    // Optimistic form: without the separate row-locking pass, which costs as
+    // much as the change itself. It runs under a short lock_timeout in a
+    // subtransaction; if it meets a row an application holds, it is rolled
+    // back and the batch runs in the locking form, which skips such rows.
+    let fast_sql = match (&action_for_fast, p.skip_locked) {
+        (Some(a), true) => Some(batch_statement_locking(&p, &table, pending_for_fast.as_deref(), a, false)),
+        _ => None,
     };
     let batch_started = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
         .or_raise("reading the clock");
@@ -538,14 +561,28 @@ fn run_batch(
                 // Deferred foreign keys are checked now, inside the batch, so
                 // that a violation fails this batch and not the COMMIT after it.
                 c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[]).or_raise("running a batch");
-                // The policy's lock_timeout for this batch's transaction.
-                c.update(
-                    "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-                    None,
-                    &[p.lock_timeout_ms.to_string().into()],
-                )
-                .or_raise("setting lock_timeout");
                 let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
+                let set_lock_timeout = |c: &mut pgrx::spi::SpiClient, ms: i64| {
+                    c.update("SELECT pg_catalog.set_config('lock_timeout', $1, true)", None, &[ms.to_string().into()])
+                        .or_raise("setting lock_timeout");
+                };
+                if let Some(fast) = &fast_sql {
+                    set_lock_timeout(c, p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS));
+                    let attempt = crate::partition::try_in_subtransaction(std::panic::AssertUnwindSafe(|| {
+                        let row = c.update(fast, Some(1), &args).or_raise("running a batch").first();
+                        (
+                            row.get::<i64>(1).or_raise("running a batch").unwrap_or(0),
+                            row.get::<i64>(2).or_raise("running a batch").unwrap_or(0),
+                        )
+                    }));
+                    match attempt {
+                        Ok(counts) => return counts,
+                        Err(e) if e.is_lock_timeout() => {}
+                        Err(e) => e.rethrow(),
+                    }
+                }
+                // The policy's lock_timeout for this batch's transaction.
+                set_lock_timeout(c, p.lock_timeout_ms);
                 let row = c.update(&sql, Some(1), &args).or_raise("running a batch").first();
                 let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
                 let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
@@ -568,6 +605,8 @@ fn run_batch(
                     &format!(
                         "UPDATE retention.run_log
                             SET {counter} = {counter} + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END,
+                                max_batch_ms = greatest(max_batch_ms,
+                                    extract(epoch FROM pg_catalog.clock_timestamp() - $4) * 1000),
                                 started_at = CASE WHEN batches = 0 AND rows_purged + rows_anonymised + rows_marked = 0
                                                   THEN $4 ELSE started_at END
                           WHERE id = $1

@@ -169,6 +169,49 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
     (removed, rows)
 }
 
+/// An ERROR caught from a subtransaction, kept to be examined or raised again.
+pub struct Caught(pgrx::pg_sys::panic::CaughtError);
+
+impl Caught {
+    pub fn is_lock_timeout(&self) -> bool {
+        match &self.0 {
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
+                r.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+            }
+            _ => false,
+        }
+    }
+
+    pub fn rethrow(self) -> ! {
+        self.0.rethrow()
+    }
+}
+
+/// Runs `f` in a subtransaction: released when `f` succeeds, rolled back when
+/// it raises an ERROR, which is then returned.
+pub fn try_in_subtransaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
+    unsafe {
+        let old_cxt = pg_sys::CurrentMemoryContext;
+        let old_owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(old_cxt);
+        let result = PgTryBuilder::new(|| Ok(f()))
+            .catch_others(|e| {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+                pg_sys::MemoryContextSwitchTo(old_cxt);
+                pg_sys::CurrentResourceOwner = old_owner;
+                Err(Caught(e))
+            })
+            .execute();
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(old_cxt);
+            pg_sys::CurrentResourceOwner = old_owner;
+        }
+        result
+    }
+}
+
 /// Runs `f` in a subtransaction that is rolled back when `f` raises an ERROR
 /// (the error then goes on to the caller) and released otherwise.
 fn in_subtransaction<R>(f: impl FnOnce() -> R) -> R {
