@@ -327,6 +327,10 @@ BEGIN
         RAISE EXCEPTION 'retention.run() was cancelled' USING ERRCODE = 'query_canceled',
             HINT = 'Committed batches are kept; the next run continues where this one stopped.';
     END IF;
+    -- Pending erasure requests are processed by every full run.
+    IF policy IS NULL THEN
+        CALL retention.process_erasures();
+    END IF;
 END
 $proc$;
 
@@ -350,8 +354,185 @@ COMMENT ON FUNCTION retention.unschedule(text) IS
 'Removes the pg_cron job created by retention.schedule (for POLICY, if given). Returns true if there was one.';
 
 ------------------------------------------------------------------------------
+-- Right to erasure: subjects, requests, holds, proof
+------------------------------------------------------------------------------
+
+CREATE FUNCTION retention.register_subject(kind text, root regclass, id_column text,
+                                           follow_foreign_keys boolean DEFAULT true)
+RETURNS integer LANGUAGE sql VOLATILE
+AS $$ SELECT retention._register_subject($1, $2::oid, $3, $4) $$;
+COMMENT ON FUNCTION retention.register_subject(text, regclass, text, boolean) IS
+'Declares a kind of data subject (e.g. customer): ROOT is the table with one row per subject, ID_COLUMN its id. Tables referencing the root by foreign key are found at any depth (FOLLOW_FOREIGN_KEYS); a cycle is refused. Each found table is purged on erasure unless changed with set_subject_table. Returns the number of tables in the map.';
+
+CREATE FUNCTION retention.add_subject_table(kind text, target regclass, column_name text,
+                                            matches text DEFAULT NULL, action text DEFAULT 'purge')
+RETURNS integer LANGUAGE sql VOLATILE
+AS $$ SELECT retention._add_subject_table($1, $2::oid, $3, $4, $5) $$;
+COMMENT ON FUNCTION retention.add_subject_table(text, regclass, text, text, text) IS
+'Adds a table linked to the subject by value: rows whose COLUMN_NAME equals the root row''s MATCHES column (e.g. the e-mail address), or the subject id itself when MATCHES is NULL. ACTION is purge or anonymise.';
+
+CREATE FUNCTION retention.set_subject_table(kind text, target regclass, action text DEFAULT NULL,
+                                            min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
+                                            clock text DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE
+AS $$ SELECT retention._set_subject_table($1, $2::oid, $3, $4, $5, $6) $$;
+COMMENT ON FUNCTION retention.set_subject_table(text, regclass, text, interval, text, text) IS
+'Sets the erasure ACTION of a table in the subject map (purge, or anonymise with the masks of the table''s policy) and a statutory minimum: rows whose CLOCK is younger than MIN_RETENTION are kept, restricted and minimised instead of erased, naming LEGAL_GROUND (e.g. HGB §257, AO §147).';
+
+CREATE FUNCTION retention.drop_subject(kind text)
+RETURNS boolean LANGUAGE sql VOLATILE
+AS $$ SELECT retention._drop_subject($1) $$;
+COMMENT ON FUNCTION retention.drop_subject(text) IS 'Removes a subject kind and its map (requests and the audit log stay).';
+
+CREATE FUNCTION retention.subject_map(kind text)
+RETURNS TABLE (target text, link text, depth integer, path text, action text, min_retention interval,
+               legal_ground text, indexed boolean, warning text)
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM retention._subject_map($1) $$;
+COMMENT ON FUNCTION retention.subject_map(text) IS
+'The tables where a kind of subject''s data lives: how each is linked (root, foreign key path, value), the erasure action, statutory minimum, and a warning where the subject column has no index.';
+
+CREATE FUNCTION retention.request_erasure(kind text, subject_id text, reference text DEFAULT NULL,
+                                          received_at timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE sql VOLATILE
+AS $$ SELECT retention._request_erasure($1, $2, $3, $4) $$;
+COMMENT ON FUNCTION retention.request_erasure(text, text, text, timestamptz) IS
+'Records an erasure request (GDPR Art. 17) for the subject SUBJECT_ID of KIND, due one month after RECEIVED_AT (Art. 12(3)). The id is kept only until the request is processed; the audit log only ever sees its blind index. Returns the request id.';
+
+CREATE FUNCTION retention.extend_request(request bigint, months integer, reason text)
+RETURNS timestamptz LANGUAGE sql VOLATILE
+AS $$ SELECT retention._extend_request($1, $2, $3) $$;
+COMMENT ON FUNCTION retention.extend_request(bigint, integer, text) IS
+'Extends a pending request''s deadline by MONTHS (at most two in all), within the first month, with the REASON given to the subject (GDPR Art. 12(3)). Returns the new due date.';
+
+CREATE FUNCTION retention.refuse_request(request bigint, ground text)
+RETURNS text LANGUAGE sql VOLATILE
+AS $$ SELECT retention._refuse_request($1, $2) $$;
+COMMENT ON FUNCTION retention.refuse_request(bigint, text) IS
+'Refuses a pending request on a ground of GDPR Art. 17(3): ''17(3)(a)'' … ''17(3)(e)''. Returns the ground as recorded.';
+
+CREATE FUNCTION retention.place_hold(reason text, kind text DEFAULT NULL, subject_id text DEFAULT NULL,
+                                     target regclass DEFAULT NULL, filter text DEFAULT NULL,
+                                     until timestamptz DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE
+AS $$ SELECT retention._place_hold($1, $2, $3, $4::oid, $5, $6) $$;
+COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, timestamptz) IS
+'Places a legal hold (a tax audit, a lawsuit) on a subject (KIND, SUBJECT_ID; stored as blind index only), a whole table (TARGET) or part of one (TARGET, FILTER), optionally UNTIL a date. Held rows are never marked, anonymised, purged or erased; runs and certificates count and name the hold. Returns the hold id.';
+
+CREATE FUNCTION retention.release_hold(hold bigint)
+RETURNS boolean LANGUAGE sql VOLATILE
+AS $$ SELECT retention._release_hold($1) $$;
+COMMENT ON FUNCTION retention.release_hold(bigint) IS 'Releases a legal hold. Returns true if it was active.';
+
+CREATE PROCEDURE retention.process_erasures()
+LANGUAGE plpgsql
+AS $proc$
+-- Erases each pending subject in its own transaction (atomically per
+-- subject), oldest deadline first.
+DECLARE
+    req     bigint;
+    e_state text;
+BEGIN
+    FOR req IN SELECT id FROM retention.requests WHERE status = 'received' ORDER BY due_at, id LOOP
+        BEGIN
+            PERFORM retention._erase_subject(req);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE;
+            RAISE WARNING 'erasure request % failed with SQLSTATE %; it stays pending', req, e_state;
+        END;
+        COMMIT;
+    END LOOP;
+END
+$proc$;
+COMMENT ON PROCEDURE retention.process_erasures() IS
+'Processes every pending erasure request: erases the subject across its tables in foreign-key-safe order (deepest first) in one transaction per subject, keeping rows under a hold or a statutory minimum. Also run at the end of CALL retention.run().';
+
+CREATE FUNCTION retention.request_erasure_trigger()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_NARGS <> 2 OR TG_LEVEL <> 'ROW' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+        RAISE EXCEPTION 'retention.request_erasure_trigger() must be a row-level INSERT or UPDATE trigger with the subject kind and the id column as arguments'
+            USING ERRCODE = 'trigger_protocol_violated',
+                  HINT = 'e.g. AFTER UPDATE OF deletion_requested ON customers FOR EACH ROW WHEN (NEW.deletion_requested) EXECUTE FUNCTION retention.request_erasure_trigger(''customer'', ''id'')';
+    END IF;
+    IF NOT (to_jsonb(NEW) ? TG_ARGV[1]) THEN
+        RAISE EXCEPTION 'column "%" of %.% does not exist', TG_ARGV[1], TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'undefined_column', HINT = 'Give the id column of the subject as second argument.';
+    END IF;
+    PERFORM retention._request_from_trigger(TG_ARGV[0], to_jsonb(NEW) ->> TG_ARGV[1], TG_TABLE_NAME);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION retention.request_erasure_trigger() IS
+'Trigger function for applications: files an erasure request for the row''s subject (arguments: kind, id column), e.g. when an account is flagged for deletion; a subject with a pending request is not filed twice.';
+
+CREATE FUNCTION retention.verify_audit()
+RETURNS TABLE (ok boolean, entries bigint, first_broken_id bigint, problem text, head_hash text)
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM retention._verify_audit() $$;
+COMMENT ON FUNCTION retention.verify_audit() IS
+'Recomputes the audit log''s hash chain; names the first entry that was altered, removed or reordered.';
+
+CREATE FUNCTION retention.erasure_certificate(request bigint)
+RETURNS jsonb LANGUAGE sql STABLE
+AS $$ SELECT retention._erasure_certificate($1) $$;
+COMMENT ON FUNCTION retention.erasure_certificate(bigint) IS
+'The proof of an erasure request: reference, blind index, received / due / completed times, per table the rows purged, anonymised, retained (with the legal ground) and held (with the hold), and the audit-chain hash at completion. Holds no subject id.';
+
+CREATE FUNCTION retention.erasure_certificate_text(request bigint)
+RETURNS text LANGUAGE sql STABLE
+AS $$
+SELECT concat_ws(E'\n',
+    'Erasure certificate for request ' || (c ->> 'request') || coalesce(' (reference ' || (c ->> 'reference') || ')', ''),
+    'Subject: ' || (c ->> 'kind') || ', blind index ' || (c ->> 'subject_blind_index'),
+    'Received: ' || (c ->> 'received_at') || '   due: ' || (c ->> 'due_at') ||
+        CASE WHEN (c ->> 'extended_months')::int > 0 THEN ' (extended by ' || (c ->> 'extended_months') || ' months)' ELSE '' END,
+    'Status: ' || (c ->> 'status') || coalesce(' at ' || (c ->> 'completed_at'), '') ||
+        CASE WHEN (c ->> 'on_time')::boolean THEN ', within the deadline' WHEN (c ->> 'on_time')::boolean IS FALSE THEN ', AFTER the deadline' ELSE '' END,
+    CASE WHEN c ->> 'refusal_ground' IS NOT NULL THEN 'Refused: ' || (c ->> 'refusal_ground') END,
+    (SELECT string_agg(format('  %s: %s purged, %s anonymised, %s retained%s, %s held%s%s',
+                              t ->> 'table', t ->> 'purged', t ->> 'anonymised', t ->> 'retained',
+                              coalesce(' (' || (t ->> 'retained_ground') || ')', ''), t ->> 'held',
+                              coalesce(' (' || (SELECT string_agg('hold ' || (h ->> 'hold') || ': ' || (h ->> 'reason'), '; ')
+                                                  FROM jsonb_array_elements(t -> 'holds') h) || ')', ''),
+                              coalesce(', ' || (t ->> 'kept_referenced') || ' kept: rows kept elsewhere still reference them', '')), E'\n')
+       FROM jsonb_array_elements(c -> 'tables') t),
+    'Audit chain: ' || coalesce(c ->> 'audit_hash', '-') ||
+        CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END)
+FROM (SELECT retention.erasure_certificate($1) AS c) s
+$$;
+COMMENT ON FUNCTION retention.erasure_certificate_text(bigint) IS 'The erasure certificate as text an auditor can read.';
+
+CREATE FUNCTION retention.erasure_ledger(since timestamptz DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql STABLE
+AS $$ SELECT retention._erasure_ledger($1) $$;
+COMMENT ON FUNCTION retention.erasure_ledger(timestamptz) IS
+'The completed erasures as a JSON array of request, kind, blind index and completion time: no personal data. Keep a copy outside the database; after restoring a backup, pass it to retention.reapply_erasures.';
+
+CREATE FUNCTION retention.reapply_erasures(since timestamptz DEFAULT NULL, ledger jsonb DEFAULT NULL)
+RETURNS TABLE (kind text, subject_blind_index text, request bigint, status text)
+LANGUAGE sql VOLATILE
+AS $$ SELECT * FROM retention._reapply_erasures($1, $2) $$;
+COMMENT ON FUNCTION retention.reapply_erasures(timestamptz, jsonb) IS
+'Erases again every subject of the erasure LEDGER (default: this database''s own, completed since SINCE) that is present, matching root rows by blind index: run it after every restore so that erased people do not come back from a backup.';
+
+------------------------------------------------------------------------------
 -- Views
 ------------------------------------------------------------------------------
+
+CREATE VIEW retention.requests AS
+SELECT r.id, r.kind, r.subject_blind, r.reference, r.received_at, r.due_at, r.extended_months,
+       r.extension_reason, r.status, r.refusal_ground, r.completed_at,
+       CASE WHEN r.status = 'received' THEN pg_catalog.date_part('day', r.due_at - pg_catalog.now())::int END AS days_left,
+       (r.status = 'received' AND r.due_at < pg_catalog.now()) AS overdue,
+       r.audit_hash
+  FROM retention.erasure_requests r;
+COMMENT ON VIEW retention.requests IS
+'Erasure requests without subject ids: deadlines, days left, overdue ones (status received and past due), outcome and the audit hash at completion.';
 
 CREATE VIEW retention.runs AS
 SELECT l.id,
@@ -458,9 +639,15 @@ COMMENT ON FUNCTION retention.mask_jsonb_drop(jsonb, text[]) IS
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
-REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies FROM PUBLIC;
+REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests FROM PUBLIC;
+REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
 
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO retention_admin;
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
-GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies TO retention_admin, retention_auditor;
+GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests TO retention_admin, retention_auditor;
+GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;
+GRANT EXECUTE ON FUNCTION retention.verify_audit(), retention._verify_audit(),
+    retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
+    retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
+    retention.subject_map(text), retention._subject_map(text) TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;

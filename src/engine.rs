@@ -775,6 +775,11 @@ fn sanitizing<R>(table: &str, f: impl FnOnce() -> R) -> R {
         .execute()
 }
 
+/// `sanitizing` for other modules.
+pub fn sanitizing_pub<R>(table: &str, f: impl FnOnce() -> R) -> R {
+    sanitizing(table, f)
+}
+
 /// Closes a run-log item that ran to its end.
 #[pg_extern(name = "_run_close")]
 fn run_close(item: i64) {

@@ -7,7 +7,9 @@
 
 use pgrx::prelude::*;
 
+mod audit;
 mod engine;
+mod erasure;
 mod error;
 mod expr;
 mod gucs;

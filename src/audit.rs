@@ -1,0 +1,156 @@
+//! The audit log: append-only and hash-chained.
+//!
+//! Every entry holds its predecessor's hash and its own: SHA-256 over the
+//! previous hash and a canonical serialisation of the entry (JSON with keys
+//! sorted at every level). Entries record what pg_retention did (runs,
+//! requests, holds, counts per table, actor role, transaction), never a
+//! subject id or other personal data: subjects appear only as a keyed blind
+//! index. Triggers refuse UPDATE, DELETE and TRUNCATE for everyone;
+//! `retention.verify_audit()` recomputes the chain and names the first entry
+//! that does not match.
+
+use crate::error::OrRaise;
+use crate::security;
+use pgrx::datum::JsonB;
+use pgrx::prelude::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// JSON with object keys sorted at every level: one text per value.
+pub fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash of an entry: SHA-256(previous hash hex ‖ "\n" ‖ canonical entry).
+pub fn entry_hash(prev: &str, entry: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(canonical(entry).as_bytes());
+    hex(&h.finalize())
+}
+
+/// The entry as it is hashed: every column except the hash itself.
+fn entry_value(id: i64, at: &str, actor: &str, xid: i64, event: &str, details: &Value, prev: &str) -> Value {
+    serde_json::json!({
+        "id": id, "at": at, "actor": actor, "xid": xid, "event": event, "details": details, "prev_hash": prev,
+    })
+}
+
+/// Appends an entry; returns its hash. Serialised by a transaction-level
+/// advisory lock so that the chain has no forks.
+pub fn append(event: &str, details: Value) -> String {
+    let actor = security::role_name(security::current_role());
+    security::as_extension_owner(|| {
+        Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(1380275249, 0)").or_raise("locking the audit log");
+        let prev = Spi::get_one::<String>("SELECT (SELECT hash FROM retention.audit_log ORDER BY id DESC LIMIT 1)")
+            .or_raise("reading the audit log")
+            .unwrap_or_else(|| "0".repeat(64));
+        let (id, at, xid) = Spi::connect_mut(|c| {
+            let r = c
+                .update(
+                    "SELECT pg_catalog.nextval('retention.audit_log_id_seq'),
+                            pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                            pg_catalog.txid_current()",
+                    Some(1),
+                    &[],
+                )
+                .or_raise("numbering the audit entry")
+                .first();
+            (
+                r.get::<i64>(1).or_raise("numbering the audit entry").unwrap_or(0),
+                r.get::<String>(2).or_raise("numbering the audit entry").unwrap_or_default(),
+                r.get::<i64>(3).or_raise("numbering the audit entry").unwrap_or(0),
+            )
+        });
+        let hash = entry_hash(&prev, &entry_value(id, &at, &actor, xid, event, &details, &prev));
+        Spi::run_with_args(
+            "INSERT INTO retention.audit_log (id, at, actor, xid, event, details, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                id.into(),
+                at.as_str().into(),
+                actor.as_str().into(),
+                xid.into(),
+                event.into(),
+                JsonB(details).into(),
+                prev.as_str().into(),
+                hash.as_str().into(),
+            ],
+        )
+        .or_raise("appending to the audit log");
+        hash
+    })
+}
+
+#[pg_extern(name = "_verify_audit")]
+#[allow(clippy::type_complexity)]
+fn verify_audit() -> TableIterator<
+    'static,
+    (name!(ok, bool), name!(entries, i64), name!(first_broken_id, Option<i64>), name!(problem, Option<String>), name!(head_hash, Option<String>)),
+> {
+    security::require_reader("verify the audit log");
+    let rows: Vec<(i64, String, String, i64, String, Value, String, String)> = Spi::connect(|c| {
+        c.select("SELECT id, at, actor, xid, event, details, prev_hash, hash FROM retention.audit_log ORDER BY id", None, &[])
+            .or_raise("reading the audit log")
+            .map(|r| {
+                let e = "reading the audit log";
+                (
+                    r.get::<i64>(1).or_raise(e).unwrap_or(0),
+                    r.get::<String>(2).or_raise(e).unwrap_or_default(),
+                    r.get::<String>(3).or_raise(e).unwrap_or_default(),
+                    r.get::<i64>(4).or_raise(e).unwrap_or(0),
+                    r.get::<String>(5).or_raise(e).unwrap_or_default(),
+                    r.get::<JsonB>(6).or_raise(e).map(|j| j.0).unwrap_or(Value::Null),
+                    r.get::<String>(7).or_raise(e).unwrap_or_default(),
+                    r.get::<String>(8).or_raise(e).unwrap_or_default(),
+                )
+            })
+            .collect()
+    });
+    let mut prev = "0".repeat(64);
+    let n = rows.len() as i64;
+    for (id, at, actor, xid, event, details, prev_hash, hash) in rows {
+        if prev_hash != prev {
+            return TableIterator::once((false, n, Some(id), Some("prev_hash does not match the previous entry (entry removed or reordered)".into()), None));
+        }
+        let expect = entry_hash(&prev, &entry_value(id, &at, &actor, xid, &event, &details, &prev_hash));
+        if expect != hash {
+            return TableIterator::once((false, n, Some(id), Some("content does not match its hash (entry altered)".into()), None));
+        }
+        prev = hash;
+    }
+    TableIterator::once((true, n, None, None, if n > 0 { Some(prev) } else { None }))
+}
+
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    #[pg_test]
+    fn canonical_json_sorts_keys() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"z":1,"y":2}],"c":"x"}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_eq!(canonical(&a), r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#);
+        assert_ne!(entry_hash("0", &a), entry_hash("1", &a));
+    }
+}

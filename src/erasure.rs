@@ -1,0 +1,1148 @@
+//! The right to erasure (GDPR Art. 17): subjects, requests, processing,
+//! certificates and replay after a restore.
+//!
+//! A kind of data subject has a root table and an id column; the tables that
+//! hold the subject's data are found by walking foreign keys from the root
+//! (any depth) and can be added by value (e.g. an e-mail column). A request
+//! names a subject by id; the id is kept only until the request is processed,
+//! the blind index (HMAC of kind and id under the database's blind-index key)
+//! stays. Processing erases one subject in one transaction, deepest tables
+//! first, keeping what a hold or a statutory minimum protects.
+
+use crate::audit;
+use crate::error::{raise, OrRaise};
+use crate::ident;
+use crate::mask;
+use crate::policy;
+use crate::security;
+use pgrx::datum::{Interval, JsonB, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------
+// Blind index
+// ---------------------------------------------------------------------------
+
+fn blind_key() -> Vec<u8> {
+    security::as_extension_owner(|| {
+        if let Some(k) = Spi::get_one::<Vec<u8>>("SELECT (SELECT key FROM retention.secrets WHERE name = 'blind_index')")
+            .or_raise("reading the blind-index key")
+        {
+            return k;
+        }
+        Spi::run_with_args(
+            "INSERT INTO retention.secrets (name, key) VALUES ('blind_index', $1) ON CONFLICT (name) DO NOTHING",
+            &[mask::random_key().as_slice().into()],
+        )
+        .or_raise("storing the blind-index key");
+        Spi::get_one::<Vec<u8>>("SELECT (SELECT key FROM retention.secrets WHERE name = 'blind_index')")
+            .or_raise("reading the blind-index key")
+            .unwrap_or_default()
+    })
+}
+
+/// The blind index of a subject: stable, keyed, not reversible without the key.
+pub fn blind(kind: &str, subject_id: &str) -> String {
+    mask::hmac_hex(&format!("{kind}\u{1f}{subject_id}"), &blind_key())
+}
+
+#[pg_extern(name = "_blind", volatile, parallel_unsafe)]
+fn blind_sql(kind: &str, subject_id: &str) -> String {
+    security::require_admin("compute blind indexes");
+    blind(kind, subject_id)
+}
+
+// ---------------------------------------------------------------------------
+// Subject kinds and their tables
+// ---------------------------------------------------------------------------
+
+struct Kind {
+    root: pg_sys::Oid,
+    id_column: String,
+    owner: pg_sys::Oid,
+}
+
+fn load_kind(kind: &str) -> Kind {
+    let row = Spi::connect(|c| {
+        c.select("SELECT kind, root::oid, id_column, owner::oid FROM retention.subject_kinds WHERE kind = $1", None, &[kind.into()])
+            .or_raise("reading subject kinds")
+            .next()
+            .map(|r| {
+                let e = "reading subject kinds";
+                Kind {
+                    root: r.get::<pg_sys::Oid>(2).or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                    id_column: r.get::<String>(3).or_raise(e).unwrap_or_default(),
+                    owner: r.get::<pg_sys::Oid>(4).or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                }
+            })
+    });
+    row.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("subject kind \"{kind}\" does not exist"),
+            "SELECT kind FROM retention.subject_kinds lists them; declare one with retention.register_subject.",
+        )
+    })
+}
+
+#[derive(Clone)]
+struct SubjectTable {
+    target: pg_sys::Oid,
+    link: String,
+    depth: i32,
+    parent: Option<pg_sys::Oid>,
+    columns: Vec<String>,
+    parent_columns: Vec<String>,
+    matches: Option<String>,
+    path: String,
+    action: String,
+    min_retention: Option<Interval>,
+    legal_ground: Option<String>,
+    clock: Option<String>,
+}
+
+fn load_tables(kind: &str) -> Vec<SubjectTable> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT target::oid, link, depth, parent::oid, columns, parent_columns, matches, path, action,
+                    min_retention, legal_ground, clock
+               FROM retention.subject_tables WHERE kind = $1
+              ORDER BY depth DESC, link = 'root', target::oid",
+            None,
+            &[kind.into()],
+        )
+        .or_raise("reading the subject map")
+        .map(|r| {
+            let e = "reading the subject map";
+            SubjectTable {
+                target: r.get::<pg_sys::Oid>(1).or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                link: r.get::<String>(2).or_raise(e).unwrap_or_default(),
+                depth: r.get::<i32>(3).or_raise(e).unwrap_or(0),
+                parent: r.get::<pg_sys::Oid>(4).or_raise(e),
+                columns: r.get::<Vec<String>>(5).or_raise(e).unwrap_or_default(),
+                parent_columns: r.get::<Vec<String>>(6).or_raise(e).unwrap_or_default(),
+                matches: r.get::<String>(7).or_raise(e),
+                path: r.get::<String>(8).or_raise(e).unwrap_or_default(),
+                action: r.get::<String>(9).or_raise(e).unwrap_or_else(|| "purge".into()),
+                min_retention: r.get::<Interval>(10).or_raise(e),
+                legal_ground: r.get::<String>(11).or_raise(e),
+                clock: r.get::<String>(12).or_raise(e),
+            }
+        })
+        .collect()
+    })
+}
+
+fn column_exists(target: pg_sys::Oid, name: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+        &[target.into(), name.into()],
+    )
+    .or_raise("reading columns")
+    .unwrap_or(false)
+}
+
+fn require_column(target: pg_sys::Oid, table: &str, name: &str) {
+    if !column_exists(target, name) {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{name}\" of {table} does not exist"),
+            "Name the column that holds the subject's id or value.",
+        )
+    }
+}
+
+fn insert_table(kind: &str, t: &SubjectTable) {
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO retention.subject_tables (kind, target, link, depth, parent, columns, parent_columns, matches, path, action)
+             VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regclass, $6, $7, $8, $9, $10)",
+            &[
+                kind.into(),
+                t.target.into(),
+                t.link.as_str().into(),
+                t.depth.into(),
+                t.parent.into(),
+                t.columns.clone().into(),
+                if t.parent_columns.is_empty() { None } else { Some(t.parent_columns.clone()) }.into(),
+                t.matches.clone().into(),
+                t.path.as_str().into(),
+                t.action.as_str().into(),
+            ],
+        )
+        .or_raise("storing the subject map")
+    });
+}
+
+#[pg_extern(name = "_register_subject")]
+fn register_subject(kind: &str, root: pg_sys::Oid, id_column: &str, follow_foreign_keys: bool) -> i32 {
+    security::require_admin("register data subjects");
+    let valid = !kind.is_empty()
+        && kind.len() <= 63
+        && kind.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_NAME,
+            "invalid subject kind",
+            "A kind is a lower-case word of letters, digits and underscores, e.g. customer.",
+        )
+    }
+    let exists = Spi::get_one_with_args::<bool>("SELECT EXISTS (SELECT 1 FROM retention.subject_kinds WHERE kind = $1)", &[kind.into()])
+        .or_raise("reading subject kinds")
+        .unwrap_or(false);
+    if exists {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("subject kind \"{kind}\" already exists"),
+            "Drop it with retention.drop_subject(kind) first, or add tables with retention.add_subject_table.",
+        )
+    }
+    let root_name = policy::check_target(root);
+    require_column(root, &root_name, id_column);
+    for privilege in ["SELECT", "DELETE"] {
+        policy::check_privilege(root, &root_name, privilege, "to erase subjects from it");
+    }
+    let owner = security::current_role();
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO retention.subject_kinds (kind, root, id_column, owner) VALUES ($1, $2::oid::regclass, $3, $4::oid::regrole)",
+            &[kind.into(), root.into(), id_column.into(), owner.into()],
+        )
+        .or_raise("storing the subject kind")
+    });
+    let root_entry = SubjectTable {
+        target: root,
+        link: "root".into(),
+        depth: 0,
+        parent: None,
+        columns: vec![id_column.to_string()],
+        parent_columns: vec![],
+        matches: None,
+        path: format!("{root_name}.{}", ident::quote(id_column)),
+        action: "purge".into(),
+        min_retention: None,
+        legal_ground: None,
+        clock: None,
+    };
+    insert_table(kind, &root_entry);
+    let mut found = 1;
+    if follow_foreign_keys {
+        // Breadth-first from the root; a table met again on its own path is
+        // a cycle (refused), one met again on another path keeps its first.
+        let mut queue: Vec<(pg_sys::Oid, i32, String, Vec<pg_sys::Oid>)> = vec![(root, 0, root_entry.path.clone(), vec![root])];
+        let mut seen = vec![root];
+        while let Some((parent, depth, path, ancestors)) = (!queue.is_empty()).then(|| queue.remove(0)) {
+            let parent_name = ident::relation(parent).unwrap_or_default();
+            for r in crate::refs::references(parent) {
+                let child = Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[r.child.as_str().into()])
+                    .or_raise("resolving a table")
+                    .unwrap_or(pg_sys::InvalidOid);
+                if ancestors.contains(&child) {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
+                        format!("cycle in the foreign-key graph of subject kind \"{kind}\": {} references {parent_name} on the path {path}", r.child),
+                        "Register the subject without following foreign keys (follow_foreign_keys => false) and add the tables with retention.add_subject_table.",
+                    )
+                }
+                if seen.contains(&child) {
+                    pgrx::notice!("subject kind \"{kind}\": {} is reached again through {}; its first path is kept", r.child, r.constraint);
+                    continue;
+                }
+                seen.push(child);
+                for privilege in ["SELECT", "DELETE"] {
+                    policy::check_privilege(child, &r.child, privilege, "to erase subjects from it");
+                }
+                let child_path = format!(
+                    "{path} <- {}({})",
+                    r.child,
+                    r.child_columns.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ")
+                );
+                insert_table(
+                    kind,
+                    &SubjectTable {
+                        target: child,
+                        link: "foreign key".into(),
+                        depth: depth + 1,
+                        parent: Some(parent),
+                        columns: r.child_columns.clone(),
+                        parent_columns: r.parent_columns.clone(),
+                        matches: None,
+                        path: child_path.clone(),
+                        action: "purge".into(),
+                        min_retention: None,
+                        legal_ground: None,
+                        clock: None,
+                    },
+                );
+                found += 1;
+                let mut a = ancestors.clone();
+                a.push(child);
+                queue.push((child, depth + 1, child_path, a));
+            }
+        }
+    }
+    blind_key();
+    audit::append("subject kind registered", json!({"kind": kind, "root": root_name, "tables": found}));
+    found
+}
+
+#[pg_extern(name = "_add_subject_table")]
+fn add_subject_table(kind: &str, target: pg_sys::Oid, column_name: &str, matches: Option<&str>, action: &str) -> i32 {
+    security::require_admin("change subject maps");
+    let k = load_kind(kind);
+    security::require_policy_control(kind, k.owner);
+    let table = policy::check_target(target);
+    require_column(target, &table, column_name);
+    let root_name = ident::relation(k.root).unwrap_or_default();
+    if let Some(m) = matches {
+        require_column(k.root, &root_name, m);
+    }
+    let action = check_action(action);
+    for privilege in ["SELECT", if action == "purge" { "DELETE" } else { "UPDATE" }] {
+        policy::check_privilege(target, &table, privilege, "to erase subjects from it");
+    }
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM retention.subject_tables WHERE kind = $1 AND target = $2::oid::regclass)",
+        &[kind.into(), target.into()],
+    )
+    .or_raise("reading the subject map")
+    .unwrap_or(false);
+    if exists {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("{table} is already in the subject map of \"{kind}\""),
+            "Change its action with retention.set_subject_table.",
+        )
+    }
+    let source = matches.map(|m| format!("{root_name}.{}", ident::quote(m))).unwrap_or_else(|| "the subject id".into());
+    insert_table(
+        kind,
+        &SubjectTable {
+            target,
+            link: "value".into(),
+            depth: 1,
+            parent: None,
+            columns: vec![column_name.to_string()],
+            parent_columns: vec![],
+            matches: matches.map(String::from),
+            path: format!("{table}.{} = {source}", ident::quote(column_name)),
+            action: action.to_string(),
+            min_retention: None,
+            legal_ground: None,
+            clock: None,
+        },
+    );
+    audit::append("subject table added", json!({"kind": kind, "table": table}));
+    1
+}
+
+fn check_action(action: &str) -> &'static str {
+    match action.trim().to_ascii_lowercase().as_str() {
+        "purge" => "purge",
+        "anonymise" | "anonymize" => "anonymise",
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown erasure action \"{}\"", action.chars().take(40).collect::<String>()),
+            "The actions are 'purge' and 'anonymise' (with the masks of a policy on the table).",
+        ),
+    }
+}
+
+/// The policy whose masks (and marker) an anonymise action or a retained
+/// row uses: the first policy on the table that has masks.
+fn masking_policy(target: pg_sys::Oid) -> Option<policy::Policy> {
+    let id = Spi::get_one_with_args::<i64>(
+        "SELECT p.id FROM retention.policies p WHERE p.target = $1::oid::regclass
+            AND EXISTS (SELECT 1 FROM retention.masks m WHERE m.policy_id = p.id) ORDER BY p.name LIMIT 1",
+        &[target.into()],
+    )
+    .ok()
+    .flatten()?;
+    policy::load_by_id(id)
+}
+
+#[pg_extern(name = "_set_subject_table")]
+fn set_subject_table(
+    kind: &str,
+    target: pg_sys::Oid,
+    action: Option<&str>,
+    min_retention: Option<Interval>,
+    legal_ground: Option<&str>,
+    clock: Option<&str>,
+) -> bool {
+    security::require_admin("change subject maps");
+    let k = load_kind(kind);
+    security::require_policy_control(kind, k.owner);
+    let table = policy::check_target(target);
+    let action = action.map(check_action);
+    if action == Some("anonymise") && masking_policy(target).is_none() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("no policy on {table} declares masks"),
+            "Anonymising erasure uses the masks of the table's policy: declare them with retention.set_mask first.",
+        )
+    }
+    if min_retention.is_some() != clock.is_some() || (min_retention.is_some() && legal_ground.is_none()) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a statutory minimum needs min_retention, clock and legal_ground together",
+            "e.g. min_retention => interval '10 years', clock => 'issued_on', legal_ground => 'HGB §257, AO §147'",
+        )
+    }
+    if let Some(c) = clock {
+        let ty = security::with_pinned_search_path(|| crate::expr::analyse(crate::expr::Role::Clock, c, &table));
+        if !crate::expr::is_clock_type(ty) {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                "the clock of a statutory minimum must be of type timestamptz, timestamp or date",
+                "Name the column the retention period runs from, e.g. issued_on.",
+            )
+        }
+    }
+    if let Some(iv) = min_retention {
+        policy::check_age("min_retention", iv);
+    }
+    let updated = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "WITH u AS (
+                UPDATE retention.subject_tables SET
+                    action = coalesce($3, action),
+                    min_retention = coalesce($4, min_retention),
+                    legal_ground = coalesce($5, legal_ground),
+                    clock = coalesce($6, clock)
+                 WHERE kind = $1 AND target = $2::oid::regclass RETURNING 1)
+             SELECT count(*) > 0 FROM u",
+            &[kind.into(), target.into(), action.into(), min_retention.into(), legal_ground.into(), clock.into()],
+        )
+        .or_raise("changing the subject map")
+        .unwrap_or(false)
+    });
+    if !updated {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("{table} is not in the subject map of \"{kind}\""),
+            "SELECT * FROM retention.subject_map(kind) lists its tables.",
+        )
+    }
+    audit::append("subject table changed", json!({"kind": kind, "table": table}));
+    true
+}
+
+#[pg_extern(name = "_drop_subject")]
+fn drop_subject(kind: &str) -> bool {
+    security::require_admin("change subject maps");
+    let k = load_kind(kind);
+    security::require_policy_control(kind, k.owner);
+    security::as_extension_owner(|| {
+        Spi::run_with_args("DELETE FROM retention.subject_kinds WHERE kind = $1", &[kind.into()]).or_raise("dropping the subject kind")
+    });
+    audit::append("subject kind dropped", json!({"kind": kind}));
+    true
+}
+
+/// Whether an index on `target` starts with exactly `columns`.
+fn has_index_on(target: pg_sys::Oid, columns: &[String]) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = $1
+               AND (SELECT array_agg(a.attname::text ORDER BY k.n)
+                      FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE k.n <= pg_catalog.cardinality($2::text[])) = $2::text[])",
+        &[target.into(), columns.to_vec().into()],
+    )
+    .or_raise("reading indexes")
+    .unwrap_or(false)
+}
+
+#[pg_extern(name = "_subject_map")]
+#[allow(clippy::type_complexity)]
+fn subject_map(
+    kind: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(target, String),
+        name!(link, String),
+        name!(depth, i32),
+        name!(path, String),
+        name!(action, String),
+        name!(min_retention, Option<Interval>),
+        name!(legal_ground, Option<String>),
+        name!(indexed, bool),
+        name!(warning, Option<String>),
+    ),
+> {
+    security::require_reader("read subject maps");
+    load_kind(kind);
+    let mut rows = Vec::new();
+    let mut tables = load_tables(kind);
+    tables.sort_by_key(|t| (t.depth, t.path.clone()));
+    for t in tables {
+        let name = ident::relation(t.target).unwrap_or_else(|| format!("(dropped table {})", t.target.to_u32()));
+        let indexed = has_index_on(t.target, &t.columns);
+        let warning = (!indexed).then(|| {
+            format!(
+                "no index on the subject column: erasing a subject scans the table (CREATE INDEX ON {name} ({}))",
+                t.columns.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ")
+            )
+        });
+        rows.push((name, t.link, t.depth, t.path, t.action, t.min_retention, t.legal_ground, indexed, warning));
+    }
+    TableIterator::new(rows)
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+#[pg_extern(name = "_request_erasure")]
+fn request_erasure(kind: &str, subject_id: &str, reference: Option<&str>, received_at: TimestampWithTimeZone) -> i64 {
+    security::require_admin("file erasure requests");
+    file_request(kind, subject_id, reference, received_at)
+}
+
+fn file_request(kind: &str, subject_id: &str, reference: Option<&str>, received_at: TimestampWithTimeZone) -> i64 {
+    load_kind(kind);
+    if subject_id.trim().is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "subject_id must not be empty",
+            "Give the value of the root table's id column for the person.",
+        )
+    }
+    let b = blind(kind, subject_id);
+    let id = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO retention.erasure_requests (kind, subject_id, subject_blind, reference, received_at, due_at)
+             VALUES ($1, $2, $3, $4, $5, $5 + interval '1 month') RETURNING id",
+            &[kind.into(), subject_id.into(), b.as_str().into(), reference.into(), received_at.into()],
+        )
+        .or_raise("storing the request")
+        .unwrap_or_default()
+    });
+    audit::append("erasure requested", json!({"request": id, "kind": kind, "subject": b}));
+    id
+}
+
+struct Request {
+    id: i64,
+    kind: String,
+    subject_id: Option<String>,
+    subject_blind: String,
+    status: String,
+}
+
+fn load_request(id: i64) -> Request {
+    let r = security::as_extension_owner(|| {
+        Spi::connect(|c| {
+            c.select("SELECT id, kind, subject_id, subject_blind, status FROM retention.erasure_requests WHERE id = $1", None, &[id.into()])
+                .or_raise("reading the request")
+                .next()
+                .map(|r| {
+                    let e = "reading the request";
+                    Request {
+                        id: r.get::<i64>(1).or_raise(e).unwrap_or(0),
+                        kind: r.get::<String>(2).or_raise(e).unwrap_or_default(),
+                        subject_id: r.get::<String>(3).or_raise(e),
+                        subject_blind: r.get::<String>(4).or_raise(e).unwrap_or_default(),
+                        status: r.get::<String>(5).or_raise(e).unwrap_or_default(),
+                    }
+                })
+        })
+    });
+    r.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("erasure request {id} does not exist"),
+            "SELECT id, status FROM retention.requests lists the requests.",
+        )
+    })
+}
+
+#[pg_extern(name = "_extend_request")]
+fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
+    security::require_admin("extend erasure requests");
+    let r = load_request(id);
+    if r.status != "received" {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("erasure request {id} is {} and cannot be extended", r.status),
+            "Only pending requests can be extended.",
+        )
+    }
+    if reason.trim().is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "an extension needs a reason",
+            "GDPR Art. 12(3): the data subject is told the reasons within the first month.",
+        )
+    }
+    let due = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<TimestampWithTimeZone>(
+            "WITH u AS (
+                UPDATE retention.erasure_requests
+                   SET extended_months = extended_months + $2, extension_reason = $3,
+                       due_at = received_at + (1 + extended_months + $2) * interval '1 month'
+                 WHERE id = $1 AND $2 > 0 AND extended_months + $2 <= 2
+                   AND pg_catalog.now() <= received_at + interval '1 month'
+                RETURNING due_at)
+             SELECT (SELECT due_at FROM u)",
+            &[id.into(), months.into(), reason.into()],
+        )
+        .or_raise("extending the request")
+    });
+    let Some(due) = due else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("erasure request {id} cannot be extended by {months} months"),
+            "GDPR Art. 12(3): at most two further months in all, decided within the first month after receipt.",
+        )
+    };
+    audit::append("erasure request extended", json!({"request": id, "months": months}));
+    due
+}
+
+const GROUNDS: [(&str, &str); 5] = [
+    ("17(3)(a)", "exercising the right of freedom of expression and information"),
+    ("17(3)(b)", "compliance with a legal obligation or a task in the public interest"),
+    ("17(3)(c)", "public interest in the area of public health"),
+    ("17(3)(d)", "archiving, scientific or historical research or statistical purposes"),
+    ("17(3)(e)", "establishment, exercise or defence of legal claims"),
+];
+
+#[pg_extern(name = "_refuse_request")]
+fn refuse_request(id: i64, ground: &str) -> String {
+    security::require_admin("refuse erasure requests");
+    let r = load_request(id);
+    if r.status != "received" {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("erasure request {id} is already {}", r.status),
+            "Only pending requests can be refused.",
+        )
+    }
+    let g = ground.trim().trim_start_matches("Art.").trim().trim_start_matches("GDPR").trim();
+    let Some((code, text)) = GROUNDS.iter().find(|(c, _)| g == *c || g == format!("Art. {c}")) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a refusal needs a ground of GDPR Art. 17(3)",
+            "One of '17(3)(a)' … '17(3)(e)', e.g. '17(3)(e)' for legal claims.",
+        )
+    };
+    let label = format!("Art. {code}: {text}");
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.erasure_requests SET status = 'refused', refusal_ground = $2, subject_id = NULL,
+                    completed_at = pg_catalog.now() WHERE id = $1",
+            &[id.into(), label.as_str().into()],
+        )
+        .or_raise("refusing the request")
+    });
+    audit::append("erasure request refused", json!({"request": id, "ground": code}));
+    label
+}
+
+// ---------------------------------------------------------------------------
+// Holds
+// ---------------------------------------------------------------------------
+
+#[pg_extern(name = "_place_hold")]
+fn place_hold(
+    reason: &str,
+    kind: Option<&str>,
+    subject_id: Option<&str>,
+    target: Option<pg_sys::Oid>,
+    filter: Option<&str>,
+    until: Option<TimestampWithTimeZone>,
+) -> i64 {
+    security::require_admin("place legal holds");
+    if reason.trim().is_empty() {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a hold needs a reason", "e.g. 'tax audit 2026' or 'lawsuit 12 O 345/26'.")
+    }
+    let blind_value = match (kind, subject_id) {
+        (Some(k), Some(s)) => {
+            load_kind(k);
+            Some(blind(k, s))
+        }
+        (None, None) => None,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a subject hold needs both kind and subject_id",
+            "Or hold a table (target) or part of one (target and filter).",
+        ),
+    };
+    let table = target.map(policy::check_target);
+    if blind_value.is_none() && table.is_none() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a hold needs a subject (kind, subject_id) or a table (target)",
+            "e.g. place_hold('tax audit', target => 'invoices', filter => 'issued_on >= ''2020-01-01''').",
+        )
+    }
+    if let (Some(f), Some(t)) = (filter, &table) {
+        let ty = security::with_pinned_search_path(|| crate::expr::analyse(crate::expr::Role::Filter, f, t));
+        if ty != pg_sys::BOOLOID {
+            raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, "the filter of a hold must be a boolean expression", "e.g. issued_on >= '2020-01-01'")
+        }
+    } else if filter.is_some() {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a filter needs a target table", "Give target => 'table' with the filter.")
+    }
+    let by = security::role_name(security::current_role());
+    let id = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO retention.holds (kind, subject_blind, target, filter, reason, placed_by, until)
+             VALUES ($1, $2, $3::oid::regclass, $4, $5, $6, $7) RETURNING id",
+            &[kind.into(), blind_value.clone().into(), target.into(), filter.into(), reason.into(), by.as_str().into(), until.into()],
+        )
+        .or_raise("storing the hold")
+        .unwrap_or_default()
+    });
+    audit::append(
+        "hold placed",
+        json!({"hold": id, "kind": kind, "subject": blind_value, "table": table, "filtered": filter.is_some()}),
+    );
+    id
+}
+
+#[pg_extern(name = "_release_hold")]
+fn release_hold(id: i64) -> bool {
+    security::require_admin("release legal holds");
+    let by = security::role_name(security::current_role());
+    let released = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "WITH u AS (UPDATE retention.holds SET released_at = pg_catalog.now(), released_by = $2
+                         WHERE id = $1 AND released_at IS NULL RETURNING 1)
+             SELECT count(*) > 0 FROM u",
+            &[id.into(), by.as_str().into()],
+        )
+        .or_raise("releasing the hold")
+        .unwrap_or(false)
+    });
+    if released {
+        audit::append("hold released", json!({"hold": id}));
+    }
+    released
+}
+
+/// Active holds on a table: (id, reason, filter). A NULL filter holds the
+/// whole table.
+pub fn table_holds(target: pg_sys::Oid) -> Vec<(i64, String, Option<String>)> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT id, reason, filter FROM retention.holds
+              WHERE target = $1::oid::regclass AND released_at IS NULL
+                AND (until IS NULL OR until > pg_catalog.now()) ORDER BY id",
+            None,
+            &[target.into()],
+        )
+        .or_raise("reading holds")
+        .map(|r| {
+            (
+                r.get::<i64>(1).or_raise("reading holds").unwrap_or(0),
+                r.get::<String>(2).or_raise("reading holds").unwrap_or_default(),
+                r.get::<String>(3).or_raise("reading holds"),
+            )
+        })
+        .collect()
+    })
+}
+
+fn subject_holds(kind: &str, blind_value: &str) -> Vec<(i64, String)> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT id, reason FROM retention.holds
+              WHERE kind = $1 AND subject_blind = $2 AND released_at IS NULL
+                AND (until IS NULL OR until > pg_catalog.now()) ORDER BY id",
+            None,
+            &[kind.into(), blind_value.into()],
+        )
+        .or_raise("reading holds")
+        .map(|r| (r.get::<i64>(1).or_raise("reading holds").unwrap_or(0), r.get::<String>(2).or_raise("reading holds").unwrap_or_default()))
+        .collect()
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Erasing one subject
+// ---------------------------------------------------------------------------
+
+/// `WHERE` condition selecting the subject's rows of table `t`, with the
+/// subject id as parameter $1 (text, cast to the root id column's type).
+fn subject_condition(t: &SubjectTable, by_oid: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>, k: &Kind, id_type: &str) -> String {
+    let table = ident::relation(t.target).unwrap_or_default();
+    let root = ident::relation(k.root).unwrap_or_default();
+    match t.link.as_str() {
+        "root" => format!("{table}.{} = CAST($1 AS {id_type})", ident::quote(&k.id_column)),
+        "value" => match &t.matches {
+            None => format!("{table}.{}::text = $1", ident::quote(&t.columns[0])),
+            Some(m) => format!(
+                "{table}.{} IN (SELECT r.{} FROM {root} r WHERE r.{} = CAST($1 AS {id_type}))",
+                ident::quote(&t.columns[0]),
+                ident::quote(m),
+                ident::quote(&k.id_column)
+            ),
+        },
+        _ => {
+            let parent = t.parent.and_then(by_oid);
+            let Some(parent) = parent else { return "false".into() };
+            let parent_name = ident::relation(parent.target).unwrap_or_default();
+            let cols = t.columns.iter().map(|c| format!("{table}.{}", ident::quote(c))).collect::<Vec<_>>().join(", ");
+            let pcols = t.parent_columns.iter().map(|c| format!("{parent_name}.{}", ident::quote(c))).collect::<Vec<_>>().join(", ");
+            format!(
+                "({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {})",
+                subject_condition(&parent, by_oid, k, id_type)
+            )
+        }
+    }
+}
+
+fn count_where(table: &str, cond: &str, subject: &str) -> i64 {
+    Spi::get_one_with_args::<i64>(&format!("SELECT count(*) FROM {table} WHERE {cond}"), &[subject.into()])
+        .or_raise("counting the subject's rows")
+        .unwrap_or(0)
+}
+
+/// Erases the subject of one request across its tables, in one
+/// transaction. Returns the request's new status.
+#[pg_extern(name = "_erase_subject")]
+fn erase_subject(request: i64) -> String {
+    security::require_admin("process erasure requests");
+    let r = load_request(request);
+    if r.status != "received" {
+        return r.status;
+    }
+    let Some(subject) = r.subject_id.clone() else { return r.status };
+    let k = load_kind(&r.kind);
+    let tables = load_tables(&r.kind);
+    let id_type = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
+        &[k.root.into(), k.id_column.as_str().into()],
+    )
+    .or_raise("reading the id column")
+    .unwrap_or_else(|| "text".into());
+    let all = tables.clone();
+    let by_oid = move |o: pg_sys::Oid| all.iter().find(|t| t.target == o).cloned();
+    let held_subject = subject_holds(&r.kind, &r.subject_blind);
+    let mut results = Vec::new();
+    let mut partial = false;
+    for t in &tables {
+        let Some(table) = ident::relation(t.target) else { continue };
+        let cond = subject_condition(t, &by_oid, &k, &id_type);
+        let mut entry = json!({"table": table, "path": t.path, "action": t.action,
+                               "purged": 0, "anonymised": 0, "retained": 0, "held": 0});
+        let outcome = crate::engine::sanitizing_pub(&table, || {
+            security::as_policy_owner(k.owner, || {
+                crate::stage::as_stage(|| erase_table(t, &table, &cond, &subject, &held_subject, &mut entry))
+            })
+        });
+        partial |= outcome;
+        results.push(entry);
+    }
+    let status = if partial { "partially completed" } else { "completed" };
+    let summary: Vec<Value> = results
+        .iter()
+        .map(|e| json!({"table": e["table"], "purged": e["purged"], "anonymised": e["anonymised"],
+                        "retained": e["retained"], "held": e["held"]}))
+        .collect();
+    let hash = audit::append(
+        "erasure completed",
+        json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status, "tables": summary}),
+    );
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.erasure_requests
+                SET status = $2, subject_id = NULL, completed_at = pg_catalog.now(), result = $3, audit_hash = $4
+              WHERE id = $1",
+            &[r.id.into(), status.into(), JsonB(Value::Array(results)).into(), hash.as_str().into()],
+        )
+        .or_raise("closing the request")
+    });
+    status.to_string()
+}
+
+/// Erases one table's rows of the subject; fills `entry`. Returns whether
+/// anything was kept (held or retained).
+fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject_holds: &[(i64, String)], entry: &mut Value) -> bool {
+    let total = count_where(table, cond, subject);
+    if total == 0 {
+        return false;
+    }
+    // A hold on the subject or on the whole table keeps everything.
+    let holds = table_holds(t.target);
+    let whole: Vec<&(i64, String, Option<String>)> = holds.iter().filter(|h| h.2.is_none()).collect();
+    if !subject_holds.is_empty() || !whole.is_empty() {
+        let names: Vec<Value> = subject_holds
+            .iter()
+            .map(|(id, reason)| json!({"hold": id, "reason": reason}))
+            .chain(whole.iter().map(|(id, reason, _)| json!({"hold": id, "reason": reason})))
+            .collect();
+        entry["held"] = json!(total);
+        entry["holds"] = Value::Array(names);
+        return true;
+    }
+    let mut keep = Vec::new();
+    let mut kept_any = false;
+    // Rows below a held row (their parent is held by a filter) stay too.
+    if let Some(parent) = t.parent {
+        let parent_holds: Vec<(i64, String, Option<String>)> =
+            table_holds(parent).into_iter().filter(|h| h.2.is_some()).collect();
+        if let (false, Some(parent_name)) = (parent_holds.is_empty(), ident::relation(parent)) {
+            let held_cond = parent_holds
+                .iter()
+                .map(|h| format!("coalesce({}, false)", crate::expr::embed(h.2.as_deref().unwrap_or("false"))))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let cols = t.columns.iter().map(|c| format!("{table}.{}", ident::quote(c))).collect::<Vec<_>>().join(", ");
+            let pcols = t.parent_columns.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ");
+            let below = format!("({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {held_cond})");
+            let n = count_where(table, &format!("{cond} AND {below}"), subject);
+            if n > 0 {
+                entry["held"] = json!(n);
+                entry["holds"] = Value::Array(
+                    parent_holds.iter().map(|(id, reason, _)| json!({"hold": id, "reason": reason, "via": parent_name})).collect(),
+                );
+                kept_any = true;
+            }
+            keep.push(format!("NOT {below}"));
+        }
+    }
+    // Rows matching a hold's filter stay.
+    let filtered: Vec<&(i64, String, Option<String>)> = holds.iter().filter(|h| h.2.is_some()).collect();
+    if !filtered.is_empty() {
+        let held_cond = filtered.iter().map(|h| format!("coalesce({}, false)", crate::expr::embed(h.2.as_deref().unwrap_or("false")))).collect::<Vec<_>>().join(" OR ");
+        let held = count_where(table, &format!("{cond} AND ({held_cond})"), subject);
+        if held > 0 {
+            entry["held"] = json!(entry["held"].as_i64().unwrap_or(0) + held);
+            entry["holds"] = Value::Array(filtered.iter().map(|(id, reason, _)| json!({"hold": id, "reason": reason})).collect());
+            kept_any = true;
+        }
+        keep.push(format!("NOT ({held_cond})"));
+    }
+    // Rows under a statutory minimum are restricted and minimised instead.
+    let masking = masking_policy(t.target);
+    if let (Some(min), Some(clock)) = (t.min_retention, &t.clock) {
+        let under = format!("{} >= pg_catalog.now() - $2::interval", crate::expr::embed(clock));
+        let mut under_cond = format!("{cond} AND {under}");
+        if !keep.is_empty() {
+            under_cond = format!("{under_cond} AND {}", keep.join(" AND "));
+        }
+        let retained = Spi::get_one_with_args::<i64>(
+            &format!("SELECT count(*) FROM {table} WHERE {under_cond}"),
+            &[subject.into(), min.into()],
+        )
+        .or_raise("counting retained rows")
+        .unwrap_or(0);
+        if retained > 0 {
+            kept_any = true;
+            entry["retained"] = json!(retained);
+            entry["retained_ground"] = json!(t.legal_ground);
+            if let Some(p) = &masking {
+                minimise(p, table, &under_cond, subject, Some(min));
+            }
+        }
+        keep.push(format!("NOT ({under})"));
+    }
+    let mut where_ = cond.to_string();
+    for k in &keep {
+        where_.push_str(" AND ");
+        where_.push_str(k);
+    }
+    // $2 (the minimum) is bound in every statement, used or not: the
+    // parameter types are given explicitly.
+    let min_arg = t.min_retention;
+    match t.action.as_str() {
+        "anonymise" => {
+            if let Some(p) = &masking {
+                let n = minimise(p, table, &where_, subject, min_arg);
+                entry["anonymised"] = json!(n);
+            }
+        }
+        _ => {
+            // Rows that kept rows (held, retained) still reference stay:
+            // deleting them would fail, or cascade into what must be kept.
+            let refs = crate::refs::references(t.target);
+            let mut where_ = where_;
+            if let Some(unblocked) = crate::refs::unblocked_condition(&refs, table) {
+                let referenced = Spi::get_one_with_args::<i64>(
+                    &format!("SELECT count(*) FROM {table} WHERE {where_} AND NOT ({unblocked})"),
+                    &[subject.into(), min_arg.into()],
+                )
+                .or_raise("counting referenced rows")
+                .unwrap_or(0);
+                if referenced > 0 {
+                    entry["kept_referenced"] = json!(referenced);
+                    kept_any = true;
+                }
+                where_ = format!("{where_} AND {unblocked}");
+            }
+            let n = Spi::get_one_with_args::<i64>(
+                &format!("WITH d AS (DELETE FROM {table} WHERE {where_} RETURNING 1) SELECT count(*) FROM d"),
+                &[subject.into(), min_arg.into()],
+            )
+            .or_raise("erasing rows")
+            .unwrap_or(0);
+            entry["purged"] = json!(n);
+        }
+    }
+    kept_any
+}
+
+/// Applies a policy's masks (and marker) to the rows matching `cond`;
+/// returns the number of rows changed.
+fn minimise(p: &policy::Policy, table: &str, cond: &str, subject: &str, min: Option<Interval>) -> i64 {
+    let (sets, params) = crate::stage::mask_plan(p, table, 3);
+    let mut set_list = Vec::new();
+    if !sets.is_empty() {
+        set_list.push(sets);
+    }
+    if let Some(state) = &p.anonymise {
+        set_list.push(crate::stage::state_value(state));
+    }
+    if let Some(state) = &p.mark {
+        set_list.push(crate::stage::state_value(state));
+    }
+    if set_list.is_empty() {
+        return 0;
+    }
+    let key = crate::stage::keys_for(&params);
+    let rk = mask::random_key();
+    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![subject.to_string().into(), min.into()];
+    args.extend(params.iter().map(|x| x.datum(&key, &rk)));
+    Spi::get_one_with_args::<i64>(
+        &format!("WITH u AS (UPDATE {table} SET {} WHERE {cond} RETURNING 1) SELECT count(*) FROM u", set_list.join(", ")),
+        &args,
+    )
+    .or_raise("minimising rows")
+    .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// Certificates, ledger and replay
+// ---------------------------------------------------------------------------
+
+#[pg_extern(name = "_erasure_certificate")]
+fn erasure_certificate(request: i64) -> JsonB {
+    security::require_reader("read erasure certificates");
+    let row = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<JsonB>(
+            "SELECT jsonb_build_object(
+                 'request', id, 'reference', reference, 'kind', kind, 'subject_blind_index', subject_blind,
+                 'status', status, 'received_at', received_at, 'due_at', due_at, 'extended_months', extended_months,
+                 'completed_at', completed_at, 'on_time', completed_at <= due_at, 'refusal_ground', refusal_ground,
+                 'tables', coalesce(result, '[]'::jsonb), 'audit_hash', audit_hash)
+               FROM retention.erasure_requests WHERE id = $1",
+            &[request.into()],
+        )
+        .or_raise("reading the request")
+    });
+    let Some(mut cert) = row else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("erasure request {request} does not exist"),
+            "SELECT id, status FROM retention.requests lists the requests.",
+        )
+    };
+    // Whether the chain is intact up to the entry recorded at completion.
+    let verified = Spi::get_one::<bool>("SELECT ok FROM retention._verify_audit()").ok().flatten().unwrap_or(false);
+    if let Value::Object(m) = &mut cert.0 {
+        m.insert("audit_chain_verified".into(), json!(verified));
+        m.insert("issued_at".into(), json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text").ok().flatten()));
+    }
+    cert
+}
+
+#[pg_extern(name = "_erasure_ledger")]
+fn erasure_ledger(since: Option<TimestampWithTimeZone>) -> JsonB {
+    security::require_reader("read the erasure ledger");
+    security::as_extension_owner(|| {
+        Spi::get_one_with_args::<JsonB>(
+            "SELECT coalesce(jsonb_agg(jsonb_build_object('request', id, 'kind', kind, 'subject', subject_blind,
+                                                        'completed_at', completed_at) ORDER BY id), '[]'::jsonb)
+               FROM retention.erasure_requests
+              WHERE status IN ('completed', 'partially completed') AND ($1::timestamptz IS NULL OR completed_at >= $1)",
+            &[since.into()],
+        )
+        .or_raise("reading the ledger")
+        .unwrap_or(JsonB(json!([])))
+    })
+}
+
+#[pg_extern(name = "_reapply_erasures")]
+#[allow(clippy::type_complexity)]
+fn reapply_erasures(
+    since: Option<TimestampWithTimeZone>,
+    ledger: Option<JsonB>,
+) -> TableIterator<'static, (name!(kind, String), name!(subject_blind_index, String), name!(request, Option<i64>), name!(status, String))> {
+    security::require_admin("re-apply erasures");
+    let ledger = ledger.unwrap_or_else(|| erasure_ledger(since)).0;
+    let mut wanted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    if let Value::Array(items) = &ledger {
+        for it in items {
+            if let (Some(k), Some(s)) = (it.get("kind").and_then(|v| v.as_str()), it.get("subject").and_then(|v| v.as_str())) {
+                wanted.entry(k.to_string()).or_default().push(s.to_string());
+            }
+        }
+    } else {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "the ledger must be a JSON array", "Pass the value of retention.erasure_ledger().")
+    }
+    let mut out = Vec::new();
+    for (kind, blinds) in wanted {
+        let k = load_kind(&kind);
+        let root = ident::relation(k.root).unwrap_or_default();
+        // Which root rows are these subjects? Compare blind indexes; the
+        // ledger never held an id.
+        let key = blind_key();
+        let ids: Vec<String> = security::as_policy_owner(k.owner, || {
+            Spi::connect(|c| {
+                c.select(&format!("SELECT {}::text FROM {root}", ident::quote(&k.id_column)), None, &[])
+                    .or_raise("reading subjects")
+                    .filter_map(|r| r.get::<String>(1).ok().flatten())
+                    .collect()
+            })
+        });
+        let mut found = std::collections::BTreeSet::new();
+        for id in ids {
+            let b = mask::hmac_hex(&format!("{kind}\u{1f}{id}"), &key);
+            if blinds.contains(&b) && found.insert(b.clone()) {
+                let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()").ok().flatten();
+                let Some(now) = now else { continue };
+                let req = file_request(&kind, &id, Some("re-applied from the erasure ledger"), now);
+                let status = erase_subject(req);
+                out.push((kind.clone(), b, Some(req), status));
+            }
+        }
+        for b in blinds {
+            if !found.contains(&b) {
+                out.push((kind.clone(), b, None, "not present".to_string()));
+            }
+        }
+    }
+    audit::append("erasures re-applied", json!({"subjects": out.iter().filter(|o| o.2.is_some()).count()}));
+    TableIterator::new(out)
+}
+
+/// The request an application's trigger files: kind and id column as
+/// trigger arguments; a pending request for the same subject is not repeated.
+#[pg_extern(name = "_request_from_trigger")]
+fn request_from_trigger(kind: &str, subject_id: Option<&str>, table: &str) -> Option<i64> {
+    let subject_id = subject_id?;
+    load_kind(kind);
+    let b = blind(kind, subject_id);
+    let pending = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM retention.erasure_requests WHERE kind = $1 AND subject_blind = $2 AND status = 'received')",
+            &[kind.into(), b.as_str().into()],
+        )
+        .or_raise("reading requests")
+        .unwrap_or(false)
+    });
+    if pending {
+        return None;
+    }
+    let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()").ok().flatten()?;
+    Some(file_request(kind, subject_id, Some(&format!("filed by a trigger on {table}")), now))
+}
