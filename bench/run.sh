@@ -23,3 +23,4 @@ echo "command: make bench BENCH_ARGS=\"--rows $rows --batch $batch\""
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/purge_quick.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/mask.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/engine.sql
+psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/erasure.sql

@@ -22,13 +22,15 @@ CREATE FUNCTION retention.create_policy(
     max_run_time interval DEFAULT NULL,
     max_rows_per_second integer DEFAULT NULL,
     drop_partitions boolean DEFAULT true,
-    archive_schema text DEFAULT NULL
+    archive_schema text DEFAULT NULL,
+    min_retention interval DEFAULT NULL,
+    min_retention_ground text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) $$;
+AS $$ SELECT retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) $$;
 
-COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text) IS
-'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. Returns the policy id.';
+COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text) IS
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner, whose rights every run uses. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. MIN_RETENTION with MIN_RETENTION_GROUND records a statutory minimum (e.g. 10 years, HGB §257 / AO §147): a purge stage earlier than it is refused. Rows under a legal hold (retention.place_hold) are never marked, anonymised or purged. Returns the policy id.';
 
 CREATE FUNCTION retention.alter_policy(
     name         text,
@@ -560,6 +562,7 @@ SELECT l.id,
        l.retries,
        round(l.max_batch_ms::numeric, 1) AS max_batch_ms,
        l.rows_blocked,
+       l.rows_held,
        l.partitions_dropped,
        l.error_code,
        l.error,

@@ -47,6 +47,10 @@ CREATE TABLE retention.policies (
     -- dropped whole, or detached into archive_schema when it is set.
     drop_partitions   boolean NOT NULL DEFAULT true,
     archive_schema    text,
+    -- Statutory minimum (e.g. 10 years for books, HGB §257 / AO §147): no
+    -- purge stage may come earlier.
+    min_retention     interval CHECK (min_retention > interval '0'),
+    min_retention_ground text,
     batch_pause  interval    NOT NULL DEFAULT interval '0' CHECK (batch_pause >= interval '0'),
     skip_locked  boolean     NOT NULL DEFAULT true,
     purpose      text,
@@ -95,6 +99,7 @@ CREATE TABLE retention.run_log (
     retries      integer     NOT NULL DEFAULT 0,
     max_batch_ms double precision NOT NULL DEFAULT 0,  -- longest batch statement
     rows_blocked bigint      NOT NULL DEFAULT 0,   -- due rows kept because other rows still reference them
+    rows_held    bigint      NOT NULL DEFAULT 0,   -- due rows kept by a legal hold
     partitions_dropped integer NOT NULL DEFAULT 0,
     partitions_checked boolean NOT NULL DEFAULT false,
     note         text,

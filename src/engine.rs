@@ -465,6 +465,32 @@ fn run_batch(
             return done(0);
         }
     }
+    // Legal holds on the table: a whole-table hold stops the policy, a
+    // filtered hold keeps its rows out of every stage.
+    let holds = crate::erasure::table_holds(p.target);
+    if let Some((id, _, _)) = holds.iter().find(|h| h.2.is_none()) {
+        finish_with_note(item, p.id, "skipped", None, None, Some(&format!("the whole table is under legal hold {id}")));
+        return done(0);
+    }
+    let not_held: Option<String> = if holds.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "NOT ({})",
+            holds
+                .iter()
+                .map(|h| format!("coalesce({}, false)", expr::embed(h.2.as_deref().unwrap_or("false"))))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        ))
+    };
+    let with_holds = |cond: Option<String>| -> Option<String> {
+        match (cond, &not_held) {
+            (Some(c), Some(h)) => Some(format!("{c} AND {h}")),
+            (None, Some(h)) => Some(h.clone()),
+            (c, None) => c,
+        }
+    };
     let mut stage = it.stage.clone();
     loop {
         // Skip stages the policy does not have (any more).
@@ -487,7 +513,7 @@ fn run_batch(
     // _run_retry); the procedure passes the reduced size back in.
     let batch = size.map(|n| n.clamp(1, p.batch_size)).unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
-    if stage == "purge" && p.drop_partitions && !it.partitions_checked {
+    if stage == "purge" && p.drop_partitions && !it.partitions_checked && holds.is_empty() {
         // Whole partitions first; the boundary partition is left to batches.
         let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
         security::as_extension_owner(|| {
@@ -512,7 +538,7 @@ fn run_batch(
             // Rows other tables still reference (RESTRICT / NO ACTION) are
             // left out instead of failing the batch.
             let refs = crate::refs::references(p.target);
-            let unblocked = crate::refs::unblocked_condition(&refs, &table);
+            let unblocked = with_holds(crate::refs::unblocked_condition(&refs, &table));
             pending_for_fast = unblocked.clone();
             action_for_fast = Some(Action::Delete);
             batch_statement(&p, &table, unblocked.as_deref(), &Action::Delete)
@@ -529,20 +555,17 @@ fn run_batch(
             let rk = if params.iter().any(|x| matches!(x, crate::stage::Param::RunKey)) { run_key(item) } else { Vec::new() };
             args.extend(params.iter().map(|x| x.datum(&key, &rk)));
             let set = format!("{sets}, {}", crate::stage::state_value(&state));
-            pending_for_fast = Some(crate::stage::pending_condition(&state));
+            let pending = with_holds(Some(crate::stage::pending_condition(&state)));
+            pending_for_fast = pending.clone();
             action_for_fast = Some(Action::Update(set.clone()));
-            batch_statement(&p, &table, Some(&crate::stage::pending_condition(&state)), &Action::Update(set))
+            batch_statement(&p, &table, pending.as_deref(), &Action::Update(set))
         }
         _ => {
             let state = p.mark.clone().unwrap_or_default();
-            pending_for_fast = Some(crate::stage::pending_condition(&state));
+            let pending = with_holds(Some(crate::stage::pending_condition(&state)));
+            pending_for_fast = pending.clone();
             action_for_fast = Some(Action::Update(crate::stage::state_value(&state)));
-            batch_statement(
-                &p,
-                &table,
-                Some(&crate::stage::pending_condition(&state)),
-                &Action::Update(crate::stage::state_value(&state)),
-            )
+            batch_statement(&p, &table, pending.as_deref(), &Action::Update(crate::stage::state_value(&state)))
         }
     };
     // Optimistic form: without the separate row-locking pass, which costs as
@@ -648,6 +671,24 @@ fn run_batch(
     }
     if stage == "purge" {
         count_blocked(item, &p, &table, cutoff);
+        if let Some(h) = &not_held {
+            let sql = format!("SELECT count(*) FROM {table} WHERE {} AND NOT ({h})", due_condition(&p));
+            let held = sanitizing(&table, || {
+                security::as_policy_owner(p.owner, || {
+                    Spi::get_one_with_args::<i64>(&sql, &[cutoff.into()]).or_raise("counting held rows").unwrap_or(0)
+                })
+            });
+            let ids = holds.iter().map(|h| h.0.to_string()).collect::<Vec<_>>().join(", ");
+            security::as_extension_owner(|| {
+                Spi::run_with_args(
+                    "UPDATE retention.run_log SET rows_held = $2,
+                            note = CASE WHEN $2 > 0 THEN 'due rows kept by legal holds ' || $3 ELSE note END
+                      WHERE id = $1",
+                    &[item.into(), held.into(), ids.as_str().into()],
+                )
+                .or_raise("counting held rows")
+            });
+        }
     }
     let next = next_stage(&stage);
     set_stage(item, next);

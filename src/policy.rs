@@ -194,6 +194,41 @@ fn check_limits(
     }
 }
 
+/// A purge stage may not come before the statutory minimum.
+fn check_minimum(purge_after: Option<Interval>, min: Option<Interval>, ground: Option<&str>) {
+    if min.is_some() && ground.map(|g| g.trim().is_empty()).unwrap_or(true) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a statutory minimum needs its legal ground",
+            "e.g. min_retention => interval '10 years', min_retention_ground => 'HGB §257, AO §147'",
+        )
+    }
+    if let (Some(purge), Some(min)) = (purge_after, min) {
+        let early = Spi::get_one_with_args::<bool>("SELECT $1 < $2", &[purge.into(), min.into()])
+            .or_raise("comparing intervals")
+            .unwrap_or(false);
+        if early {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("purge_after is shorter than the statutory minimum ({})", ground.unwrap_or("")),
+                "Rows under a statutory minimum must not be deleted before it ends: purge at or after min_retention.",
+            )
+        }
+    }
+}
+
+/// Checks a new purge age against a policy's stored minimum.
+pub fn check_stored_minimum(policy_id: i64, purge_after: Interval) {
+    let (min, ground) = Spi::get_two_with_args::<Interval, String>(
+        "SELECT min_retention, min_retention_ground FROM retention.policies WHERE id = $1",
+        &[policy_id.into()],
+    )
+    .or_raise("reading the statutory minimum");
+    if min.is_some() {
+        check_minimum(Some(purge_after), min, ground.as_deref());
+    }
+}
+
 fn check_archive_schema(schema: &str) {
     let ok = Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.has_schema_privilege(current_user, n.oid, 'CREATE')
@@ -368,6 +403,8 @@ fn create_policy(
     max_rows_per_second: Option<i32>,
     drop_partitions: bool,
     archive_schema: Option<&str>,
+    min_retention: Option<Interval>,
+    min_retention_ground: Option<&str>,
 ) -> i64 {
     security::require_admin("declare retention policies");
     check_name(name);
@@ -390,6 +427,7 @@ fn create_policy(
         check_filter(f, &table);
     }
     let purge_after = purge_after.map(|iv| check_age("purge_after", iv));
+    check_minimum(purge_after, min_retention, min_retention_ground);
     check_batch_size(batch_size);
     check_batch_pause(batch_pause);
     check_limits(Some(lock_timeout), Some(statement_timeout), max_run_time, max_rows_per_second);
@@ -412,9 +450,9 @@ fn create_policy(
                  (name, target, key_columns, clock, clock_type, filter, purge_after,
                   batch_size, batch_pause, skip_locked, purpose, legal_basis, owner,
                   lock_timeout, statement_timeout, max_run_time, max_rows_per_second,
-                  drop_partitions, archive_schema)
+                  drop_partitions, archive_schema, min_retention, min_retention_ground)
              VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regtype, $6, $7, $8, $9, $10, $11, $12, $13::oid::regrole,
-                     $14, $15, $16, $17, $18, $19)
+                     $14, $15, $16, $17, $18, $19, $20, $21)
              RETURNING id",
             &[
                 name.into(),
@@ -436,6 +474,8 @@ fn create_policy(
                 max_rows_per_second.into(),
                 drop_partitions.into(),
                 archive_schema.into(),
+                min_retention.into(),
+                min_retention_ground.into(),
             ],
         )
         .or_raise("storing the policy")
@@ -497,6 +537,7 @@ fn alter_policy(
             )
         }
         crate::stage::check_order(p.id, "purge", iv);
+        check_stored_minimum(p.id, iv);
     }
     if let Some(n) = batch_size {
         check_batch_size(n);

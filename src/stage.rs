@@ -161,6 +161,9 @@ fn add_stage(policy_name: &str, after: Option<Interval>, action: &str, column_na
         )
     }
     check_order(p.id, action, after);
+    if action == "purge" {
+        policy::check_stored_minimum(p.id, after);
+    }
     let table = policy::check_target(p.target);
     let owner_check = |privilege: &str, why: &str| {
         let ok = Spi::get_one_with_args::<bool>(

@@ -47,7 +47,7 @@ SELECT retention.request_erasure('customer', '4711', reference => 'ticket #99') 
 SELECT id, kind, reference, status, due_at = received_at + interval '1 month' AS due_in_a_month, days_left >= 27 AS days_left_ok, overdue
   FROM retention.requests;
 -- Nothing personal in the request list or the audit log.
-SELECT count(*) AS personal_data FROM retention.requests r WHERE r::text LIKE '%4711%' OR r::text LIKE '%alice%';
+SELECT count(*) AS personal_data FROM retention.requests r WHERE r::text ~ '(^|[^0-9a-f])4711([^0-9a-f]|$)' OR r::text LIKE '%alice%';
 
 -- Processing (CALL retention.run() does this too).
 CALL retention.process_erasures();
@@ -70,15 +70,15 @@ SELECT (SELECT count(*) FROM customers WHERE id = 4712) + (SELECT count(*) FROM 
 -- The certificate names what was kept and why; it holds no subject id.
 SELECT jsonb_pretty(retention.erasure_certificate(:request) #- '{received_at}' #- '{due_at}' #- '{completed_at}'
                     #- '{issued_at}' #- '{audit_hash}' #- '{subject_blind_index}') AS certificate;
-SELECT retention.erasure_certificate(:request)::text LIKE '%4711%' AS certificate_has_id;
+SELECT retention.erasure_certificate(:request)::text ~ '(^|[^0-9a-f])4711([^0-9a-f]|$)' AS certificate_has_id;
 SELECT regexp_replace(regexp_replace(retention.erasure_certificate_text(:request),
                       '[0-9]{4}-[0-9]{2}-[0-9]{2}[^ ]*( [0-9:.+]+)?', '<time>', 'g'), '[0-9a-f]{64}', '<hash>', 'g') AS certificate_text;
 
 -- The audit log and the run log know the subject only by blind index.
 SELECT event, details ? 'subject' AS has_blind_index FROM retention.audit_log ORDER BY id;
 SELECT count(*) AS audit_rows_with_personal_data FROM retention.audit_log a
- WHERE a::text LIKE '%4711%' OR a::text LIKE '%alice%' OR a::text LIKE '%Alice%';
-SELECT count(*) AS run_rows_with_personal_data FROM retention.run_log r WHERE r::text LIKE '%4711%' OR r::text LIKE '%alice%';
+ WHERE a::text ~ '(^|[^0-9a-f])4711([^0-9a-f]|$)' OR a::text ~* 'alice';
+SELECT count(*) AS run_rows_with_personal_data FROM retention.run_log r WHERE r::text ~ '(^|[^0-9a-f])4711([^0-9a-f]|$)' OR r::text LIKE '%alice%';
 SELECT ok, first_broken_id FROM retention.verify_audit();
 
 -- A second customer, with no hold and no invoices, is erased completely
@@ -102,9 +102,9 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
-SELECT * FROM pg_temp.rows_mentioning('4713|carol');
-SELECT count(*) AS elsewhere FROM retention.audit_log a WHERE a::text ~ '4713|carol';
-SELECT count(*) AS elsewhere FROM retention.erasure_requests r WHERE r::text ~ '4713|carol';
+SELECT * FROM pg_temp.rows_mentioning('(^|[^0-9a-f])4713([^0-9a-f]|$)|carol');
+SELECT count(*) AS elsewhere FROM retention.audit_log a WHERE a::text ~ '(^|[^0-9a-f])4713([^0-9a-f]|$)|carol';
+SELECT count(*) AS elsewhere FROM retention.erasure_requests r WHERE r::text ~ '(^|[^0-9a-f])4713([^0-9a-f]|$)|carol';
 
 -- Deadlines: a request received 40 days ago and not processed is overdue;
 -- an extension (within the first month) moves the deadline.

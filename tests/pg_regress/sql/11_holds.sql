@@ -1,0 +1,48 @@
+-- Legal holds and statutory minimums against scheduled policies.
+CREATE TABLE bookings (id int PRIMARY KEY, booked_at timestamptz NOT NULL, guest text, audited boolean NOT NULL DEFAULT false);
+INSERT INTO bookings SELECT g, now() - interval '3 years', 'guest ' || g, g <= 3 FROM generate_series(1, 10) g;
+SELECT retention.create_policy('bookings', 'bookings', 'booked_at', interval '2 years') > 0 AS created;
+
+-- A tax audit holds the audited bookings: they survive the run, counted and named.
+SELECT retention.place_hold('tax audit 2026', target => 'bookings', filter => 'audited') AS audit_hold \gset
+CALL retention.run('bookings');
+SELECT status, rows_purged, rows_held, note FROM retention.runs WHERE policy = 'bookings' ORDER BY id DESC LIMIT 1;
+SELECT id FROM bookings ORDER BY id;
+
+-- A hold on the whole table stops the policy.
+SELECT retention.place_hold('lawsuit 12 O 345/26', target => 'bookings') AS lawsuit_hold \gset
+INSERT INTO bookings VALUES (20, now() - interval '3 years', 'guest 20', false);
+CALL retention.run('bookings');
+SELECT status, rows_purged, regexp_replace(note, '[0-9]+$', 'N') AS note FROM retention.runs WHERE policy = 'bookings' ORDER BY id DESC LIMIT 1;
+SELECT count(*) FROM bookings;
+
+-- Released holds no longer protect anything.
+SELECT retention.release_hold(:lawsuit_hold), retention.release_hold(:audit_hold), retention.release_hold(:audit_hold);
+CALL retention.run('bookings');
+SELECT rows_purged, rows_held FROM retention.runs WHERE policy = 'bookings' ORDER BY id DESC LIMIT 1;
+SELECT count(*) FROM bookings;
+
+-- A hold that ends by itself.
+SELECT retention.place_hold('expired hold', target => 'bookings', until => now() - interval '1 day') > 0 AS placed;
+INSERT INTO bookings VALUES (30, now() - interval '3 years', 'guest 30', false);
+CALL retention.run('bookings');
+SELECT count(*) FROM bookings;
+
+-- Statutory minimums: a purge earlier than the minimum is refused.
+CREATE TABLE ledger (id int PRIMARY KEY, booked_on date NOT NULL);
+SELECT retention.create_policy('ledger', 'ledger', 'booked_on', interval '6 years',
+                               min_retention => interval '10 years', min_retention_ground => 'HGB §257, AO §147');
+SELECT retention.create_policy('ledger', 'ledger', 'booked_on', interval '10 years', min_retention => interval '10 years');
+SELECT retention.create_policy('ledger', 'ledger', 'booked_on', interval '10 years',
+                               min_retention => interval '10 years', min_retention_ground => 'HGB §257, AO §147') > 0 AS created;
+SELECT retention.alter_policy('ledger', purge_after => interval '8 years');
+SELECT retention.drop_stage('ledger', 'purge');
+SELECT retention.add_stage('ledger', interval '9 years', 'purge');
+SELECT retention.add_stage('ledger', interval '11 years', 'purge') > 0 AS added;
+SELECT name, purge_after, min_retention, min_retention_ground FROM retention.policies WHERE name = 'ledger';
+
+-- Holds are in the audit log (by id; reasons stay in retention.holds).
+SELECT event, details - 'table' AS details FROM retention.audit_log WHERE event LIKE 'hold%' ORDER BY id;
+
+SELECT retention.drop_policy('bookings'), retention.drop_policy('ledger');
+DROP TABLE bookings, ledger;
