@@ -397,16 +397,27 @@ fn finish(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Op
 }
 
 fn finish_with_note(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Option<&str>, note: Option<&str>) {
-    security::as_extension_owner(|| {
-        Spi::run_with_args(
-            "UPDATE retention.run_log
-                SET status = $2, finished_at = pg_catalog.clock_timestamp(), error_code = $3, error = $4,
-                    note = coalesce($5, note)
-              WHERE id = $1 AND status = 'running'",
+    let summary = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<pgrx::datum::JsonB>(
+            "WITH u AS (
+                UPDATE retention.run_log
+                   SET status = $2, finished_at = pg_catalog.clock_timestamp(), error_code = $3, error = $4,
+                       note = coalesce($5, note)
+                 WHERE id = $1 AND status = 'running'
+             RETURNING run_id, policy, target, status, rows_purged, rows_anonymised, rows_marked,
+                       rows_blocked, rows_held, partitions_dropped, batches, error_code)
+             SELECT (SELECT jsonb_build_object('run', run_id, 'policy', policy, 'table', target, 'status', status,
+                        'purged', rows_purged, 'anonymised', rows_anonymised, 'marked', rows_marked,
+                        'blocked', rows_blocked, 'held', rows_held, 'partitions_dropped', partitions_dropped,
+                        'batches', batches, 'error_code', error_code) FROM u)",
             &[item.into(), status.into(), code.into(), error.into(), note.into()],
         )
         .or_raise("closing the run")
     });
+    // Every policy run is in the audit log: names and counts only.
+    if let Some(s) = summary {
+        crate::audit::append("policy run", s.0);
+    }
     unlock(policy_id);
     forget_run_key();
 }
