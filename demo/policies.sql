@@ -42,3 +42,13 @@ SELECT retention.set_mask('orders_10y', 'ship_to', 'null');
 -- Every night at 03:00, pg_cron runs the due work.
 SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'pg_retention';
 SELECT cron.schedule('pg_retention', '0 3 * * *', 'CALL retention.run()');
+
+-- A customer is a data subject: their data lives in the customer row, in
+-- tables found through foreign keys, and in the newsletter list by e-mail.
+SELECT retention.register_subject('customer', 'shop.customers', 'id');
+SELECT retention.add_subject_table('customer', 'shop.newsletter_signups', 'email', matches => 'email');
+-- Orders stay for the books; on erasure they are anonymised with the masks
+-- of their policy instead of deleted.
+SELECT retention.set_subject_table('customer', 'shop.orders', action => 'anonymise');
+-- Customer 42 asked to be forgotten.
+SELECT retention.request_erasure('customer', '42', reference => 'e-mail of 2026-11-28');

@@ -51,6 +51,9 @@ psql_demo -c "SELECT count(*) FILTER (WHERE closed_at IS NOT NULL AND restricted
                      count(*) FILTER (WHERE restricted_at IS NOT NULL AND anonymised_at IS NULL) AS restricted,
                      count(*) FILTER (WHERE anonymised_at IS NOT NULL) AS anonymised
                 FROM shop.customers"
+echo "== Erasure request of customer 42 (processed by the run): the certificate"
+psql_demo -At -c "SELECT retention.erasure_certificate_text(id) FROM retention.requests ORDER BY id LIMIT 1"
+psql_demo -c "SELECT ok AS audit_chain_ok, entries FROM retention.verify_audit()"
 echo "== Scheduled with pg_cron"
 psql_demo -c "SELECT jobid, jobname, schedule, command, database FROM cron.job"
 echo

@@ -495,6 +495,24 @@ fn run_batch(
                 .join(" OR ")
         ))
     };
+    // Holds on subjects (stored as blind indexes) protect the subject's rows
+    // in the root table of their kind and in tables that reference the root
+    // id directly: the row's blind index is computed in the statement with
+    // the key as parameter $3, the held indexes $4 and the kind prefix $5.
+    let subject_hold = crate::erasure::subject_hold_column(p.target);
+    let not_held: Option<String> = match (&subject_hold, not_held) {
+        (Some((_, col, _)), h) => {
+            let s = format!(
+                "NOT coalesce(retention.mask_hmac($5 || ({})::text, $3) = ANY($4), false)",
+                ident::quote(col)
+            );
+            Some(match h {
+                Some(h) => format!("{h} AND {s}"),
+                None => s,
+            })
+        }
+        (None, h) => h,
+    };
     let with_holds = |cond: Option<String>| -> Option<String> {
         match (cond, &not_held) {
             (Some(c), Some(h)) => Some(format!("{c} AND {h}")),
@@ -524,6 +542,7 @@ fn run_batch(
     // _run_retry); the procedure passes the reduced size back in.
     let batch = size.map(|n| n.clamp(1, p.batch_size)).unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
+    args.extend(hold_args(&subject_hold));
     if stage == "purge" && p.drop_partitions && !it.partitions_checked && holds.is_empty() {
         // Whole partitions first; the boundary partition is left to batches.
         let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
@@ -556,7 +575,7 @@ fn run_batch(
         }
         "anonymise" => {
             let state = p.anonymise.clone().unwrap_or_default();
-            let (sets, params) = crate::stage::mask_plan(&p, &table, 3);
+            let (sets, params) = crate::stage::mask_plan(&p, &table, 6);
             if sets.is_empty() {
                 pgrx::notice!("retention policy \"{}\": the anonymise stage has no masks; skipped", p.name);
                 set_stage(item, next_stage(&stage));
@@ -683,13 +702,19 @@ fn run_batch(
     if stage == "purge" {
         count_blocked(item, &p, &table, cutoff);
         if let Some(h) = &not_held {
-            let sql = format!("SELECT count(*) FROM {table} WHERE {} AND NOT ({h})", due_condition(&p));
+            let sql = format!("SELECT count(*) FROM {table} WHERE {} AND NOT ({h}) AND $2 IS NOT NULL", due_condition(&p));
+            let mut count_args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), 0i64.into()];
+            count_args.extend(hold_args(&subject_hold));
             let held = sanitizing(&table, || {
                 security::as_policy_owner(p.owner, || {
-                    Spi::get_one_with_args::<i64>(&sql, &[cutoff.into()]).or_raise("counting held rows").unwrap_or(0)
+                    Spi::get_one_with_args::<i64>(&sql, &count_args).or_raise("counting held rows").unwrap_or(0)
                 })
             });
-            let ids = holds.iter().map(|h| h.0.to_string()).collect::<Vec<_>>().join(", ");
+            let mut ids = holds.iter().map(|h| h.0.to_string()).collect::<Vec<_>>();
+            if let Some((_, _, hold_ids)) = &subject_hold {
+                ids.extend(hold_ids.iter().map(|i| i.to_string()));
+            }
+            let ids = ids.join(", ");
             security::as_extension_owner(|| {
                 Spi::run_with_args(
                     "UPDATE retention.run_log SET rows_held = $2,
@@ -704,6 +729,26 @@ fn run_batch(
     let next = next_stage(&stage);
     set_stage(item, next);
     TableIterator::once((next != "done", pause.max(0.0), changed, next_size))
+}
+
+/// Parameters $3..$5 of a batch: the blind-index key, the held subjects'
+/// blind indexes and the kind prefix (NULLs when no subject hold applies).
+fn hold_args(subject_hold: &Option<(String, String, Vec<i64>)>) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+    match subject_hold {
+        Some((kind, _, _)) => {
+            let blinds = crate::erasure::held_blinds(kind);
+            vec![
+                crate::erasure::blind_key().into(),
+                blinds.into(),
+                format!("{kind}\u{1f}").into(),
+            ]
+        }
+        None => vec![
+            pgrx::datum::DatumWithOid::null::<Vec<u8>>(),
+            pgrx::datum::DatumWithOid::null::<Vec<String>>(),
+            pgrx::datum::DatumWithOid::null::<String>(),
+        ],
+    }
 }
 
 /// At the end of a purge stage: how many due rows were kept because other

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 // Blind index
 // ---------------------------------------------------------------------------
 
-fn blind_key() -> Vec<u8> {
+pub fn blind_key() -> Vec<u8> {
     security::as_extension_owner(|| {
         if let Some(k) = Spi::get_one::<Vec<u8>>("SELECT (SELECT key FROM retention.secrets WHERE name = 'blind_index')")
             .or_raise("reading the blind-index key")
@@ -435,6 +435,21 @@ fn drop_subject(kind: &str) -> bool {
     security::require_admin("change subject maps");
     let k = load_kind(kind);
     security::require_policy_control(kind, k.owner);
+    let pending = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "SELECT count(*) FROM retention.erasure_requests WHERE kind = $1 AND status = 'received'",
+            &[kind.into()],
+        )
+        .or_raise("reading requests")
+        .unwrap_or(0)
+    });
+    if pending > 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            format!("subject kind \"{kind}\" has {pending} pending erasure requests"),
+            "Process them (CALL retention.process_erasures()) or refuse them (retention.refuse_request) first.",
+        )
+    }
     security::as_extension_owner(|| {
         Spi::run_with_args("DELETE FROM retention.subject_kinds WHERE kind = $1", &[kind.into()]).or_raise("dropping the subject kind")
     });
@@ -762,6 +777,53 @@ fn subject_holds(kind: &str, blind_value: &str) -> Vec<(i64, String)> {
         )
         .or_raise("reading holds")
         .map(|r| (r.get::<i64>(1).or_raise("reading holds").unwrap_or(0), r.get::<String>(2).or_raise("reading holds").unwrap_or_default()))
+        .collect()
+    })
+}
+
+/// For a policy's table: the kind whose held subjects it must protect, the
+/// column holding the subject id (the root's id column, or a foreign key to
+/// it), and the ids of those holds; None without active subject holds.
+pub fn subject_hold_column(target: pg_sys::Oid) -> Option<(String, String, Vec<i64>)> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT st.kind, st.columns[1], array_agg(h.id ORDER BY h.id)
+               FROM retention.subject_tables st
+               JOIN retention.subject_kinds k ON k.kind = st.kind
+               JOIN retention.holds h ON h.kind = st.kind AND h.subject_blind IS NOT NULL
+                    AND h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now())
+              WHERE st.target = $1::oid::regclass
+                AND (st.link = 'root'
+                     OR (st.link = 'foreign key' AND st.parent = k.root AND st.parent_columns = ARRAY[k.id_column]))
+              GROUP BY st.kind, st.columns[1] ORDER BY st.kind LIMIT 1",
+            None,
+            &[target.into()],
+        )
+        .or_raise("reading subject holds")
+        .next()
+        .map(|r| {
+            let e = "reading subject holds";
+            (
+                r.get::<String>(1).or_raise(e).unwrap_or_default(),
+                r.get::<String>(2).or_raise(e).unwrap_or_default(),
+                r.get::<Vec<i64>>(3).or_raise(e).unwrap_or_default(),
+            )
+        })
+    })
+}
+
+/// Blind indexes of the subjects of `kind` under an active hold.
+pub fn held_blinds(kind: &str) -> Vec<String> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT subject_blind FROM retention.holds
+              WHERE kind = $1 AND subject_blind IS NOT NULL AND released_at IS NULL
+                AND (until IS NULL OR until > pg_catalog.now())",
+            None,
+            &[kind.into()],
+        )
+        .or_raise("reading subject holds")
+        .filter_map(|r| r.get::<String>(1).ok().flatten())
         .collect()
     })
 }

@@ -161,6 +161,9 @@ SELECT ok, first_broken_id = (SELECT min(id) FROM retention.audit_log WHERE even
   FROM retention.verify_audit();
 
 SELECT retention.drop_policy('invoices_10y'), retention.drop_policy('reviews_5y');
+-- A kind with pending requests cannot be dropped.
+SELECT retention.drop_subject('customer');
+SELECT retention.refuse_request(:recent, '17(3)(b)') IS NOT NULL AS refused;
 SELECT retention.drop_subject('customer');
 DROP SCHEMA crm CASCADE;
 RESET search_path;
