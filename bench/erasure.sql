@@ -7,7 +7,7 @@ SET client_min_messages = warning;
 SELECT retention.drop_subject(kind) FROM retention.subject_kinds WHERE kind = 'bench_customer';
 DROP TABLE IF EXISTS b_items, b_orders, b_tickets, b_messages, b_newsletter, b_customers CASCADE;
 SELECT (:rows / 20)::int AS n \gset
-CREATE TABLE b_customers (id bigint PRIMARY KEY, email text NOT NULL);
+CREATE TABLE b_customers (id bigint PRIMARY KEY, email text NOT NULL UNIQUE);
 CREATE TABLE b_orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES b_customers, total numeric);
 CREATE TABLE b_items (id bigint PRIMARY KEY, order_id bigint NOT NULL REFERENCES b_orders, product text);
 CREATE TABLE b_tickets (id bigint PRIMARY KEY, customer_id bigint REFERENCES b_customers, subject text);

@@ -56,6 +56,18 @@ fn entry_value(id: i64, at: &str, actor: &str, xid: i64, event: &str, details: &
 /// Appends an entry; returns its hash. Serialised by a transaction-level
 /// advisory lock so that the chain has no forks.
 pub fn append(event: &str, details: Value) -> String {
+    // The chain's head must be read after the lock is held, with a fresh
+    // snapshot: only READ COMMITTED gives one.
+    let isolation = Spi::get_one::<String>("SELECT pg_catalog.current_setting('transaction_isolation')")
+        .or_raise("reading the isolation level")
+        .unwrap_or_default();
+    if isolation != "read committed" {
+        crate::error::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
+            "pg_retention writes its audit log in READ COMMITTED transactions only",
+            "Run this at the default isolation level; under REPEATABLE READ two writers could fork the hash chain.",
+        )
+    }
     let actor = security::role_name(security::current_role());
     security::as_extension_owner(|| {
         Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(1380275249, 0)").or_raise("locking the audit log");

@@ -543,7 +543,7 @@ fn run_batch(
     let batch = size.map(|n| n.clamp(1, p.batch_size)).unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
     args.extend(hold_args(&subject_hold));
-    if stage == "purge" && p.drop_partitions && !it.partitions_checked && holds.is_empty() {
+    if stage == "purge" && p.drop_partitions && !it.partitions_checked && holds.is_empty() && subject_hold.is_none() {
         // Whole partitions first; the boundary partition is left to batches.
         let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
         security::as_extension_owner(|| {

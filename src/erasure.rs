@@ -298,6 +298,22 @@ fn add_subject_table(kind: &str, target: pg_sys::Oid, column_name: &str, matches
     let root_name = ident::relation(k.root).unwrap_or_default();
     if let Some(m) = matches {
         require_column(k.root, &root_name, m);
+        let unique = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                              ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                             WHERE i.indrelid = $1 AND i.indisunique AND i.indnkeyatts = 1
+                               AND i.indpred IS NULL AND a.attname = $2)",
+            &[k.root.into(), m.into()],
+        )
+        .or_raise("reading indexes")
+        .unwrap_or(false);
+        if !unique {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("column \"{m}\" of {root_name} is not unique"),
+                "A value link must identify one subject: add a unique index on the root column, or link by the id.",
+            )
+        }
     }
     let action = check_action(action);
     for privilege in ["SELECT", if action == "purge" { "DELETE" } else { "UPDATE" }] {
@@ -520,8 +536,21 @@ fn request_erasure(kind: &str, subject_id: &str, reference: Option<&str>, receiv
     file_request(kind, subject_id, reference, received_at)
 }
 
-fn file_request(kind: &str, subject_id: &str, reference: Option<&str>, received_at: TimestampWithTimeZone) -> i64 {
-    load_kind(kind);
+/// The id column's type without modifiers (a cast to `varchar(10)` would
+/// silently cut a longer id).
+fn id_type(k: &Kind) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
+        &[k.root.into(), k.id_column.as_str().into()],
+    )
+    .or_raise("reading the id column")
+    .unwrap_or_else(|| "text".into())
+}
+
+/// Refuses a subject id that is not exactly the text form of a value of the
+/// id column's type ('042' for an integer id, ' 42', an upper-case uuid):
+/// blind indexes and matching both rely on that one form.
+fn check_canonical_id(k: &Kind, subject_id: &str) {
     if subject_id.trim().is_empty() {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -529,6 +558,25 @@ fn file_request(kind: &str, subject_id: &str, reference: Option<&str>, received_
             "Give the value of the root table's id column for the person.",
         )
     }
+    let ty = id_type(k);
+    let canonical = PgTryBuilder::new(|| {
+        Spi::get_one_with_args::<String>(&format!("SELECT CAST($1 AS {ty})::text"), &[subject_id.into()])
+            .or_raise("checking the subject id")
+    })
+    .catch_others(|_| None)
+    .execute();
+    if canonical.as_deref() != Some(subject_id) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            format!("subject_id is not in the text form of the id column's type ({ty})"),
+            "Give the id exactly as the database prints it, e.g. SELECT id::text FROM the root table.",
+        )
+    }
+}
+
+fn file_request(kind: &str, subject_id: &str, reference: Option<&str>, received_at: TimestampWithTimeZone) -> i64 {
+    let k = load_kind(kind);
+    check_canonical_id(&k, subject_id);
     let b = blind(kind, subject_id);
     let id = security::as_extension_owner(|| {
         Spi::get_one_with_args::<i64>(
@@ -680,7 +728,7 @@ fn place_hold(
     }
     let blind_value = match (kind, subject_id) {
         (Some(k), Some(s)) => {
-            load_kind(k);
+            check_canonical_id(&load_kind(k), s);
             Some(blind(k, s))
         }
         (None, None) => None,
@@ -727,6 +775,19 @@ fn place_hold(
 fn release_hold(id: i64) -> bool {
     security::require_admin("release legal holds");
     let by = security::role_name(security::current_role());
+    let placed_by = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<String>("SELECT placed_by FROM retention.holds WHERE id = $1", &[id.into()])
+            .or_raise("reading the hold")
+    });
+    if let Some(owner) = placed_by.as_deref().and_then(security::role_oid) {
+        if !security::has_privs_of(security::current_role(), owner) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("hold {id} was placed by another role"),
+                "A hold is released by the role that placed it, a member of that role or a superuser.",
+            )
+        }
+    }
     let released = security::as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(
             "WITH u AS (UPDATE retention.holds SET released_at = pg_catalog.now(), released_by = $2
@@ -880,12 +941,7 @@ fn erase_subject(request: i64) -> String {
     let Some(subject) = r.subject_id.clone() else { return r.status };
     let k = load_kind(&r.kind);
     let tables = load_tables(&r.kind);
-    let id_type = Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
-        &[k.root.into(), k.id_column.as_str().into()],
-    )
-    .or_raise("reading the id column")
-    .unwrap_or_else(|| "text".into());
+    let id_type = id_type(&k);
     let all = tables.clone();
     let by_oid = move |o: pg_sys::Oid| all.iter().find(|t| t.target == o).cloned();
     let held_subject = subject_holds(&r.kind, &r.subject_blind);
@@ -1017,18 +1073,30 @@ fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject
     // parameter types are given explicitly.
     let min_arg = t.min_retention;
     match t.action.as_str() {
-        "anonymise" => {
-            if let Some(p) = &masking {
+        "anonymise" => match &masking {
+            Some(p) => {
                 let n = minimise(p, table, &where_, subject, min_arg);
                 entry["anonymised"] = json!(n);
             }
-        }
+            None => {
+                // The table's masks are gone: nothing can be anonymised, and
+                // the request must not claim otherwise.
+                entry["not_anonymised"] = json!(count_where(table, cond, subject));
+                entry["problem"] = json!("no policy on this table declares masks any more");
+                kept_any = true;
+            }
+        },
         _ => {
             // Rows that kept rows (held, retained) still reference stay:
             // deleting them would fail, or cascade into what must be kept.
             let refs = crate::refs::references(t.target);
             let mut where_ = where_;
-            if let Some(unblocked) = crate::refs::unblocked_condition(&refs, table) {
+            // Every reference counts here, CASCADE and SET NULL included: the
+            // subject's own referencing rows were handled before (deepest
+            // first), so what still refers to a row is something kept.
+            let still_referenced: Vec<String> = refs.iter().map(|r| format!("NOT {}", r.exists_sql(table))).collect();
+            let unblocked = (!still_referenced.is_empty()).then(|| still_referenced.join(" AND "));
+            if let Some(unblocked) = unblocked {
                 let referenced = Spi::get_one_with_args::<i64>(
                     &format!("SELECT count(*) FROM {table} WHERE {where_} AND NOT ({unblocked})"),
                     &[subject.into(), min_arg.into()],
@@ -1112,6 +1180,18 @@ fn erasure_certificate(request: i64) -> JsonB {
     let verified = Spi::get_one::<bool>("SELECT ok FROM retention._verify_audit()").ok().flatten().unwrap_or(false);
     if let Value::Object(m) = &mut cert.0 {
         m.insert("audit_chain_verified".into(), json!(verified));
+        // The entry written at completion must still be in the chain.
+        let found = security::as_extension_owner(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM retention.audit_log a JOIN retention.erasure_requests r ON r.audit_hash = a.hash
+                                 WHERE r.id = $1 AND a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id)",
+                &[request.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        });
+        m.insert("audit_entry_found".into(), json!(found));
         m.insert("issued_at".into(), json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text").ok().flatten()));
     }
     cert

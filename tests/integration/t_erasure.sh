@@ -4,7 +4,7 @@
 test_restore_then_reapply_erasures() {
   fresh_db erasesrc
   q >/dev/null <<'SQL'
-CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL);
+CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL UNIQUE);
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers, total numeric);
 CREATE TABLE newsletter (address text PRIMARY KEY);
 INSERT INTO customers VALUES (1, 'dora@example.com'), (2, 'emil@example.com');

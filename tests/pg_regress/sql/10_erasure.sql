@@ -4,7 +4,7 @@
 -- e-mail value only. Invoices must be kept 10 years (HGB §257, AO §147).
 CREATE SCHEMA crm;
 SET search_path = crm, public;
-CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL, name text);
+CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, name text);
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers, placed_at date NOT NULL);
 CREATE TABLE order_items (id bigint PRIMARY KEY, order_id bigint NOT NULL REFERENCES orders, product text, gift_note text);
 CREATE TABLE tickets (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers, subject text, disputed boolean NOT NULL DEFAULT false);
@@ -142,6 +142,9 @@ TRUNCATE retention.audit_log;
 
 -- Bad input is refused.
 SELECT retention.request_erasure('supplier', '1');
+SELECT retention.request_erasure('customer', '04712');
+SELECT retention.request_erasure('customer', 'x');
+SELECT retention.add_subject_table('customer', 'tickets', 'subject', matches => 'name');
 SELECT retention.register_subject('customer', 'customers', 'id');
 SELECT retention.register_subject('client', 'no_such_table', 'id');
 SELECT retention.register_subject('client', 'customers', 'no_such_column');
