@@ -944,6 +944,7 @@ fn erase_subject(request: i64) -> String {
     let id_type = id_type(&k);
     let all = tables.clone();
     let by_oid = move |o: pg_sys::Oid| all.iter().find(|t| t.target == o).cloned();
+    let tables = children_first(tables);
     let held_subject = subject_holds(&r.kind, &r.subject_blind);
     let mut results = Vec::new();
     let mut partial = false;
@@ -952,9 +953,12 @@ fn erase_subject(request: i64) -> String {
         let cond = subject_condition(t, &by_oid, &k, &id_type);
         let mut entry = json!({"table": table, "path": t.path, "action": t.action,
                                "purged": 0, "anonymised": 0, "retained": 0, "held": 0});
+        // A whole-table hold on a table above this one holds its rows too.
+        let mut holds_here = held_subject.clone();
+        holds_here.extend(ancestor_table_holds(t, &by_oid));
         let outcome = crate::engine::sanitizing_pub(&table, || {
             security::as_policy_owner(k.owner, || {
-                crate::stage::as_stage(|| erase_table(t, &table, &cond, &subject, &held_subject, &mut entry))
+                crate::stage::as_stage(|| erase_table(t, &table, &cond, &subject, &holds_here, &mut entry))
             })
         });
         partial |= outcome;
@@ -980,6 +984,63 @@ fn erase_subject(request: i64) -> String {
         .or_raise("closing the request")
     });
     status.to_string()
+}
+
+/// Orders the map so that a table comes before every table it references
+/// (children before parents), whatever their depth; cycles keep the order
+/// they had (deepest first).
+fn children_first(tables: Vec<SubjectTable>) -> Vec<SubjectTable> {
+    let names: Vec<Option<String>> = tables.iter().map(|t| ident::relation(t.target)).collect();
+    // children[i]: indexes of mapped tables that reference table i.
+    let children: Vec<Vec<usize>> = tables
+        .iter()
+        .map(|t| {
+            crate::refs::references(t.target)
+                .iter()
+                .filter_map(|r| names.iter().position(|n| n.as_deref() == Some(r.child.as_str())))
+                .filter(|&c| tables[c].target != t.target)
+                .collect()
+        })
+        .collect();
+    // Value-linked tables look their rows up through the root: the root
+    // waits for them as for a child.
+    let mut children = children;
+    let value_tables: Vec<usize> = (0..tables.len()).filter(|&i| tables[i].link == "value").collect();
+    for (i, t) in tables.iter().enumerate() {
+        if t.link == "root" {
+            children[i].extend(value_tables.iter().copied());
+        }
+    }
+    let n = tables.len();
+    let mut done = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let next = (0..n)
+            .find(|&i| !done[i] && children[i].iter().all(|&c| done[c]))
+            .or_else(|| (0..n).find(|&i| !done[i]));
+        let Some(i) = next else { break };
+        done[i] = true;
+        order.push(i);
+    }
+    let mut slots: Vec<Option<SubjectTable>> = tables.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// Whole-table holds on the tables above `t` in the map (its parents, their
+/// parents, ...): the subject's rows of `t` all hang below held rows.
+fn ancestor_table_holds(t: &SubjectTable, all: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut cur = t.parent;
+    let mut guard = 0;
+    while let Some(p) = cur {
+        guard += 1;
+        if guard > 64 {
+            break;
+        }
+        out.extend(table_holds(p).into_iter().filter(|h| h.2.is_none()).map(|h| (h.0, h.1)));
+        cur = all(p).and_then(|pt| pt.parent);
+    }
+    out
 }
 
 /// Erases one table's rows of the subject; fills `entry`. Returns whether
