@@ -28,7 +28,10 @@ pub fn canonical(v: &Value) -> String {
                 .collect();
             format!("{{{}}}", parts.join(","))
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -47,7 +50,15 @@ pub fn entry_hash(prev: &str, entry: &Value) -> String {
 }
 
 /// The entry as it is hashed: every column except the hash itself.
-fn entry_value(id: i64, at: &str, actor: &str, xid: i64, event: &str, details: &Value, prev: &str) -> Value {
+fn entry_value(
+    id: i64,
+    at: &str,
+    actor: &str,
+    xid: i64,
+    event: &str,
+    details: &Value,
+    prev: &str,
+) -> Value {
     serde_json::json!({
         "id": id, "at": at, "actor": actor, "xid": xid, "event": event, "details": details, "prev_hash": prev,
     })
@@ -58,9 +69,10 @@ fn entry_value(id: i64, at: &str, actor: &str, xid: i64, event: &str, details: &
 pub fn append(event: &str, details: Value) -> String {
     // The chain's head must be read after the lock is held, with a fresh
     // snapshot: only READ COMMITTED gives one.
-    let isolation = Spi::get_one::<String>("SELECT pg_catalog.current_setting('transaction_isolation')")
-        .or_raise("reading the isolation level")
-        .unwrap_or_default();
+    let isolation =
+        Spi::get_one::<String>("SELECT pg_catalog.current_setting('transaction_isolation')")
+            .or_raise("reading the isolation level")
+            .unwrap_or_default();
     if isolation != "read committed" {
         crate::error::raise(
             pgrx::PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
@@ -70,10 +82,13 @@ pub fn append(event: &str, details: Value) -> String {
     }
     let actor = security::role_name(security::current_role());
     security::as_extension_owner(|| {
-        Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(1380275249, 0)").or_raise("locking the audit log");
-        let prev = Spi::get_one::<String>("SELECT (SELECT hash FROM retention.audit_log ORDER BY id DESC LIMIT 1)")
-            .or_raise("reading the audit log")
-            .unwrap_or_else(|| "0".repeat(64));
+        Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(1380275249, 0)")
+            .or_raise("locking the audit log");
+        let prev = Spi::get_one::<String>(
+            "SELECT (SELECT hash FROM retention.audit_log ORDER BY id DESC LIMIT 1)",
+        )
+        .or_raise("reading the audit log")
+        .unwrap_or_else(|| "0".repeat(64));
         let (id, at, xid) = Spi::connect_mut(|c| {
             let r = c
                 .update(
@@ -86,12 +101,21 @@ pub fn append(event: &str, details: Value) -> String {
                 .or_raise("numbering the audit entry")
                 .first();
             (
-                r.get::<i64>(1).or_raise("numbering the audit entry").unwrap_or(0),
-                r.get::<String>(2).or_raise("numbering the audit entry").unwrap_or_default(),
-                r.get::<i64>(3).or_raise("numbering the audit entry").unwrap_or(0),
+                r.get::<i64>(1)
+                    .or_raise("numbering the audit entry")
+                    .unwrap_or(0),
+                r.get::<String>(2)
+                    .or_raise("numbering the audit entry")
+                    .unwrap_or_default(),
+                r.get::<i64>(3)
+                    .or_raise("numbering the audit entry")
+                    .unwrap_or(0),
             )
         });
-        let hash = entry_hash(&prev, &entry_value(id, &at, &actor, xid, event, &details, &prev));
+        let hash = entry_hash(
+            &prev,
+            &entry_value(id, &at, &actor, xid, event, &details, &prev),
+        );
         Spi::run_with_args(
             "INSERT INTO retention.audit_log (id, at, actor, xid, event, details, prev_hash, hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -115,7 +139,13 @@ pub fn append(event: &str, details: Value) -> String {
 #[allow(clippy::type_complexity)]
 fn verify_audit() -> TableIterator<
     'static,
-    (name!(ok, bool), name!(entries, i64), name!(first_broken_id, Option<i64>), name!(problem, Option<String>), name!(head_hash, Option<String>)),
+    (
+        name!(ok, bool),
+        name!(entries, i64),
+        name!(first_broken_id, Option<i64>),
+        name!(problem, Option<String>),
+        name!(head_hash, Option<String>),
+    ),
 > {
     security::require_reader("verify the audit log");
     let rows: Vec<(i64, String, String, i64, String, Value, String, String)> = Spi::connect(|c| {
@@ -140,17 +170,34 @@ fn verify_audit() -> TableIterator<
     let n = rows.len() as i64;
     for (id, at, actor, xid, event, details, prev_hash, hash) in rows {
         if prev_hash != prev {
-            return TableIterator::once((false, n, Some(id), Some("prev_hash does not match the previous entry (entry removed or reordered)".into()), None));
+            return TableIterator::once((
+                false,
+                n,
+                Some(id),
+                Some(
+                    "prev_hash does not match the previous entry (entry removed or reordered)"
+                        .into(),
+                ),
+                None,
+            ));
         }
-        let expect = entry_hash(&prev, &entry_value(id, &at, &actor, xid, &event, &details, &prev_hash));
+        let expect = entry_hash(
+            &prev,
+            &entry_value(id, &at, &actor, xid, &event, &details, &prev_hash),
+        );
         if expect != hash {
-            return TableIterator::once((false, n, Some(id), Some("content does not match its hash (entry altered)".into()), None));
+            return TableIterator::once((
+                false,
+                n,
+                Some(id),
+                Some("content does not match its hash (entry altered)".into()),
+                None,
+            ));
         }
         prev = hash;
     }
     TableIterator::once((true, n, None, None, if n > 0 { Some(prev) } else { None }))
 }
-
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]
@@ -159,10 +206,15 @@ mod tests {
 
     #[pg_test]
     fn canonical_json_sorts_keys() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"z":1,"y":2}],"c":"x"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"z":1,"y":2}],"c":"x"}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#).unwrap();
         assert_eq!(canonical(&a), canonical(&b));
-        assert_eq!(canonical(&a), r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#);
+        assert_eq!(
+            canonical(&a),
+            r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#
+        );
         assert_ne!(entry_hash("0", &a), entry_hash("1", &a));
     }
 }

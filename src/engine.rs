@@ -93,7 +93,11 @@ fn clock_cast(ty: pg_sys::Oid) -> &'static str {
 /// `<clock> < $n::<type> [AND (<filter>)]`: the due condition of a stage
 /// whose cutoff is parameter $n.
 fn due_condition_at(p: &Policy, n: usize) -> String {
-    let mut s = format!("{} < ${n}::{}", expr::embed(&p.clock), clock_cast(p.clock_type));
+    let mut s = format!(
+        "{} < ${n}::{}",
+        expr::embed(&p.clock),
+        clock_cast(p.clock_type)
+    );
     if let Some(f) = &p.filter {
         s.push_str(" AND ");
         s.push_str(&expr::embed(f));
@@ -150,24 +154,50 @@ fn batch_statement(p: &Policy, table: &str, pending: Option<&str>, action: &Acti
     batch_statement_locking(p, table, pending, action, p.skip_locked)
 }
 
-fn batch_statement_locking(p: &Policy, table: &str, pending: Option<&str>, action: &Action, lock_rows: bool) -> String {
+fn batch_statement_locking(
+    p: &Policy,
+    table: &str,
+    pending: Option<&str>,
+    action: &Action,
+    lock_rows: bool,
+) -> String {
     let mut due = due_condition(p);
     if let Some(cond) = pending {
         due.push_str(" AND ");
         due.push_str(cond);
     }
-    let lock = if lock_rows { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let key = if batch_by_row_id(p) { None } else { p.key_columns.as_ref() };
+    let lock = if lock_rows {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let key = if batch_by_row_id(p) {
+        None
+    } else {
+        p.key_columns.as_ref()
+    };
     let (select_list, matches) = match key {
         Some(cols) => {
-            let list = cols.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ");
-            (list.clone(), format!("({list}) IN (SELECT {list} FROM due)"))
+            let list = cols
+                .iter()
+                .map(|c| ident::quote(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                list.clone(),
+                format!("({list}) IN (SELECT {list} FROM due)"),
+            )
         }
-        None => ("ctid AS row_id".to_string(), "ctid = ANY (ARRAY(SELECT row_id FROM due))".to_string()),
+        None => (
+            "ctid AS row_id".to_string(),
+            "ctid = ANY (ARRAY(SELECT row_id FROM due))".to_string(),
+        ),
     };
     let change = match action {
         Action::Delete => format!("DELETE FROM {table} WHERE {matches} AND {due} RETURNING 1"),
-        Action::Update(set) => format!("UPDATE {table} SET {set} WHERE {matches} AND {due} RETURNING 1"),
+        Action::Update(set) => {
+            format!("UPDATE {table} SET {set} WHERE {matches} AND {due} RETURNING 1")
+        }
     };
     format!(
         "WITH due AS (SELECT {select_list} FROM {table} WHERE {due} LIMIT $2{lock}),\n\
@@ -177,7 +207,8 @@ fn batch_statement_locking(p: &Policy, table: &str, pending: Option<&str>, actio
 }
 
 fn target_or_fail(p: &Policy) -> Result<String, String> {
-    ident::relation(p.target).ok_or_else(|| format!("target table of policy \"{}\" no longer exists", p.name))
+    ident::relation(p.target)
+        .ok_or_else(|| format!("target table of policy \"{}\" no longer exists", p.name))
 }
 
 /// Opens a run: one run-log row per policy (or the one named), each with
@@ -228,7 +259,8 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
             }
             continue;
         }
-        let target = ident::relation(p.target).unwrap_or_else(|| format!("(dropped table {})", p.target.to_u32()));
+        let target = ident::relation(p.target)
+            .unwrap_or_else(|| format!("(dropped table {})", p.target.to_u32()));
         if !try_lock(p.id) {
             security::as_extension_owner(|| {
                 Spi::run_with_args(
@@ -240,7 +272,10 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
                 )
                 .or_raise("logging a skipped policy")
             });
-            pgrx::notice!("retention policy \"{}\" skipped: already running in another session", p.name);
+            pgrx::notice!(
+                "retention policy \"{}\" skipped: already running in another session",
+                p.name
+            );
             continue;
         }
         let item = security::as_extension_owner(|| {
@@ -284,7 +319,10 @@ fn children_first(policies: Vec<Policy>) -> Vec<Policy> {
     for (pi, parent) in policies.iter().enumerate() {
         for r in crate::refs::references(parent.target) {
             for (ci, child) in policies.iter().enumerate() {
-                if ci != pi && ident::relation(targets[ci]).as_deref() == Some(r.child.as_str()) && child.target != parent.target {
+                if ci != pi
+                    && ident::relation(targets[ci]).as_deref() == Some(r.child.as_str())
+                    && child.target != parent.target
+                {
                     edges.push((ci, pi));
                 }
             }
@@ -396,7 +434,14 @@ fn finish(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Op
     finish_with_note(item, policy_id, status, code, error, None)
 }
 
-fn finish_with_note(item: i64, policy_id: i64, status: &str, code: Option<&str>, error: Option<&str>, note: Option<&str>) {
+fn finish_with_note(
+    item: i64,
+    policy_id: i64,
+    status: &str,
+    code: Option<&str>,
+    error: Option<&str>,
+    note: Option<&str>,
+) {
     let summary = security::as_extension_owner(|| {
         Spi::get_one_with_args::<pgrx::datum::JsonB>(
             "WITH u AS (
@@ -430,7 +475,15 @@ fn finish_with_note(item: i64, policy_id: i64, status: &str, code: Option<&str>,
 fn run_batch(
     item: i64,
     size: default!(Option<i32>, "NULL"),
-) -> TableIterator<'static, (name!(more, bool), name!(pause, f64), name!(rows, i64), name!(next_size, Option<i32>))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(more, bool),
+        name!(pause, f64),
+        name!(rows, i64),
+        name!(next_size, Option<i32>),
+    ),
+> {
     security::require_admin("run retention policies");
     let done = |rows: i64| TableIterator::once((false, 0.0, rows, None));
     let Some(it) = load_item(item) else {
@@ -445,11 +498,23 @@ fn run_batch(
     }
     require_own_item(it.policy_id, item);
     let Some(p) = policy::load_by_id(it.policy_id) else {
-        finish(item, it.policy_id, "skipped", None, Some("policy was dropped during the run"));
+        finish(
+            item,
+            it.policy_id,
+            "skipped",
+            None,
+            Some("policy was dropped during the run"),
+        );
         return done(0);
     };
     if p.paused {
-        finish(item, p.id, "skipped", None, Some("policy was paused during the run"));
+        finish(
+            item,
+            p.id,
+            "skipped",
+            None,
+            Some("policy was paused during the run"),
+        );
         return done(0);
     }
     let table = match target_or_fail(&p) {
@@ -460,7 +525,14 @@ fn run_batch(
         }
     };
     if !crate::gucs::ENABLED.get() {
-        finish_with_note(item, p.id, "skipped", None, None, Some("retention.enabled is off"));
+        finish_with_note(
+            item,
+            p.id,
+            "skipped",
+            None,
+            None,
+            Some("retention.enabled is off"),
+        );
         return done(0);
     }
     if let Some(limit) = p.max_run_time_secs {
@@ -480,7 +552,14 @@ fn run_batch(
     // filtered hold keeps its rows out of every stage.
     let holds = crate::erasure::table_holds(p.target);
     if let Some((id, _, _)) = holds.iter().find(|h| h.2.is_none()) {
-        finish_with_note(item, p.id, "skipped", None, None, Some(&format!("the whole table is under legal hold {id}")));
+        finish_with_note(
+            item,
+            p.id,
+            "skipped",
+            None,
+            None,
+            Some(&format!("the whole table is under legal hold {id}")),
+        );
         return done(0);
     }
     let not_held: Option<String> = if holds.is_empty() {
@@ -490,7 +569,10 @@ fn run_batch(
             "NOT ({})",
             holds
                 .iter()
-                .map(|h| format!("coalesce({}, false)", expr::embed(h.2.as_deref().unwrap_or("false"))))
+                .map(|h| format!(
+                    "coalesce({}, false)",
+                    expr::embed(h.2.as_deref().unwrap_or("false"))
+                ))
                 .collect::<Vec<_>>()
                 .join(" OR ")
         ))
@@ -537,13 +619,23 @@ fn run_batch(
         set_stage(item, &stage);
     }
     let idx = STAGES.iter().position(|s| *s == stage).unwrap_or(0);
-    let Some(cutoff) = it.cutoffs[idx] else { return done(0) };
+    let Some(cutoff) = it.cutoffs[idx] else {
+        return done(0);
+    };
     // A batch that hit a lock or statement timeout is retried smaller (see
     // _run_retry); the procedure passes the reduced size back in.
-    let batch = size.map(|n| n.clamp(1, p.batch_size)).unwrap_or(p.batch_size);
-    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), (batch as i64).into()];
+    let batch = size
+        .map(|n| n.clamp(1, p.batch_size))
+        .unwrap_or(p.batch_size);
+    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
+        vec![cutoff.into(), (batch as i64).into()];
     args.extend(hold_args(&subject_hold));
-    if stage == "purge" && p.drop_partitions && !it.partitions_checked && holds.is_empty() && subject_hold.is_none() {
+    if stage == "purge"
+        && p.drop_partitions
+        && !it.partitions_checked
+        && holds.is_empty()
+        && subject_hold.is_none()
+    {
         // Whole partitions first; the boundary partition is left to batches.
         let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
         security::as_extension_owner(|| {
@@ -577,12 +669,22 @@ fn run_batch(
             let state = p.anonymise.clone().unwrap_or_default();
             let (sets, params) = crate::stage::mask_plan(&p, &table, 6);
             if sets.is_empty() {
-                pgrx::notice!("retention policy \"{}\": the anonymise stage has no masks; skipped", p.name);
+                pgrx::notice!(
+                    "retention policy \"{}\": the anonymise stage has no masks; skipped",
+                    p.name
+                );
                 set_stage(item, next_stage(&stage));
                 return TableIterator::once((true, 0.0, 0, None));
             }
             let key = crate::stage::keys_for(&params);
-            let rk = if params.iter().any(|x| matches!(x, crate::stage::Param::RunKey)) { run_key(item) } else { Vec::new() };
+            let rk = if params
+                .iter()
+                .any(|x| matches!(x, crate::stage::Param::RunKey))
+            {
+                run_key(item)
+            } else {
+                Vec::new()
+            };
             args.extend(params.iter().map(|x| x.datum(&key, &rk)));
             let set = format!("{sets}, {}", crate::stage::state_value(&state));
             let pending = with_holds(Some(crate::stage::pending_condition(&state)));
@@ -595,7 +697,12 @@ fn run_batch(
             let pending = with_holds(Some(crate::stage::pending_condition(&state)));
             pending_for_fast = pending.clone();
             action_for_fast = Some(Action::Update(crate::stage::state_value(&state)));
-            batch_statement(&p, &table, pending.as_deref(), &Action::Update(crate::stage::state_value(&state)))
+            batch_statement(
+                &p,
+                &table,
+                pending.as_deref(),
+                &Action::Update(crate::stage::state_value(&state)),
+            )
         }
     };
     // Optimistic form: without the separate row-locking pass, which costs as
@@ -603,55 +710,78 @@ fn run_batch(
     // subtransaction; if it meets a row an application holds, it is rolled
     // back and the batch runs in the locking form, which skips such rows.
     let fast_sql = match (&action_for_fast, p.skip_locked) {
-        (Some(a), true) => Some(batch_statement_locking(&p, &table, pending_for_fast.as_deref(), a, false)),
+        (Some(a), true) => Some(batch_statement_locking(
+            &p,
+            &table,
+            pending_for_fast.as_deref(),
+            a,
+            false,
+        )),
         _ => None,
     };
-    let batch_started = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
-        .or_raise("reading the clock");
-    let (selected, changed) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
-        crate::stage::as_stage(|| {
-            Spi::connect_mut(|c| {
-                // Deferred foreign keys are checked now, inside the batch, so
-                // that a violation fails this batch and not the COMMIT after it.
-                c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[]).or_raise("running a batch");
-                let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
-                let set_lock_timeout = |c: &mut pgrx::spi::SpiClient, ms: i64| {
-                    c.update("SELECT pg_catalog.set_config('lock_timeout', $1, true)", None, &[ms.to_string().into()])
-                        .or_raise("setting lock_timeout");
-                };
-                if let Some(fast) = &fast_sql {
-                    set_lock_timeout(c, p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS));
-                    let attempt = crate::partition::try_in_subtransaction(std::panic::AssertUnwindSafe(|| {
-                        let row = c.update(fast, Some(1), &args).or_raise("running a batch").first();
-                        (
-                            row.get::<i64>(1).or_raise("running a batch").unwrap_or(0),
-                            row.get::<i64>(2).or_raise("running a batch").unwrap_or(0),
+    let batch_started =
+        Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
+            .or_raise("reading the clock");
+    let (selected, changed) = sanitizing(&table, || {
+        security::as_policy_owner(p.owner, || {
+            crate::stage::as_stage(|| {
+                Spi::connect_mut(|c| {
+                    // Deferred foreign keys are checked now, inside the batch, so
+                    // that a violation fails this batch and not the COMMIT after it.
+                    c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[])
+                        .or_raise("running a batch");
+                    let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
+                    let set_lock_timeout = |c: &mut pgrx::spi::SpiClient, ms: i64| {
+                        c.update(
+                            "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+                            None,
+                            &[ms.to_string().into()],
                         )
-                    }));
-                    match attempt {
-                        Ok(counts) => return counts,
-                        Err(e) if e.is_lock_timeout() => {}
-                        Err(e) => e.rethrow(),
+                        .or_raise("setting lock_timeout");
+                    };
+                    if let Some(fast) = &fast_sql {
+                        set_lock_timeout(c, p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS));
+                        let attempt = crate::partition::try_in_subtransaction(
+                            std::panic::AssertUnwindSafe(|| {
+                                let row = c
+                                    .update(fast, Some(1), &args)
+                                    .or_raise("running a batch")
+                                    .first();
+                                (
+                                    row.get::<i64>(1).or_raise("running a batch").unwrap_or(0),
+                                    row.get::<i64>(2).or_raise("running a batch").unwrap_or(0),
+                                )
+                            }),
+                        );
+                        match attempt {
+                            Ok(counts) => return counts,
+                            Err(e) if e.is_lock_timeout() => {}
+                            Err(e) => e.rethrow(),
+                        }
                     }
-                }
-                // The policy's lock_timeout for this batch's transaction.
-                set_lock_timeout(c, p.lock_timeout_ms);
-                let row = c.update(&sql, Some(1), &args).or_raise("running a batch").first();
-                let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
-                let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
-                (selected, changed)
+                    // The policy's lock_timeout for this batch's transaction.
+                    set_lock_timeout(c, p.lock_timeout_ms);
+                    let row = c
+                        .update(&sql, Some(1), &args)
+                        .or_raise("running a batch")
+                        .first();
+                    let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
+                    let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
+                    (selected, changed)
+                })
             })
         })
-    }));
+    });
     let counter = match stage.as_str() {
         "purge" => "rows_purged",
         "anonymise" => "rows_anonymised",
         _ => "rows_marked",
     };
-    let (purged, anonymised, marked, batches, batch_secs, run_secs) = security::as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            let e = "counting the batch";
-            let row = c
+    let (purged, anonymised, marked, batches, batch_secs, run_secs) = security::as_extension_owner(
+        || {
+            Spi::connect_mut(|c| {
+                let e = "counting the batch";
+                let row = c
                 .update(
                     // A policy's own time starts with its first batch, not
                     // when the run (and its cutoffs) opened.
@@ -672,21 +802,24 @@ fn run_batch(
                 )
                 .or_raise(e)
                 .first();
-            (
-                row.get::<i64>(1).or_raise(e).unwrap_or(0),
-                row.get::<i64>(2).or_raise(e).unwrap_or(0),
-                row.get::<i64>(3).or_raise(e).unwrap_or(0),
-                row.get::<i32>(4).or_raise(e).unwrap_or(0),
-                row.get::<f64>(5).or_raise(e).unwrap_or(0.0),
-                row.get::<f64>(6).or_raise(e).unwrap_or(0.0),
-            )
-        })
-    });
+                (
+                    row.get::<i64>(1).or_raise(e).unwrap_or(0),
+                    row.get::<i64>(2).or_raise(e).unwrap_or(0),
+                    row.get::<i64>(3).or_raise(e).unwrap_or(0),
+                    row.get::<i32>(4).or_raise(e).unwrap_or(0),
+                    row.get::<f64>(5).or_raise(e).unwrap_or(0.0),
+                    row.get::<f64>(6).or_raise(e).unwrap_or(0.0),
+                )
+            })
+        },
+    );
     if selected > 0 {
         report_progress(item, &p.name, purged, anonymised, marked, batches, run_secs);
     }
     // Grow a reduced batch back towards the policy's size after a success.
-    let next_size = size.filter(|n| *n < p.batch_size).map(|n| n.saturating_mul(2).min(p.batch_size));
+    let next_size = size
+        .filter(|n| *n < p.batch_size)
+        .map(|n| n.saturating_mul(2).min(p.batch_size));
     // Pause: the declared pause, or longer to stay under the rate limit.
     let mut pause = p.batch_pause_secs;
     if let Some(rate) = p.max_rows_per_second {
@@ -702,12 +835,18 @@ fn run_batch(
     if stage == "purge" {
         count_blocked(item, &p, &table, cutoff);
         if let Some(h) = &not_held {
-            let sql = format!("SELECT count(*) FROM {table} WHERE {} AND NOT ({h}) AND $2 IS NOT NULL", due_condition(&p));
-            let mut count_args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![cutoff.into(), 0i64.into()];
+            let sql = format!(
+                "SELECT count(*) FROM {table} WHERE {} AND NOT ({h}) AND $2 IS NOT NULL",
+                due_condition(&p)
+            );
+            let mut count_args: Vec<pgrx::datum::DatumWithOid<'static>> =
+                vec![cutoff.into(), 0i64.into()];
             count_args.extend(hold_args(&subject_hold));
             let held = sanitizing(&table, || {
                 security::as_policy_owner(p.owner, || {
-                    Spi::get_one_with_args::<i64>(&sql, &count_args).or_raise("counting held rows").unwrap_or(0)
+                    Spi::get_one_with_args::<i64>(&sql, &count_args)
+                        .or_raise("counting held rows")
+                        .unwrap_or(0)
                 })
             });
             let mut ids = holds.iter().map(|h| h.0.to_string()).collect::<Vec<_>>();
@@ -733,7 +872,9 @@ fn run_batch(
 
 /// Parameters $3..$5 of a batch: the blind-index key, the held subjects'
 /// blind indexes and the kind prefix (NULLs when no subject hold applies).
-fn hold_args(subject_hold: &Option<(String, String, Vec<i64>)>) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+fn hold_args(
+    subject_hold: &Option<(String, String, Vec<i64>)>,
+) -> Vec<pgrx::datum::DatumWithOid<'static>> {
     match subject_hold {
         Some((kind, _, _)) => {
             let blinds = crate::erasure::held_blinds(kind);
@@ -755,19 +896,32 @@ fn hold_args(subject_hold: &Option<(String, String, Vec<i64>)>) -> Vec<pgrx::dat
 /// rows still reference them.
 fn count_blocked(item: i64, p: &Policy, table: &str, cutoff: TimestampWithTimeZone) {
     let refs = crate::refs::references(p.target);
-    let blocking: Vec<String> = refs.iter().filter(|r| r.blocks()).map(|r| r.exists_sql(table)).collect();
+    let blocking: Vec<String> = refs
+        .iter()
+        .filter(|r| r.blocks())
+        .map(|r| r.exists_sql(table))
+        .collect();
     if blocking.is_empty() {
         return;
     }
-    let sql = format!("SELECT count(*) FROM {table} WHERE {} AND ({})", due_condition(p), blocking.join(" OR "));
+    let sql = format!(
+        "SELECT count(*) FROM {table} WHERE {} AND ({})",
+        due_condition(p),
+        blocking.join(" OR ")
+    );
     let blocked = sanitizing(table, || {
         security::as_policy_owner(p.owner, || {
-            Spi::get_one_with_args::<i64>(&sql, &[cutoff.into()]).or_raise("counting blocked rows").unwrap_or(0)
+            Spi::get_one_with_args::<i64>(&sql, &[cutoff.into()])
+                .or_raise("counting blocked rows")
+                .unwrap_or(0)
         })
     });
     security::as_extension_owner(|| {
-        Spi::run_with_args("UPDATE retention.run_log SET rows_blocked = $2 WHERE id = $1", &[item.into(), blocked.into()])
-            .or_raise("counting blocked rows")
+        Spi::run_with_args(
+            "UPDATE retention.run_log SET rows_blocked = $2 WHERE id = $1",
+            &[item.into(), blocked.into()],
+        )
+        .or_raise("counting blocked rows")
     });
 }
 
@@ -778,7 +932,15 @@ thread_local! {
 
 /// A NOTICE with the counts so far, at most every retention.progress_interval
 /// seconds per policy.
-fn report_progress(item: i64, policy: &str, purged: i64, anonymised: i64, marked: i64, batches: i32, secs: f64) {
+fn report_progress(
+    item: i64,
+    policy: &str,
+    purged: i64,
+    anonymised: i64,
+    marked: i64,
+    batches: i32,
+    secs: f64,
+) {
     let every = crate::gucs::PROGRESS_INTERVAL.get();
     if every < 0 {
         return;
@@ -793,7 +955,11 @@ fn report_progress(item: i64, policy: &str, purged: i64, anonymised: i64, marked
     }
     if due {
         LAST_PROGRESS.with(|l| *l.borrow_mut() = Some((item, now)));
-        let rate = if secs > 0.0 { (purged + anonymised + marked) as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            (purged + anonymised + marked) as f64 / secs
+        } else {
+            0.0
+        };
         pgrx::notice!(
             "retention policy \"{policy}\": {purged} purged, {anonymised} anonymised, {marked} marked in {batches} batches ({rate:.0} rows/s)"
         );
@@ -817,8 +983,11 @@ fn run_retry(item: i64, size: Option<i32>, sqlstate: &str) -> Option<i32> {
     }
     let next = (used / 2).max(floor);
     security::as_extension_owner(|| {
-        Spi::run_with_args("UPDATE retention.run_log SET retries = retries + 1 WHERE id = $1", &[item.into()])
-            .or_raise("counting a retry")
+        Spi::run_with_args(
+            "UPDATE retention.run_log SET retries = retries + 1 WHERE id = $1",
+            &[item.into()],
+        )
+        .or_raise("counting a retry")
     });
     let why = match sqlstate {
         "55P03" => "lock timeout",
@@ -827,21 +996,29 @@ fn run_retry(item: i64, size: Option<i32>, sqlstate: &str) -> Option<i32> {
         "40001" => "serialization failure",
         _ => "transient error",
     };
-    pgrx::notice!("retention policy \"{}\": a batch of {used} rows hit a {why}; retrying with {next}", p.name);
+    pgrx::notice!(
+        "retention policy \"{}\": a batch of {used} rows hit a {why}; retrying with {next}",
+        p.name
+    );
     Some(next)
 }
 
 fn set_stage(item: i64, stage: &str) {
     security::as_extension_owner(|| {
-        Spi::run_with_args("UPDATE retention.run_log SET stage = $2 WHERE id = $1", &[item.into(), stage.into()])
-            .or_raise("advancing the stage")
+        Spi::run_with_args(
+            "UPDATE retention.run_log SET stage = $2 WHERE id = $1",
+            &[item.into(), stage.into()],
+        )
+        .or_raise("advancing the stage")
     });
 }
 
 /// The five-character SQLSTATE of an error code.
 fn sqlstate_of(code: PgSqlErrorCode) -> String {
     let c = code as i32;
-    (0..5).map(|i| ((((c >> (6 * i)) & 0x3F) as u8) + b'0') as char).collect()
+    (0..5)
+        .map(|i| ((((c >> (6 * i)) & 0x3F) as u8) + b'0') as char)
+        .collect()
 }
 
 /// Runs `f`, which executes statements on `table` with the policy owner's
@@ -962,7 +1139,9 @@ fn run_fail(
             require_own_item(it.policy_id, item);
         }
         finish(item, it.policy_id, "failed", Some(sqlstate), Some(&text));
-        let name = policy::load_by_id(it.policy_id).map(|p| p.name).unwrap_or_else(|| it.policy_id.to_string());
+        let name = policy::load_by_id(it.policy_id)
+            .map(|p| p.name)
+            .unwrap_or_else(|| it.policy_id.to_string());
         pgrx::warning!("retention policy \"{}\" failed: {}", name, text);
     }
 }
@@ -1003,8 +1182,16 @@ fn preview(
         )
         .or_raise("computing the cutoffs");
         let Some(table) = ident::relation(p.target) else {
-            rows.push((p.name.clone(), format!("(dropped table {})", p.target.to_u32()), "-".into(), None, None, None, p.paused,
-                       Some("the target table no longer exists; drop the policy".to_string())));
+            rows.push((
+                p.name.clone(),
+                format!("(dropped table {})", p.target.to_u32()),
+                "-".into(),
+                None,
+                None,
+                None,
+                p.paused,
+                Some("the target table no longer exists; drop the policy".to_string()),
+            ));
             continue;
         };
         // Stages in run order, each with its cutoff and the extra condition
@@ -1013,8 +1200,15 @@ fn preview(
         if let (true, Some(c)) = (p.purge, purge_cut) {
             stages.push(("purge", c, None));
         }
-        let not_purged = if p.purge && purge_cut.is_some() { Some(format!("NOT ({})", due_condition_at(&p, 2))) } else { None };
-        for (name, state, cut) in [("anonymise", &p.anonymise, anon_cut), ("mark", &p.mark, mark_cut)] {
+        let not_purged = if p.purge && purge_cut.is_some() {
+            Some(format!("NOT ({})", due_condition_at(&p, 2)))
+        } else {
+            None
+        };
+        for (name, state, cut) in [
+            ("anonymise", &p.anonymise, anon_cut),
+            ("mark", &p.mark, mark_cut),
+        ] {
             if let (Some(state), Some(c)) = (state, cut) {
                 let mut cond = crate::stage::pending_condition(state);
                 if let Some(np) = &not_purged {
@@ -1024,8 +1218,16 @@ fn preview(
             }
         }
         if stages.is_empty() {
-            rows.push((p.name.clone(), table, "-".into(), None, None, None, p.paused,
-                       Some("no stage declared: add one with retention.add_stage".to_string())));
+            rows.push((
+                p.name.clone(),
+                table,
+                "-".into(),
+                None,
+                None,
+                None,
+                p.paused,
+                Some("no stage declared: add one with retention.add_stage".to_string()),
+            ));
             continue;
         }
         if let (true, true, Some(c)) = (p.purge, p.drop_partitions, purge_cut) {
@@ -1051,9 +1253,12 @@ fn preview(
                                     // Never analysed: count (the preview is not a hot path).
                                     sanitizing(&x.name, || {
                                         security::as_policy_owner(p.owner, || {
-                                            Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", x.name))
-                                                .or_raise("counting a partition")
-                                                .unwrap_or(0)
+                                            Spi::get_one::<i64>(&format!(
+                                                "SELECT count(*) FROM {}",
+                                                x.name
+                                            ))
+                                            .or_raise("counting a partition")
+                                            .unwrap_or(0)
                                         })
                                     })
                                 }
@@ -1062,7 +1267,11 @@ fn preview(
                     ),
                     None,
                     p.paused,
-                    Some(format!("{} partitions {how} whole (rows from statistics when analysed): {}", parts.len(), names.join(", "))),
+                    Some(format!(
+                        "{} partitions {how} whole (rows from statistics when analysed): {}",
+                        parts.len(),
+                        names.join(", ")
+                    )),
                 ));
             }
         }
@@ -1078,10 +1287,13 @@ fn preview(
                 args.push(purge_cut.into());
             }
             let due_plain = due_condition(&p);
-            let (due_rows, indexed) = sanitizing(&table, || security::as_policy_owner(p.owner, || {
-                let n = Spi::get_one_with_args::<i64>(&count_sql, &args).or_raise("counting due rows");
-                (n, clock_indexed(&table, &due_plain, cut))
-            }));
+            let (due_rows, indexed) = sanitizing(&table, || {
+                security::as_policy_owner(p.owner, || {
+                    let n = Spi::get_one_with_args::<i64>(&count_sql, &args)
+                        .or_raise("counting due rows");
+                    (n, clock_indexed(&table, &due_plain, cut))
+                })
+            });
             let mut notes = Vec::new();
             if first && !indexed {
                 notes.push(format!(
@@ -1104,7 +1316,9 @@ fn preview(
                             .child_columns
                             .iter()
                             .zip(&r.parent_columns)
-                            .map(|(c, pc)| format!("c.{} = {table}.{}", ident::quote(c), ident::quote(pc)))
+                            .map(|(c, pc)| {
+                                format!("c.{} = {table}.{}", ident::quote(c), ident::quote(pc))
+                            })
                             .collect();
                         format!(
                             "SELECT count(*) FROM {} c WHERE EXISTS (SELECT 1 FROM {table} WHERE {} AND {})",
@@ -1115,13 +1329,27 @@ fn preview(
                     };
                     let n = sanitizing(&table, || {
                         security::as_policy_owner(p.owner, || {
-                            Spi::get_one_with_args::<i64>(&sql, &[cut.into()]).or_raise("counting referencing rows").unwrap_or(0)
+                            Spi::get_one_with_args::<i64>(&sql, &[cut.into()])
+                                .or_raise("counting referencing rows")
+                                .unwrap_or(0)
                         })
                     });
                     notes.push(match r.on_delete.as_str() {
-                        "c" => format!("{n} rows of {} are deleted with them ({})", r.child, r.action_words()),
-                        "n" | "d" => format!("{n} rows of {} lose their reference ({})", r.child, r.action_words()),
-                        _ => format!("{n} due rows are still referenced by {} ({}) and will be kept", r.child, r.action_words()),
+                        "c" => format!(
+                            "{n} rows of {} are deleted with them ({})",
+                            r.child,
+                            r.action_words()
+                        ),
+                        "n" | "d" => format!(
+                            "{n} rows of {} lose their reference ({})",
+                            r.child,
+                            r.action_words()
+                        ),
+                        _ => format!(
+                            "{n} due rows are still referenced by {} ({}) and will be kept",
+                            r.child,
+                            r.action_words()
+                        ),
                     });
                 }
             }
@@ -1133,7 +1361,9 @@ fn preview(
                 .or_raise("counting masks")
                 .unwrap_or(0);
                 if masks == 0 {
-                    notes.push("no masks declared: the stage is skipped (retention.set_mask)".to_string());
+                    notes.push(
+                        "no masks declared: the stage is skipped (retention.set_mask)".to_string(),
+                    );
                 }
             }
             first = false;
@@ -1145,7 +1375,11 @@ fn preview(
                 due_rows,
                 Some(indexed),
                 p.paused,
-                if notes.is_empty() { None } else { Some(notes.join("; ")) },
+                if notes.is_empty() {
+                    None
+                } else {
+                    Some(notes.join("; "))
+                },
             ));
         }
     }
@@ -1161,11 +1395,21 @@ pub fn backlog_estimate(p: &Policy, table: &str) -> Option<i64> {
     )
     .ok()
     .flatten()?;
-    let sql = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {}", due_condition(p));
+    let sql = format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {}",
+        due_condition(p)
+    );
     PgTryBuilder::new(|| {
         security::as_policy_owner(p.owner, || {
-            let plan = Spi::get_one_with_args::<pgrx::datum::Json>(&sql, &[cutoff.into()]).ok().flatten()?;
-            plan.0.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64().map(|r| r.round() as i64)
+            let plan = Spi::get_one_with_args::<pgrx::datum::Json>(&sql, &[cutoff.into()])
+                .ok()
+                .flatten()?;
+            plan.0
+                .get(0)?
+                .get("Plan")?
+                .get("Plan Rows")?
+                .as_f64()
+                .map(|r| r.round() as i64)
         })
     })
     .catch_others(|_| None)
@@ -1178,23 +1422,36 @@ fn clock_indexed(table: &str, due: &str, cutoff: TimestampWithTimeZone) -> bool 
     let sql = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {due}");
     Spi::connect_mut(|c| {
         let before = c
-            .update("SELECT pg_catalog.current_setting('enable_seqscan')", Some(1), &[])
+            .update(
+                "SELECT pg_catalog.current_setting('enable_seqscan')",
+                Some(1),
+                &[],
+            )
             .or_raise("planning the preview")
             .first()
             .get::<String>(1)
             .or_raise("planning the preview")
             .unwrap_or_else(|| "on".into());
-        c.update("SELECT pg_catalog.set_config('enable_seqscan', 'off', true)", None, &[])
-            .or_raise("planning the preview");
+        c.update(
+            "SELECT pg_catalog.set_config('enable_seqscan', 'off', true)",
+            None,
+            &[],
+        )
+        .or_raise("planning the preview");
         let plan = c
             .update(&sql, Some(1), &[cutoff.into()])
             .or_raise("planning the preview")
             .first()
             .get::<pgrx::datum::Json>(1)
             .or_raise("planning the preview");
-        c.update("SELECT pg_catalog.set_config('enable_seqscan', $1, true)", None, &[before.as_str().into()])
-            .or_raise("planning the preview");
-        plan.map(|j| j.0.to_string().contains("Index Cond")).unwrap_or(false)
+        c.update(
+            "SELECT pg_catalog.set_config('enable_seqscan', $1, true)",
+            None,
+            &[before.as_str().into()],
+        )
+        .or_raise("planning the preview");
+        plan.map(|j| j.0.to_string().contains("Index Cond"))
+            .unwrap_or(false)
     })
 }
 
@@ -1206,9 +1463,12 @@ mod tests {
     /// One complete run inside the test's transaction (no COMMIT), so that
     /// now() is the same for the data and the cutoff.
     fn run_in_transaction(policy: &str) -> i64 {
-        let items = Spi::get_one_with_args::<Vec<i64>>("SELECT retention._run_open($1, false)", &[policy.into()])
-            .unwrap()
-            .unwrap_or_default();
+        let items = Spi::get_one_with_args::<Vec<i64>>(
+            "SELECT retention._run_open($1, false)",
+            &[policy.into()],
+        )
+        .unwrap()
+        .unwrap_or_default();
         let mut total = 0;
         for item in items {
             loop {
@@ -1228,9 +1488,11 @@ mod tests {
     }
 
     fn ids(table: &str) -> String {
-        Spi::get_one::<String>(&format!("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM {table}"))
-            .unwrap()
-            .unwrap()
+        Spi::get_one::<String>(&format!(
+            "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM {table}"
+        ))
+        .unwrap()
+        .unwrap()
     }
 
     #[pg_test]
@@ -1276,17 +1538,33 @@ mod tests {
         )
         .unwrap();
         // The statement form above runs one batch per item; loop here.
-        let item = Spi::get_one::<Vec<i64>>("SELECT retention._run_open('cnt', false)").unwrap().unwrap()[0];
+        let item = Spi::get_one::<Vec<i64>>("SELECT retention._run_open('cnt', false)")
+            .unwrap()
+            .unwrap()[0];
         let mut rounds = 0;
-        while Spi::get_one_with_args::<bool>("SELECT more FROM retention._run_batch($1)", &[item.into()]).unwrap().unwrap() {
+        while Spi::get_one_with_args::<bool>(
+            "SELECT more FROM retention._run_batch($1)",
+            &[item.into()],
+        )
+        .unwrap()
+        .unwrap()
+        {
             rounds += 1;
             assert!(rounds < 10, "the batch loop does not end");
         }
         Spi::run_with_args("SELECT retention._run_close($1)", &[item.into()]).unwrap();
-        let (purged, batches) = Spi::get_two::<i64, i32>("SELECT rows_purged, batches FROM retention.run_log WHERE policy = 'cnt'").unwrap();
+        let (purged, batches) = Spi::get_two::<i64, i32>(
+            "SELECT rows_purged, batches FROM retention.run_log WHERE policy = 'cnt'",
+        )
+        .unwrap();
         assert_eq!(purged, Some(25));
         assert_eq!(batches, Some(3));
-        assert_eq!(Spi::get_one::<String>("SELECT status FROM retention.runs WHERE policy = 'cnt'").unwrap().unwrap(), "succeeded");
+        assert_eq!(
+            Spi::get_one::<String>("SELECT status FROM retention.runs WHERE policy = 'cnt'")
+                .unwrap()
+                .unwrap(),
+            "succeeded"
+        );
     }
 
     #[pg_test]
@@ -1304,16 +1582,40 @@ mod tests {
 
     #[pg_test]
     fn error_text_withholds_values() {
-        let s = sanitized_error("22P02", Some("invalid input syntax for type integer: \"alice@example.com\""), Some("orders"), None, None);
+        let s = sanitized_error(
+            "22P02",
+            Some("invalid input syntax for type integer: \"alice@example.com\""),
+            Some("orders"),
+            None,
+            None,
+        );
         assert!(!s.contains("alice"), "{s}");
         assert!(s.contains("table orders"), "{s}");
-        let s = sanitized_error("55P03", Some("canceling statement due to lock timeout"), None, None, None);
+        let s = sanitized_error(
+            "55P03",
+            Some("canceling statement due to lock timeout"),
+            None,
+            None,
+            None,
+        );
         assert_eq!(s, "canceling statement due to lock timeout");
-        let s = sanitized_error("23503", Some("update or delete on table \"c\" violates foreign key constraint \"o_fk\""), Some("c"), Some("o_fk"), None);
+        let s = sanitized_error(
+            "23503",
+            Some("update or delete on table \"c\" violates foreign key constraint \"o_fk\""),
+            Some("c"),
+            Some("o_fk"),
+            None,
+        );
         assert!(s.starts_with("update or delete on table"), "{s}");
         assert!(s.contains("constraint o_fk"), "{s}");
         // The same code raised by a trigger with its own text is withheld.
-        let s = sanitized_error("23503", Some("customer bob@example.com still has orders"), None, None, None);
+        let s = sanitized_error(
+            "23503",
+            Some("customer bob@example.com still has orders"),
+            None,
+            None,
+            None,
+        );
         assert!(!s.contains("bob"), "{s}");
         let s = sanitized_error("P0001", Some("bob@example.com"), None, None, None);
         assert!(!s.contains("bob"), "{s}");

@@ -26,8 +26,10 @@ use serde_json::{json, Value};
 
 pub fn blind_key() -> Vec<u8> {
     security::as_extension_owner(|| {
-        if let Some(k) = Spi::get_one::<Vec<u8>>("SELECT (SELECT key FROM retention.secrets WHERE name = 'blind_index')")
-            .or_raise("reading the blind-index key")
+        if let Some(k) = Spi::get_one::<Vec<u8>>(
+            "SELECT (SELECT key FROM retention.secrets WHERE name = 'blind_index')",
+        )
+        .or_raise("reading the blind-index key")
         {
             return k;
         }
@@ -36,9 +38,11 @@ pub fn blind_key() -> Vec<u8> {
             &[mask::random_key().as_slice().into()],
         )
         .or_raise("storing the blind-index key");
-        Spi::get_one::<Vec<u8>>("SELECT (SELECT key FROM retention.secrets WHERE name = 'blind_index')")
-            .or_raise("reading the blind-index key")
-            .unwrap_or_default()
+        Spi::get_one::<Vec<u8>>(
+            "SELECT (SELECT key FROM retention.secrets WHERE name = 'blind_index')",
+        )
+        .or_raise("reading the blind-index key")
+        .unwrap_or_default()
     })
 }
 
@@ -176,12 +180,19 @@ fn insert_table(kind: &str, t: &SubjectTable) {
 }
 
 #[pg_extern(name = "_register_subject")]
-fn register_subject(kind: &str, root: pg_sys::Oid, id_column: &str, follow_foreign_keys: bool) -> i32 {
+fn register_subject(
+    kind: &str,
+    root: pg_sys::Oid,
+    id_column: &str,
+    follow_foreign_keys: bool,
+) -> i32 {
     security::require_admin("register data subjects");
     let valid = !kind.is_empty()
         && kind.len() <= 63
         && kind.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_NAME,
@@ -189,9 +200,12 @@ fn register_subject(kind: &str, root: pg_sys::Oid, id_column: &str, follow_forei
             "A kind is a lower-case word of letters, digits and underscores, e.g. customer.",
         )
     }
-    let exists = Spi::get_one_with_args::<bool>("SELECT EXISTS (SELECT 1 FROM retention.subject_kinds WHERE kind = $1)", &[kind.into()])
-        .or_raise("reading subject kinds")
-        .unwrap_or(false);
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM retention.subject_kinds WHERE kind = $1)",
+        &[kind.into()],
+    )
+    .or_raise("reading subject kinds")
+    .unwrap_or(false);
     if exists {
         raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
@@ -231,14 +245,20 @@ fn register_subject(kind: &str, root: pg_sys::Oid, id_column: &str, follow_forei
     if follow_foreign_keys {
         // Breadth-first from the root; a table met again on its own path is
         // a cycle (refused), one met again on another path keeps its first.
-        let mut queue: Vec<(pg_sys::Oid, i32, String, Vec<pg_sys::Oid>)> = vec![(root, 0, root_entry.path.clone(), vec![root])];
+        let mut queue: Vec<(pg_sys::Oid, i32, String, Vec<pg_sys::Oid>)> =
+            vec![(root, 0, root_entry.path.clone(), vec![root])];
         let mut seen = vec![root];
-        while let Some((parent, depth, path, ancestors)) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        while let Some((parent, depth, path, ancestors)) =
+            (!queue.is_empty()).then(|| queue.remove(0))
+        {
             let parent_name = ident::relation(parent).unwrap_or_default();
             for r in crate::refs::references(parent) {
-                let child = Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[r.child.as_str().into()])
-                    .or_raise("resolving a table")
-                    .unwrap_or(pg_sys::InvalidOid);
+                let child = Spi::get_one_with_args::<pg_sys::Oid>(
+                    "SELECT $1::regclass::oid",
+                    &[r.child.as_str().into()],
+                )
+                .or_raise("resolving a table")
+                .unwrap_or(pg_sys::InvalidOid);
                 if ancestors.contains(&child) {
                     raise(
                         PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
@@ -252,12 +272,21 @@ fn register_subject(kind: &str, root: pg_sys::Oid, id_column: &str, follow_forei
                 }
                 seen.push(child);
                 for privilege in ["SELECT", "DELETE"] {
-                    policy::check_privilege(child, &r.child, privilege, "to erase subjects from it");
+                    policy::check_privilege(
+                        child,
+                        &r.child,
+                        privilege,
+                        "to erase subjects from it",
+                    );
                 }
                 let child_path = format!(
                     "{path} <- {}({})",
                     r.child,
-                    r.child_columns.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ")
+                    r.child_columns
+                        .iter()
+                        .map(|c| ident::quote(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 insert_table(
                     kind,
@@ -284,12 +313,21 @@ fn register_subject(kind: &str, root: pg_sys::Oid, id_column: &str, follow_forei
         }
     }
     blind_key();
-    audit::append("subject kind registered", json!({"kind": kind, "root": root_name, "tables": found}));
+    audit::append(
+        "subject kind registered",
+        json!({"kind": kind, "root": root_name, "tables": found}),
+    );
     found
 }
 
 #[pg_extern(name = "_add_subject_table")]
-fn add_subject_table(kind: &str, target: pg_sys::Oid, column_name: &str, matches: Option<&str>, action: &str) -> i32 {
+fn add_subject_table(
+    kind: &str,
+    target: pg_sys::Oid,
+    column_name: &str,
+    matches: Option<&str>,
+    action: &str,
+) -> i32 {
     security::require_admin("change subject maps");
     let k = load_kind(kind);
     security::require_policy_control(kind, k.owner);
@@ -316,7 +354,14 @@ fn add_subject_table(kind: &str, target: pg_sys::Oid, column_name: &str, matches
         }
     }
     let action = check_action(action);
-    for privilege in ["SELECT", if action == "purge" { "DELETE" } else { "UPDATE" }] {
+    for privilege in [
+        "SELECT",
+        if action == "purge" {
+            "DELETE"
+        } else {
+            "UPDATE"
+        },
+    ] {
         policy::check_privilege(target, &table, privilege, "to erase subjects from it");
     }
     let exists = Spi::get_one_with_args::<bool>(
@@ -332,7 +377,9 @@ fn add_subject_table(kind: &str, target: pg_sys::Oid, column_name: &str, matches
             "Change its action with retention.set_subject_table.",
         )
     }
-    let source = matches.map(|m| format!("{root_name}.{}", ident::quote(m))).unwrap_or_else(|| "the subject id".into());
+    let source = matches
+        .map(|m| format!("{root_name}.{}", ident::quote(m)))
+        .unwrap_or_else(|| "the subject id".into());
     insert_table(
         kind,
         &SubjectTable {
@@ -360,7 +407,10 @@ fn check_action(action: &str) -> &'static str {
         "anonymise" | "anonymize" => "anonymise",
         _ => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown erasure action \"{}\"", action.chars().take(40).collect::<String>()),
+            format!(
+                "unknown erasure action \"{}\"",
+                action.chars().take(40).collect::<String>()
+            ),
             "The actions are 'purge' and 'anonymise' (with the masks of a policy on the table).",
         ),
     }
@@ -400,7 +450,9 @@ fn set_subject_table(
             "Anonymising erasure uses the masks of the table's policy: declare them with retention.set_mask first.",
         )
     }
-    if min_retention.is_some() != clock.is_some() || (min_retention.is_some() && legal_ground.is_none()) {
+    if min_retention.is_some() != clock.is_some()
+        || (min_retention.is_some() && legal_ground.is_none())
+    {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "a statutory minimum needs min_retention, clock and legal_ground together",
@@ -408,7 +460,9 @@ fn set_subject_table(
         )
     }
     if let Some(c) = clock {
-        let ty = security::with_pinned_search_path(|| crate::expr::analyse(crate::expr::Role::Clock, c, &table));
+        let ty = security::with_pinned_search_path(|| {
+            crate::expr::analyse(crate::expr::Role::Clock, c, &table)
+        });
         if !crate::expr::is_clock_type(ty) {
             raise(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -430,7 +484,14 @@ fn set_subject_table(
                     clock = coalesce($6, clock)
                  WHERE kind = $1 AND target = $2::oid::regclass RETURNING 1)
              SELECT count(*) > 0 FROM u",
-            &[kind.into(), target.into(), action.into(), min_retention.into(), legal_ground.into(), clock.into()],
+            &[
+                kind.into(),
+                target.into(),
+                action.into(),
+                min_retention.into(),
+                legal_ground.into(),
+                clock.into(),
+            ],
         )
         .or_raise("changing the subject map")
         .unwrap_or(false)
@@ -442,7 +503,10 @@ fn set_subject_table(
             "SELECT * FROM retention.subject_map(kind) lists its tables.",
         )
     }
-    audit::append("subject table changed", json!({"kind": kind, "table": table}));
+    audit::append(
+        "subject table changed",
+        json!({"kind": kind, "table": table}),
+    );
     true
 }
 
@@ -467,7 +531,11 @@ fn drop_subject(kind: &str) -> bool {
         )
     }
     security::as_extension_owner(|| {
-        Spi::run_with_args("DELETE FROM retention.subject_kinds WHERE kind = $1", &[kind.into()]).or_raise("dropping the subject kind")
+        Spi::run_with_args(
+            "DELETE FROM retention.subject_kinds WHERE kind = $1",
+            &[kind.into()],
+        )
+        .or_raise("dropping the subject kind")
     });
     audit::append("subject kind dropped", json!({"kind": kind}));
     true
@@ -513,7 +581,8 @@ fn subject_map(
     let mut tables = load_tables(kind);
     tables.sort_by_key(|t| (t.depth, t.path.clone()));
     for t in tables {
-        let name = ident::relation(t.target).unwrap_or_else(|| format!("(dropped table {})", t.target.to_u32()));
+        let name = ident::relation(t.target)
+            .unwrap_or_else(|| format!("(dropped table {})", t.target.to_u32()));
         let indexed = has_index_on(t.target, &t.columns);
         let warning = (!indexed).then(|| {
             format!(
@@ -521,7 +590,17 @@ fn subject_map(
                 t.columns.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ")
             )
         });
-        rows.push((name, t.link, t.depth, t.path, t.action, t.min_retention, t.legal_ground, indexed, warning));
+        rows.push((
+            name,
+            t.link,
+            t.depth,
+            t.path,
+            t.action,
+            t.min_retention,
+            t.legal_ground,
+            indexed,
+            warning,
+        ));
     }
     TableIterator::new(rows)
 }
@@ -531,7 +610,12 @@ fn subject_map(
 // ---------------------------------------------------------------------------
 
 #[pg_extern(name = "_request_erasure")]
-fn request_erasure(kind: &str, subject_id: &str, reference: Option<&str>, received_at: TimestampWithTimeZone) -> i64 {
+fn request_erasure(
+    kind: &str,
+    subject_id: &str,
+    reference: Option<&str>,
+    received_at: TimestampWithTimeZone,
+) -> i64 {
     security::require_admin("file erasure requests");
     file_request(kind, subject_id, reference, received_at)
 }
@@ -560,8 +644,11 @@ fn check_canonical_id(k: &Kind, subject_id: &str) {
     }
     let ty = id_type(k);
     let canonical = PgTryBuilder::new(|| {
-        Spi::get_one_with_args::<String>(&format!("SELECT CAST($1 AS {ty})::text"), &[subject_id.into()])
-            .or_raise("checking the subject id")
+        Spi::get_one_with_args::<String>(
+            &format!("SELECT CAST($1 AS {ty})::text"),
+            &[subject_id.into()],
+        )
+        .or_raise("checking the subject id")
     })
     .catch_others(|_| None)
     .execute();
@@ -574,7 +661,12 @@ fn check_canonical_id(k: &Kind, subject_id: &str) {
     }
 }
 
-fn file_request(kind: &str, subject_id: &str, reference: Option<&str>, received_at: TimestampWithTimeZone) -> i64 {
+fn file_request(
+    kind: &str,
+    subject_id: &str,
+    reference: Option<&str>,
+    received_at: TimestampWithTimeZone,
+) -> i64 {
     let k = load_kind(kind);
     check_canonical_id(&k, subject_id);
     let b = blind(kind, subject_id);
@@ -587,7 +679,10 @@ fn file_request(kind: &str, subject_id: &str, reference: Option<&str>, received_
         .or_raise("storing the request")
         .unwrap_or_default()
     });
-    audit::append("erasure requested", json!({"request": id, "kind": kind, "subject": b}));
+    audit::append(
+        "erasure requested",
+        json!({"request": id, "kind": kind, "subject": b}),
+    );
     id
 }
 
@@ -633,7 +728,10 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
     if r.status != "received" {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("erasure request {id} is {} and cannot be extended", r.status),
+            format!(
+                "erasure request {id} is {} and cannot be extended",
+                r.status
+            ),
             "Only pending requests can be extended.",
         )
     }
@@ -665,16 +763,31 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
             "GDPR Art. 12(3): at most two further months in all, decided within the first month after receipt.",
         )
     };
-    audit::append("erasure request extended", json!({"request": id, "months": months}));
+    audit::append(
+        "erasure request extended",
+        json!({"request": id, "months": months}),
+    );
     due
 }
 
 const GROUNDS: [(&str, &str); 5] = [
-    ("17(3)(a)", "exercising the right of freedom of expression and information"),
-    ("17(3)(b)", "compliance with a legal obligation or a task in the public interest"),
+    (
+        "17(3)(a)",
+        "exercising the right of freedom of expression and information",
+    ),
+    (
+        "17(3)(b)",
+        "compliance with a legal obligation or a task in the public interest",
+    ),
     ("17(3)(c)", "public interest in the area of public health"),
-    ("17(3)(d)", "archiving, scientific or historical research or statistical purposes"),
-    ("17(3)(e)", "establishment, exercise or defence of legal claims"),
+    (
+        "17(3)(d)",
+        "archiving, scientific or historical research or statistical purposes",
+    ),
+    (
+        "17(3)(e)",
+        "establishment, exercise or defence of legal claims",
+    ),
 ];
 
 #[pg_extern(name = "_refuse_request")]
@@ -688,8 +801,16 @@ fn refuse_request(id: i64, ground: &str) -> String {
             "Only pending requests can be refused.",
         )
     }
-    let g = ground.trim().trim_start_matches("Art.").trim().trim_start_matches("GDPR").trim();
-    let Some((code, text)) = GROUNDS.iter().find(|(c, _)| g == *c || g == format!("Art. {c}")) else {
+    let g = ground
+        .trim()
+        .trim_start_matches("Art.")
+        .trim()
+        .trim_start_matches("GDPR")
+        .trim();
+    let Some((code, text)) = GROUNDS
+        .iter()
+        .find(|(c, _)| g == *c || g == format!("Art. {c}"))
+    else {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "a refusal needs a ground of GDPR Art. 17(3)",
@@ -705,7 +826,10 @@ fn refuse_request(id: i64, ground: &str) -> String {
         )
         .or_raise("refusing the request")
     });
-    audit::append("erasure request refused", json!({"request": id, "ground": code}));
+    audit::append(
+        "erasure request refused",
+        json!({"request": id, "ground": code}),
+    );
     label
 }
 
@@ -724,7 +848,11 @@ fn place_hold(
 ) -> i64 {
     security::require_admin("place legal holds");
     if reason.trim().is_empty() {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a hold needs a reason", "e.g. 'tax audit 2026' or 'lawsuit 12 O 345/26'.")
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a hold needs a reason",
+            "e.g. 'tax audit 2026' or 'lawsuit 12 O 345/26'.",
+        )
     }
     let blind_value = match (kind, subject_id) {
         (Some(k), Some(s)) => {
@@ -747,12 +875,22 @@ fn place_hold(
         )
     }
     if let (Some(f), Some(t)) = (filter, &table) {
-        let ty = security::with_pinned_search_path(|| crate::expr::analyse(crate::expr::Role::Filter, f, t));
+        let ty = security::with_pinned_search_path(|| {
+            crate::expr::analyse(crate::expr::Role::Filter, f, t)
+        });
         if ty != pg_sys::BOOLOID {
-            raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, "the filter of a hold must be a boolean expression", "e.g. issued_on >= '2020-01-01'")
+            raise(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                "the filter of a hold must be a boolean expression",
+                "e.g. issued_on >= '2020-01-01'",
+            )
         }
     } else if filter.is_some() {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a filter needs a target table", "Give target => 'table' with the filter.")
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a filter needs a target table",
+            "Give target => 'table' with the filter.",
+        )
     }
     let by = security::role_name(security::current_role());
     let id = security::as_extension_owner(|| {
@@ -776,8 +914,11 @@ fn release_hold(id: i64) -> bool {
     security::require_admin("release legal holds");
     let by = security::role_name(security::current_role());
     let placed_by = security::as_extension_owner(|| {
-        Spi::get_one_with_args::<String>("SELECT placed_by FROM retention.holds WHERE id = $1", &[id.into()])
-            .or_raise("reading the hold")
+        Spi::get_one_with_args::<String>(
+            "SELECT placed_by FROM retention.holds WHERE id = $1",
+            &[id.into()],
+        )
+        .or_raise("reading the hold")
     });
     if let Some(owner) = placed_by.as_deref().and_then(security::role_oid) {
         if !security::has_privs_of(security::current_role(), owner) {
@@ -819,7 +960,9 @@ pub fn table_holds(target: pg_sys::Oid) -> Vec<(i64, String, Option<String>)> {
         .map(|r| {
             (
                 r.get::<i64>(1).or_raise("reading holds").unwrap_or(0),
-                r.get::<String>(2).or_raise("reading holds").unwrap_or_default(),
+                r.get::<String>(2)
+                    .or_raise("reading holds")
+                    .unwrap_or_default(),
                 r.get::<String>(3).or_raise("reading holds"),
             )
         })
@@ -837,7 +980,14 @@ fn subject_holds(kind: &str, blind_value: &str) -> Vec<(i64, String)> {
             &[kind.into(), blind_value.into()],
         )
         .or_raise("reading holds")
-        .map(|r| (r.get::<i64>(1).or_raise("reading holds").unwrap_or(0), r.get::<String>(2).or_raise("reading holds").unwrap_or_default()))
+        .map(|r| {
+            (
+                r.get::<i64>(1).or_raise("reading holds").unwrap_or(0),
+                r.get::<String>(2)
+                    .or_raise("reading holds")
+                    .unwrap_or_default(),
+            )
+        })
         .collect()
     })
 }
@@ -895,11 +1045,19 @@ pub fn held_blinds(kind: &str) -> Vec<String> {
 
 /// `WHERE` condition selecting the subject's rows of table `t`, with the
 /// subject id as parameter $1 (text, cast to the root id column's type).
-fn subject_condition(t: &SubjectTable, by_oid: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>, k: &Kind, id_type: &str) -> String {
+fn subject_condition(
+    t: &SubjectTable,
+    by_oid: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>,
+    k: &Kind,
+    id_type: &str,
+) -> String {
     let table = ident::relation(t.target).unwrap_or_default();
     let root = ident::relation(k.root).unwrap_or_default();
     match t.link.as_str() {
-        "root" => format!("{table}.{} = CAST($1 AS {id_type})", ident::quote(&k.id_column)),
+        "root" => format!(
+            "{table}.{} = CAST($1 AS {id_type})",
+            ident::quote(&k.id_column)
+        ),
         "value" => match &t.matches {
             None => format!("{table}.{}::text = $1", ident::quote(&t.columns[0])),
             Some(m) => format!(
@@ -911,10 +1069,22 @@ fn subject_condition(t: &SubjectTable, by_oid: &dyn Fn(pg_sys::Oid) -> Option<Su
         },
         _ => {
             let parent = t.parent.and_then(by_oid);
-            let Some(parent) = parent else { return "false".into() };
+            let Some(parent) = parent else {
+                return "false".into();
+            };
             let parent_name = ident::relation(parent.target).unwrap_or_default();
-            let cols = t.columns.iter().map(|c| format!("{table}.{}", ident::quote(c))).collect::<Vec<_>>().join(", ");
-            let pcols = t.parent_columns.iter().map(|c| format!("{parent_name}.{}", ident::quote(c))).collect::<Vec<_>>().join(", ");
+            let cols = t
+                .columns
+                .iter()
+                .map(|c| format!("{table}.{}", ident::quote(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let pcols = t
+                .parent_columns
+                .iter()
+                .map(|c| format!("{parent_name}.{}", ident::quote(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
             format!(
                 "({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {})",
                 subject_condition(&parent, by_oid, k, id_type)
@@ -924,9 +1094,12 @@ fn subject_condition(t: &SubjectTable, by_oid: &dyn Fn(pg_sys::Oid) -> Option<Su
 }
 
 fn count_where(table: &str, cond: &str, subject: &str) -> i64 {
-    Spi::get_one_with_args::<i64>(&format!("SELECT count(*) FROM {table} WHERE {cond}"), &[subject.into()])
-        .or_raise("counting the subject's rows")
-        .unwrap_or(0)
+    Spi::get_one_with_args::<i64>(
+        &format!("SELECT count(*) FROM {table} WHERE {cond}"),
+        &[subject.into()],
+    )
+    .or_raise("counting the subject's rows")
+    .unwrap_or(0)
 }
 
 /// Erases the subject of one request across its tables, in one
@@ -938,7 +1111,9 @@ fn erase_subject(request: i64) -> String {
     if r.status != "received" {
         return r.status;
     }
-    let Some(subject) = r.subject_id.clone() else { return r.status };
+    let Some(subject) = r.subject_id.clone() else {
+        return r.status;
+    };
     let k = load_kind(&r.kind);
     let tables = load_tables(&r.kind);
     let id_type = id_type(&k);
@@ -949,7 +1124,9 @@ fn erase_subject(request: i64) -> String {
     let mut results = Vec::new();
     let mut partial = false;
     for t in &tables {
-        let Some(table) = ident::relation(t.target) else { continue };
+        let Some(table) = ident::relation(t.target) else {
+            continue;
+        };
         let cond = subject_condition(t, &by_oid, &k, &id_type);
         let mut entry = json!({"table": table, "path": t.path, "action": t.action,
                                "purged": 0, "anonymised": 0, "retained": 0, "held": 0});
@@ -958,17 +1135,25 @@ fn erase_subject(request: i64) -> String {
         holds_here.extend(ancestor_table_holds(t, &by_oid));
         let outcome = crate::engine::sanitizing_pub(&table, || {
             security::as_policy_owner(k.owner, || {
-                crate::stage::as_stage(|| erase_table(t, &table, &cond, &subject, &holds_here, &mut entry))
+                crate::stage::as_stage(|| {
+                    erase_table(t, &table, &cond, &subject, &holds_here, &mut entry)
+                })
             })
         });
         partial |= outcome;
         results.push(entry);
     }
-    let status = if partial { "partially completed" } else { "completed" };
+    let status = if partial {
+        "partially completed"
+    } else {
+        "completed"
+    };
     let summary: Vec<Value> = results
         .iter()
-        .map(|e| json!({"table": e["table"], "purged": e["purged"], "anonymised": e["anonymised"],
-                        "retained": e["retained"], "held": e["held"]}))
+        .map(|e| {
+            json!({"table": e["table"], "purged": e["purged"], "anonymised": e["anonymised"],
+                        "retained": e["retained"], "held": e["held"]})
+        })
         .collect();
     let hash = audit::append(
         "erasure completed",
@@ -997,7 +1182,11 @@ fn children_first(tables: Vec<SubjectTable>) -> Vec<SubjectTable> {
         .map(|t| {
             crate::refs::references(t.target)
                 .iter()
-                .filter_map(|r| names.iter().position(|n| n.as_deref() == Some(r.child.as_str())))
+                .filter_map(|r| {
+                    names
+                        .iter()
+                        .position(|n| n.as_deref() == Some(r.child.as_str()))
+                })
                 .filter(|&c| tables[c].target != t.target)
                 .collect()
         })
@@ -1005,7 +1194,9 @@ fn children_first(tables: Vec<SubjectTable>) -> Vec<SubjectTable> {
     // Value-linked tables look their rows up through the root: the root
     // waits for them as for a child.
     let mut children = children;
-    let value_tables: Vec<usize> = (0..tables.len()).filter(|&i| tables[i].link == "value").collect();
+    let value_tables: Vec<usize> = (0..tables.len())
+        .filter(|&i| tables[i].link == "value")
+        .collect();
     for (i, t) in tables.iter().enumerate() {
         if t.link == "root" {
             children[i].extend(value_tables.iter().copied());
@@ -1028,7 +1219,10 @@ fn children_first(tables: Vec<SubjectTable>) -> Vec<SubjectTable> {
 
 /// Whole-table holds on the tables above `t` in the map (its parents, their
 /// parents, ...): the subject's rows of `t` all hang below held rows.
-fn ancestor_table_holds(t: &SubjectTable, all: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>) -> Vec<(i64, String)> {
+fn ancestor_table_holds(
+    t: &SubjectTable,
+    all: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>,
+) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     let mut cur = t.parent;
     let mut guard = 0;
@@ -1037,7 +1231,12 @@ fn ancestor_table_holds(t: &SubjectTable, all: &dyn Fn(pg_sys::Oid) -> Option<Su
         if guard > 64 {
             break;
         }
-        out.extend(table_holds(p).into_iter().filter(|h| h.2.is_none()).map(|h| (h.0, h.1)));
+        out.extend(
+            table_holds(p)
+                .into_iter()
+                .filter(|h| h.2.is_none())
+                .map(|h| (h.0, h.1)),
+        );
         cur = all(p).and_then(|pt| pt.parent);
     }
     out
@@ -1045,19 +1244,31 @@ fn ancestor_table_holds(t: &SubjectTable, all: &dyn Fn(pg_sys::Oid) -> Option<Su
 
 /// Erases one table's rows of the subject; fills `entry`. Returns whether
 /// anything was kept (held or retained).
-fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject_holds: &[(i64, String)], entry: &mut Value) -> bool {
+fn erase_table(
+    t: &SubjectTable,
+    table: &str,
+    cond: &str,
+    subject: &str,
+    subject_holds: &[(i64, String)],
+    entry: &mut Value,
+) -> bool {
     let total = count_where(table, cond, subject);
     if total == 0 {
         return false;
     }
     // A hold on the subject or on the whole table keeps everything.
     let holds = table_holds(t.target);
-    let whole: Vec<&(i64, String, Option<String>)> = holds.iter().filter(|h| h.2.is_none()).collect();
+    let whole: Vec<&(i64, String, Option<String>)> =
+        holds.iter().filter(|h| h.2.is_none()).collect();
     if !subject_holds.is_empty() || !whole.is_empty() {
         let names: Vec<Value> = subject_holds
             .iter()
             .map(|(id, reason)| json!({"hold": id, "reason": reason}))
-            .chain(whole.iter().map(|(id, reason, _)| json!({"hold": id, "reason": reason})))
+            .chain(
+                whole
+                    .iter()
+                    .map(|(id, reason, _)| json!({"hold": id, "reason": reason})),
+            )
             .collect();
         entry["held"] = json!(total);
         entry["holds"] = Value::Array(names);
@@ -1067,17 +1278,35 @@ fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject
     let mut kept_any = false;
     // Rows below a held row (their parent is held by a filter) stay too.
     if let Some(parent) = t.parent {
-        let parent_holds: Vec<(i64, String, Option<String>)> =
-            table_holds(parent).into_iter().filter(|h| h.2.is_some()).collect();
+        let parent_holds: Vec<(i64, String, Option<String>)> = table_holds(parent)
+            .into_iter()
+            .filter(|h| h.2.is_some())
+            .collect();
         if let (false, Some(parent_name)) = (parent_holds.is_empty(), ident::relation(parent)) {
             let held_cond = parent_holds
                 .iter()
-                .map(|h| format!("coalesce({}, false)", crate::expr::embed(h.2.as_deref().unwrap_or("false"))))
+                .map(|h| {
+                    format!(
+                        "coalesce({}, false)",
+                        crate::expr::embed(h.2.as_deref().unwrap_or("false"))
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(" OR ");
-            let cols = t.columns.iter().map(|c| format!("{table}.{}", ident::quote(c))).collect::<Vec<_>>().join(", ");
-            let pcols = t.parent_columns.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ");
-            let below = format!("({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {held_cond})");
+            let cols = t
+                .columns
+                .iter()
+                .map(|c| format!("{table}.{}", ident::quote(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let pcols = t
+                .parent_columns
+                .iter()
+                .map(|c| ident::quote(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let below =
+                format!("({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {held_cond})");
             let n = count_where(table, &format!("{cond} AND {below}"), subject);
             if n > 0 {
                 entry["held"] = json!(n);
@@ -1090,13 +1319,28 @@ fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject
         }
     }
     // Rows matching a hold's filter stay.
-    let filtered: Vec<&(i64, String, Option<String>)> = holds.iter().filter(|h| h.2.is_some()).collect();
+    let filtered: Vec<&(i64, String, Option<String>)> =
+        holds.iter().filter(|h| h.2.is_some()).collect();
     if !filtered.is_empty() {
-        let held_cond = filtered.iter().map(|h| format!("coalesce({}, false)", crate::expr::embed(h.2.as_deref().unwrap_or("false")))).collect::<Vec<_>>().join(" OR ");
+        let held_cond = filtered
+            .iter()
+            .map(|h| {
+                format!(
+                    "coalesce({}, false)",
+                    crate::expr::embed(h.2.as_deref().unwrap_or("false"))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
         let held = count_where(table, &format!("{cond} AND ({held_cond})"), subject);
         if held > 0 {
             entry["held"] = json!(entry["held"].as_i64().unwrap_or(0) + held);
-            entry["holds"] = Value::Array(filtered.iter().map(|(id, reason, _)| json!({"hold": id, "reason": reason})).collect());
+            entry["holds"] = Value::Array(
+                filtered
+                    .iter()
+                    .map(|(id, reason, _)| json!({"hold": id, "reason": reason}))
+                    .collect(),
+            );
             kept_any = true;
         }
         keep.push(format!("NOT ({held_cond})"));
@@ -1104,7 +1348,10 @@ fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject
     // Rows under a statutory minimum are restricted and minimised instead.
     let masking = masking_policy(t.target);
     if let (Some(min), Some(clock)) = (t.min_retention, &t.clock) {
-        let under = format!("{} >= pg_catalog.now() - $2::interval", crate::expr::embed(clock));
+        let under = format!(
+            "{} >= pg_catalog.now() - $2::interval",
+            crate::expr::embed(clock)
+        );
         let mut under_cond = format!("{cond} AND {under}");
         if !keep.is_empty() {
             under_cond = format!("{under_cond} AND {}", keep.join(" AND "));
@@ -1155,7 +1402,10 @@ fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject
             // Every reference counts here, CASCADE and SET NULL included: the
             // subject's own referencing rows were handled before (deepest
             // first), so what still refers to a row is something kept.
-            let still_referenced: Vec<String> = refs.iter().map(|r| format!("NOT {}", r.exists_sql(table))).collect();
+            let still_referenced: Vec<String> = refs
+                .iter()
+                .map(|r| format!("NOT {}", r.exists_sql(table)))
+                .collect();
             let unblocked = (!still_referenced.is_empty()).then(|| still_referenced.join(" AND "));
             if let Some(unblocked) = unblocked {
                 let referenced = Spi::get_one_with_args::<i64>(
@@ -1184,7 +1434,13 @@ fn erase_table(t: &SubjectTable, table: &str, cond: &str, subject: &str, subject
 
 /// Applies a policy's masks (and marker) to the rows matching `cond`;
 /// returns the number of rows changed.
-fn minimise(p: &policy::Policy, table: &str, cond: &str, subject: &str, min: Option<Interval>) -> i64 {
+fn minimise(
+    p: &policy::Policy,
+    table: &str,
+    cond: &str,
+    subject: &str,
+    min: Option<Interval>,
+) -> i64 {
     let (sets, params) = crate::stage::mask_plan(p, table, 3);
     let mut set_list = Vec::new();
     if !sets.is_empty() {
@@ -1201,10 +1457,14 @@ fn minimise(p: &policy::Policy, table: &str, cond: &str, subject: &str, min: Opt
     }
     let key = crate::stage::keys_for(&params);
     let rk = mask::random_key();
-    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![subject.to_string().into(), min.into()];
+    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
+        vec![subject.to_string().into(), min.into()];
     args.extend(params.iter().map(|x| x.datum(&key, &rk)));
     Spi::get_one_with_args::<i64>(
-        &format!("WITH u AS (UPDATE {table} SET {} WHERE {cond} RETURNING 1) SELECT count(*) FROM u", set_list.join(", ")),
+        &format!(
+            "WITH u AS (UPDATE {table} SET {} WHERE {cond} RETURNING 1) SELECT count(*) FROM u",
+            set_list.join(", ")
+        ),
         &args,
     )
     .or_raise("minimising rows")
@@ -1238,7 +1498,10 @@ fn erasure_certificate(request: i64) -> JsonB {
         )
     };
     // Whether the chain is intact up to the entry recorded at completion.
-    let verified = Spi::get_one::<bool>("SELECT ok FROM retention._verify_audit()").ok().flatten().unwrap_or(false);
+    let verified = Spi::get_one::<bool>("SELECT ok FROM retention._verify_audit()")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     if let Value::Object(m) = &mut cert.0 {
         m.insert("audit_chain_verified".into(), json!(verified));
         // The entry written at completion must still be in the chain.
@@ -1253,7 +1516,12 @@ fn erasure_certificate(request: i64) -> JsonB {
             .unwrap_or(false)
         });
         m.insert("audit_entry_found".into(), json!(found));
-        m.insert("issued_at".into(), json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text").ok().flatten()));
+        m.insert(
+            "issued_at".into(),
+            json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text")
+                .ok()
+                .flatten()),
+        );
     }
     cert
 }
@@ -1279,18 +1547,33 @@ fn erasure_ledger(since: Option<TimestampWithTimeZone>) -> JsonB {
 fn reapply_erasures(
     since: Option<TimestampWithTimeZone>,
     ledger: Option<JsonB>,
-) -> TableIterator<'static, (name!(kind, String), name!(subject_blind_index, String), name!(request, Option<i64>), name!(status, String))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(kind, String),
+        name!(subject_blind_index, String),
+        name!(request, Option<i64>),
+        name!(status, String),
+    ),
+> {
     security::require_admin("re-apply erasures");
     let ledger = ledger.unwrap_or_else(|| erasure_ledger(since)).0;
     let mut wanted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     if let Value::Array(items) = &ledger {
         for it in items {
-            if let (Some(k), Some(s)) = (it.get("kind").and_then(|v| v.as_str()), it.get("subject").and_then(|v| v.as_str())) {
+            if let (Some(k), Some(s)) = (
+                it.get("kind").and_then(|v| v.as_str()),
+                it.get("subject").and_then(|v| v.as_str()),
+            ) {
                 wanted.entry(k.to_string()).or_default().push(s.to_string());
             }
         }
     } else {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "the ledger must be a JSON array", "Pass the value of retention.erasure_ledger().")
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "the ledger must be a JSON array",
+            "Pass the value of retention.erasure_ledger().",
+        )
     }
     let mut out = Vec::new();
     for (kind, blinds) in wanted {
@@ -1301,17 +1584,23 @@ fn reapply_erasures(
         let key = blind_key();
         let ids: Vec<String> = security::as_policy_owner(k.owner, || {
             Spi::connect(|c| {
-                c.select(&format!("SELECT {}::text FROM {root}", ident::quote(&k.id_column)), None, &[])
-                    .or_raise("reading subjects")
-                    .filter_map(|r| r.get::<String>(1).ok().flatten())
-                    .collect()
+                c.select(
+                    &format!("SELECT {}::text FROM {root}", ident::quote(&k.id_column)),
+                    None,
+                    &[],
+                )
+                .or_raise("reading subjects")
+                .filter_map(|r| r.get::<String>(1).ok().flatten())
+                .collect()
             })
         });
         let mut found = std::collections::BTreeSet::new();
         for id in ids {
             let b = mask::hmac_hex(&format!("{kind}\u{1f}{id}"), &key);
             if blinds.contains(&b) && found.insert(b.clone()) {
-                let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()").ok().flatten();
+                let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")
+                    .ok()
+                    .flatten();
                 let Some(now) = now else { continue };
                 let req = file_request(&kind, &id, Some("re-applied from the erasure ledger"), now);
                 let status = erase_subject(req);
@@ -1324,7 +1613,10 @@ fn reapply_erasures(
             }
         }
     }
-    audit::append("erasures re-applied", json!({"subjects": out.iter().filter(|o| o.2.is_some()).count()}));
+    audit::append(
+        "erasures re-applied",
+        json!({"subjects": out.iter().filter(|o| o.2.is_some()).count()}),
+    );
     TableIterator::new(out)
 }
 
@@ -1346,6 +1638,13 @@ fn request_from_trigger(kind: &str, subject_id: Option<&str>, table: &str) -> Op
     if pending {
         return None;
     }
-    let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()").ok().flatten()?;
-    Some(file_request(kind, subject_id, Some(&format!("filed by a trigger on {table}")), now))
+    let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")
+        .ok()
+        .flatten()?;
+    Some(file_request(
+        kind,
+        subject_id,
+        Some(&format!("filed by a trigger on {table}")),
+        now,
+    ))
 }

@@ -125,11 +125,18 @@ fn reraise<T>(role: Role, e: CaughtError) -> T {
             let code = report.sql_error_code();
             // A syntax error position refers to the declared text; the
             // server message is enough to find it.
-            raise(code, format!("invalid {}: {}", role.word(), report.message()), hint_for(role))
+            raise(
+                code,
+                format!("invalid {}: {}", role.word(), report.message()),
+                hint_for(role),
+            )
         }
         CaughtError::RustPanic { .. } => raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("invalid {}: the expression could not be checked", role.word()),
+            format!(
+                "invalid {}: the expression could not be checked",
+                role.word()
+            ),
             hint_for(role),
         ),
     }
@@ -169,7 +176,10 @@ pub fn analyse(role: Role, text: &str, table: &str) -> pg_sys::Oid {
         (
             pg_sys::exprType(node),
             pg_sys::contain_volatile_functions(node),
-            (*query).hasSubLinks || (*query).hasAggs || (*query).hasWindowFuncs || (*query).hasTargetSRFs,
+            (*query).hasSubLinks
+                || (*query).hasAggs
+                || (*query).hasWindowFuncs
+                || (*query).hasTargetSRFs,
         )
     })
     .catch_others(|e| reraise(role, e))
@@ -178,7 +188,10 @@ pub fn analyse(role: Role, text: &str, table: &str) -> pg_sys::Oid {
     if sublinks {
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{} must not contain sub-queries, aggregates, window or set-returning functions", role.word()),
+            format!(
+                "{} must not contain sub-queries, aggregates, window or set-returning functions",
+                role.word()
+            ),
             hint_for(role),
         )
     }
@@ -243,7 +256,10 @@ mod tests {
     #[pg_test]
     fn analyses_type() {
         Spi::run("CREATE TABLE t_expr (id int, created_at timestamptz, d date, s text)").unwrap();
-        assert_eq!(analyse(Role::Clock, "created_at", "t_expr"), pg_sys::TIMESTAMPTZOID);
+        assert_eq!(
+            analyse(Role::Clock, "created_at", "t_expr"),
+            pg_sys::TIMESTAMPTZOID
+        );
         assert_eq!(analyse(Role::Clock, "d", "t_expr"), pg_sys::DATEOID);
         assert_eq!(analyse(Role::Filter, "s = 'x'", "t_expr"), pg_sys::BOOLOID);
     }
@@ -260,7 +276,9 @@ mod tests {
         analyse(Role::Filter, "random() < 0.5", "t_expr3");
     }
 
-    #[pg_test(error = "filter must not contain sub-queries, aggregates, window or set-returning functions")]
+    #[pg_test(
+        error = "filter must not contain sub-queries, aggregates, window or set-returning functions"
+    )]
     fn refuses_subquery() {
         Spi::run("CREATE TABLE t_expr4 (id int)").unwrap();
         analyse(Role::Filter, "id IN (SELECT 1)", "t_expr4");

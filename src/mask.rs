@@ -23,7 +23,10 @@ fn fill_char(fill: &str) -> String {
     if fill.is_empty() {
         FILL.to_string()
     } else {
-        fill.chars().next().map(String::from).unwrap_or_else(|| FILL.to_string())
+        fill.chars()
+            .next()
+            .map(String::from)
+            .unwrap_or_else(|| FILL.to_string())
     }
 }
 
@@ -113,7 +116,9 @@ pub fn hmac_hex(value: &str, key: &[u8]) -> String {
             }
         }
     });
-    let Some(mac) = mac.as_mut() else { return String::new() };
+    let Some(mac) = mac.as_mut() else {
+        return String::new();
+    };
     mac.update(value.as_bytes());
     let bytes = mac.clone().finalize().into_bytes();
     let mut out = Vec::with_capacity(64);
@@ -143,7 +148,8 @@ fn mask_hmac(value: &str, key: &[u8]) -> String {
 /// 32 random bytes from the server's strong random source.
 pub fn random_key() -> Vec<u8> {
     let mut buf = vec![0u8; 32];
-    let ok = unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr() as *mut core::ffi::c_void, buf.len()) };
+    let ok =
+        unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr() as *mut core::ffi::c_void, buf.len()) };
     if !ok {
         raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -158,8 +164,10 @@ pub fn random_key() -> Vec<u8> {
 /// extension owner: the table is not readable by anyone else.
 pub fn pseudonym_key() -> Vec<u8> {
     security::as_extension_owner(|| {
-        if let Some(k) = Spi::get_one::<Vec<u8>>("SELECT (SELECT key FROM retention.secrets WHERE name = 'pseudonym')")
-            .or_raise("reading the pseudonym key")
+        if let Some(k) = Spi::get_one::<Vec<u8>>(
+            "SELECT (SELECT key FROM retention.secrets WHERE name = 'pseudonym')",
+        )
+        .or_raise("reading the pseudonym key")
         {
             return k;
         }
@@ -169,9 +177,11 @@ pub fn pseudonym_key() -> Vec<u8> {
             &[key.as_slice().into()],
         )
         .or_raise("storing the pseudonym key");
-        Spi::get_one::<Vec<u8>>("SELECT (SELECT key FROM retention.secrets WHERE name = 'pseudonym')")
-            .or_raise("reading the pseudonym key")
-            .unwrap_or(key)
+        Spi::get_one::<Vec<u8>>(
+            "SELECT (SELECT key FROM retention.secrets WHERE name = 'pseudonym')",
+        )
+        .or_raise("reading the pseudonym key")
+        .unwrap_or(key)
     })
 }
 
@@ -197,7 +207,13 @@ fn rotate_pseudonym_key() -> pgrx::datum::TimestampWithTimeZone {
             &[key.as_slice().into()],
         )
         .or_raise("rotating the pseudonym key")
-        .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "key rotation returned nothing", "Retry."))
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "key rotation returned nothing",
+                "Retry.",
+            )
+        })
     })
 }
 
@@ -376,7 +392,13 @@ mod tests {
         assert_eq!(partial("Jürgen Groß", 1, 1, "#"), "J#########ß");
         assert_eq!(partial("日本語テキスト", 1, 0, ""), "日******");
         let long = "x".repeat(100_000);
-        assert_eq!(partial(&long, 3, 3, "*").chars().filter(|c| *c == '*').count(), 99_994);
+        assert_eq!(
+            partial(&long, 3, 3, "*")
+                .chars()
+                .filter(|c| *c == '*')
+                .count(),
+            99_994
+        );
     }
 
     #[pg_test]
@@ -409,34 +431,61 @@ mod tests {
 
     #[pg_test]
     fn sql_functions_are_strict_and_typed() {
-        assert_eq!(Spi::get_one::<String>("SELECT retention.mask_email(NULL)").unwrap(), None);
         assert_eq!(
-            Spi::get_one::<String>("SELECT retention.mask_partial('0151 2345678', 4, 2)").unwrap().unwrap(),
+            Spi::get_one::<String>("SELECT retention.mask_email(NULL)").unwrap(),
+            None
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT retention.mask_partial('0151 2345678', 4, 2)")
+                .unwrap()
+                .unwrap(),
             "0151******78"
         );
         assert_eq!(
-            Spi::get_one::<Date>("SELECT retention.mask_generalise('1984-07-23'::date, 'year')").unwrap().unwrap(),
+            Spi::get_one::<Date>("SELECT retention.mask_generalise('1984-07-23'::date, 'year')")
+                .unwrap()
+                .unwrap(),
             Date::new(1984, 1, 1).unwrap()
         );
         assert_eq!(
-            Spi::get_one::<Date>("SELECT retention.mask_generalise('1984-07-23'::date, 'month')").unwrap().unwrap(),
+            Spi::get_one::<Date>("SELECT retention.mask_generalise('1984-07-23'::date, 'month')")
+                .unwrap()
+                .unwrap(),
             Date::new(1984, 7, 1).unwrap()
         );
         assert!(Spi::get_one::<bool>(
             "SELECT retention.mask_generalise('infinity'::date) = 'infinity' AND retention.mask_generalise('4713-01-01 BC'::date) = '4713-01-01 BC'"
         ).unwrap().unwrap());
-        assert_eq!(Spi::get_one::<i64>("SELECT retention.mask_generalise(37::bigint, 10)").unwrap().unwrap(), 30);
-        assert_eq!(Spi::get_one::<i64>("SELECT retention.mask_generalise(-3::bigint, 10)").unwrap().unwrap(), -10);
         assert_eq!(
-            Spi::get_one::<String>("SELECT retention.mask_generalise('192.168.17.42'::inet)::text").unwrap().unwrap(),
+            Spi::get_one::<i64>("SELECT retention.mask_generalise(37::bigint, 10)")
+                .unwrap()
+                .unwrap(),
+            30
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.mask_generalise(-3::bigint, 10)")
+                .unwrap()
+                .unwrap(),
+            -10
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT retention.mask_generalise('192.168.17.42'::inet)::text")
+                .unwrap()
+                .unwrap(),
             "192.168.17.0/24"
         );
         assert_eq!(
-            Spi::get_one::<String>("SELECT retention.mask_generalise('2001:db8:85a3::8a2e:370:7334'::inet)::text").unwrap().unwrap(),
+            Spi::get_one::<String>(
+                "SELECT retention.mask_generalise('2001:db8:85a3::8a2e:370:7334'::inet)::text"
+            )
+            .unwrap()
+            .unwrap(),
             "2001:db8:85a3::/48"
         );
         assert_eq!(
-            Spi::get_one::<String>("SELECT retention.mask_generalise('10.1.2.3'::inet, 8)::text").unwrap().unwrap(),
+            Spi::get_one::<String>("SELECT retention.mask_generalise('10.1.2.3'::inet, 8)::text")
+                .unwrap()
+                .unwrap(),
             "10.0.0.0/8"
         );
         assert_eq!(
@@ -460,7 +509,11 @@ mod tests {
         .unwrap();
         assert!(ok);
         assert_eq!(
-            Spi::get_one::<String>("SELECT retention.mask_generalise('5874897-12-31'::date, 'month')::text").unwrap().unwrap(),
+            Spi::get_one::<String>(
+                "SELECT retention.mask_generalise('5874897-12-31'::date, 'month')::text"
+            )
+            .unwrap()
+            .unwrap(),
             "5874897-12-01"
         );
     }
@@ -481,31 +534,56 @@ mod tests {
 
     #[pg_test]
     fn pseudonym_key_is_stable_hidden_and_rotatable() {
-        let a = Spi::get_one::<String>("SELECT retention.pseudonym('alice@example.com')").unwrap().unwrap();
-        let b = Spi::get_one::<String>("SELECT retention.pseudonym('alice@example.com')").unwrap().unwrap();
+        let a = Spi::get_one::<String>("SELECT retention.pseudonym('alice@example.com')")
+            .unwrap()
+            .unwrap();
+        let b = Spi::get_one::<String>("SELECT retention.pseudonym('alice@example.com')")
+            .unwrap()
+            .unwrap();
         assert_eq!(a, b);
-        let key = Spi::get_one::<Vec<u8>>("SELECT key FROM retention.secrets WHERE name = 'pseudonym'").unwrap().unwrap();
+        let key =
+            Spi::get_one::<Vec<u8>>("SELECT key FROM retention.secrets WHERE name = 'pseudonym'")
+                .unwrap()
+                .unwrap();
         assert_eq!(key.len(), 32);
         assert_ne!(a, hmac_hex("alice@example.com", &[0u8; 32]));
         Spi::run("SELECT retention.rotate_pseudonym_key()").unwrap();
-        let c = Spi::get_one::<String>("SELECT retention.pseudonym('alice@example.com')").unwrap().unwrap();
+        let c = Spi::get_one::<String>("SELECT retention.pseudonym('alice@example.com')")
+            .unwrap()
+            .unwrap();
         assert_ne!(a, c);
         // A pseudonym is not the key, and the key changed with rotation.
-        let rotated = Spi::get_one::<Vec<u8>>("SELECT key FROM retention.secrets WHERE name = 'pseudonym'").unwrap().unwrap();
+        let rotated =
+            Spi::get_one::<Vec<u8>>("SELECT key FROM retention.secrets WHERE name = 'pseudonym'")
+                .unwrap()
+                .unwrap();
         assert_ne!(key, rotated);
-        assert!(!c.contains(&rotated.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        assert!(!c.contains(
+            &rotated
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ));
     }
 
     #[pg_test]
     fn null_keys_and_out_of_range_dates_are_handled() {
         assert_eq!(
-            Spi::get_one::<String>(r#"SELECT retention.mask_jsonb_drop('{"a":1,"b":2}', ARRAY['a', NULL])::text"#).unwrap().unwrap(),
+            Spi::get_one::<String>(
+                r#"SELECT retention.mask_jsonb_drop('{"a":1,"b":2}', ARRAY['a', NULL])::text"#
+            )
+            .unwrap()
+            .unwrap(),
             r#"{"b": 2}"#
         );
         // The year of 4714-12-01 BC starts before the first valid date: the
         // first valid date is returned, not the unmasked value.
         assert_eq!(
-            Spi::get_one::<String>("SELECT retention.mask_generalise('4714-12-01 BC'::date, 'year')::text").unwrap().unwrap(),
+            Spi::get_one::<String>(
+                "SELECT retention.mask_generalise('4714-12-01 BC'::date, 'year')::text"
+            )
+            .unwrap()
+            .unwrap(),
             "4714-11-24 BC"
         );
         assert!(Spi::get_one::<bool>(

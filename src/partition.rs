@@ -70,7 +70,9 @@ pub fn candidates(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate> {
             .map(|r| {
                 let e = "reading partitions";
                 (
-                    r.get::<pg_sys::Oid>(1).or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                    r.get::<pg_sys::Oid>(1)
+                        .or_raise(e)
+                        .unwrap_or(pg_sys::InvalidOid),
                     r.get::<i64>(2).or_raise(e).unwrap_or(-1),
                     r.get::<String>(3).or_raise(e),
                 )
@@ -90,7 +92,13 @@ pub fn candidates(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate> {
         .execute();
         if fits {
             if let Some(name) = ident::relation(oid) {
-                out.push((upper, Candidate { name, rows_estimate: tuples }));
+                out.push((
+                    upper,
+                    Candidate {
+                        name,
+                        rows_estimate: tuples,
+                    },
+                ));
             }
         }
     }
@@ -122,22 +130,38 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
                             let n = if cand.rows_estimate >= 0 {
                                 cand.rows_estimate
                             } else {
-                                c.update(&format!("SELECT count(*) FROM {}", cand.name), Some(1), &[])
-                                    .or_raise("counting a partition")
-                                    .first()
-                                    .get::<i64>(1)
-                                    .or_raise("counting a partition")
-                                    .unwrap_or(0)
+                                c.update(
+                                    &format!("SELECT count(*) FROM {}", cand.name),
+                                    Some(1),
+                                    &[],
+                                )
+                                .or_raise("counting a partition")
+                                .first()
+                                .get::<i64>(1)
+                                .or_raise("counting a partition")
+                                .unwrap_or(0)
                             };
                             match &p.archive_schema {
                                 None => {
-                                    c.update(&format!("DROP TABLE {}", cand.name), None, &[]).or_raise("dropping a partition");
+                                    c.update(&format!("DROP TABLE {}", cand.name), None, &[])
+                                        .or_raise("dropping a partition");
                                 }
                                 Some(schema) => {
-                                    c.update(&format!("ALTER TABLE {table} DETACH PARTITION {}", cand.name), None, &[])
-                                        .or_raise("detaching a partition");
                                     c.update(
-                                        &format!("ALTER TABLE {} SET SCHEMA {}", cand.name, ident::quote(schema)),
+                                        &format!(
+                                            "ALTER TABLE {table} DETACH PARTITION {}",
+                                            cand.name
+                                        ),
+                                        None,
+                                        &[],
+                                    )
+                                    .or_raise("detaching a partition");
+                                    c.update(
+                                        &format!(
+                                            "ALTER TABLE {} SET SCHEMA {}",
+                                            cand.name,
+                                            ident::quote(schema)
+                                        ),
                                         None,
                                         &[],
                                     )
@@ -175,7 +199,8 @@ pub struct Caught(pgrx::pg_sys::panic::CaughtError);
 impl Caught {
     pub fn is_lock_timeout(&self) -> bool {
         match &self.0 {
-            pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r)
+            | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
                 r.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
             }
             _ => false,
@@ -189,7 +214,9 @@ impl Caught {
 
 /// Runs `f` in a subtransaction: released when `f` succeeds, rolled back when
 /// it raises an ERROR, which is then returned.
-pub fn try_in_subtransaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
+pub fn try_in_subtransaction<R>(
+    f: impl FnOnce() -> R + std::panic::UnwindSafe,
+) -> Result<R, Caught> {
     unsafe {
         let old_cxt = pg_sys::CurrentMemoryContext;
         let old_owner = pg_sys::CurrentResourceOwner;

@@ -54,25 +54,42 @@ fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
     Policy {
         id: row.get::<i64>(1).or_raise(get_err).unwrap_or_default(),
         name: row.get::<String>(2).or_raise(get_err).unwrap_or_default(),
-        target: row.get::<pg_sys::Oid>(3).or_raise(get_err).unwrap_or(pg_sys::InvalidOid),
+        target: row
+            .get::<pg_sys::Oid>(3)
+            .or_raise(get_err)
+            .unwrap_or(pg_sys::InvalidOid),
         key_columns: row.get::<Vec<String>>(4).or_raise(get_err),
         clock: row.get::<String>(5).or_raise(get_err).unwrap_or_default(),
-        clock_type: row.get::<pg_sys::Oid>(6).or_raise(get_err).unwrap_or(pg_sys::InvalidOid),
+        clock_type: row
+            .get::<pg_sys::Oid>(6)
+            .or_raise(get_err)
+            .unwrap_or(pg_sys::InvalidOid),
         filter: row.get::<String>(7).or_raise(get_err),
         batch_size: row.get::<i32>(8).or_raise(get_err).unwrap_or(1000),
         batch_pause_secs: row.get::<f64>(9).or_raise(get_err).unwrap_or(0.0),
         skip_locked: row.get::<bool>(10).or_raise(get_err).unwrap_or(true),
-        owner: row.get::<pg_sys::Oid>(11).or_raise(get_err).unwrap_or(pg_sys::InvalidOid),
+        owner: row
+            .get::<pg_sys::Oid>(11)
+            .or_raise(get_err)
+            .unwrap_or(pg_sys::InvalidOid),
         paused: row.get::<bool>(12).or_raise(get_err).unwrap_or(false),
         purge: row.get::<bool>(13).or_raise(get_err).unwrap_or(false),
-        mark: row
-            .get::<String>(14)
-            .or_raise(get_err)
-            .map(|c| (c, row.get::<pg_sys::Oid>(15).or_raise(get_err).unwrap_or(pg_sys::InvalidOid))),
-        anonymise: row
-            .get::<String>(16)
-            .or_raise(get_err)
-            .map(|c| (c, row.get::<pg_sys::Oid>(17).or_raise(get_err).unwrap_or(pg_sys::InvalidOid))),
+        mark: row.get::<String>(14).or_raise(get_err).map(|c| {
+            (
+                c,
+                row.get::<pg_sys::Oid>(15)
+                    .or_raise(get_err)
+                    .unwrap_or(pg_sys::InvalidOid),
+            )
+        }),
+        anonymise: row.get::<String>(16).or_raise(get_err).map(|c| {
+            (
+                c,
+                row.get::<pg_sys::Oid>(17)
+                    .or_raise(get_err)
+                    .unwrap_or(pg_sys::InvalidOid),
+            )
+        }),
         lock_timeout_ms: row.get::<i64>(18).or_raise(get_err).unwrap_or(2000),
         statement_timeout_ms: row.get::<i64>(19).or_raise(get_err).unwrap_or(60_000),
         max_run_time_secs: row.get::<f64>(20).or_raise(get_err),
@@ -151,8 +168,11 @@ pub fn check_age(word: &str, iv: Interval) -> Interval {
         iv => {
             // The cutoff now() - purge_after must be a valid timestamp
             // (raises "timestamp out of range" otherwise).
-            Spi::get_one_with_args::<bool>("SELECT pg_catalog.now() - $1 IS NOT NULL", &[iv.into()])
-                .or_raise("checking a stage age");
+            Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.now() - $1 IS NOT NULL",
+                &[iv.into()],
+            )
+            .or_raise("checking a stage age");
             iv
         }
     }
@@ -174,7 +194,11 @@ fn check_limits(
     max_run_time: Option<Interval>,
     max_rows_per_second: Option<i32>,
 ) {
-    for (word, iv) in [("lock_timeout", lock_timeout), ("statement_timeout", statement_timeout), ("max_run_time", max_run_time)] {
+    for (word, iv) in [
+        ("lock_timeout", lock_timeout),
+        ("statement_timeout", statement_timeout),
+        ("max_run_time", max_run_time),
+    ] {
         if let Some(iv) = iv {
             if !interval_positive(iv) {
                 raise(
@@ -284,7 +308,11 @@ pub fn check_target(target: pg_sys::Oid) -> String {
     )
     .or_raise("reading the target's schema")
     .unwrap_or_default();
-    if schema == "pg_catalog" || schema == "information_schema" || schema == "retention" || schema.starts_with("pg_toast") {
+    if schema == "pg_catalog"
+        || schema == "information_schema"
+        || schema == "retention"
+        || schema.starts_with("pg_toast")
+    {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             format!("{name} is a system or pg_retention table"),
@@ -430,7 +458,12 @@ fn create_policy(
     check_minimum(purge_after, min_retention, min_retention_ground);
     check_batch_size(batch_size);
     check_batch_pause(batch_pause);
-    check_limits(Some(lock_timeout), Some(statement_timeout), max_run_time, max_rows_per_second);
+    check_limits(
+        Some(lock_timeout),
+        Some(statement_timeout),
+        max_run_time,
+        max_rows_per_second,
+    );
     if let Some(schema) = archive_schema {
         check_archive_schema(schema);
     }
@@ -545,12 +578,22 @@ fn alter_policy(
     if let Some(iv) = batch_pause {
         check_batch_pause(iv);
     }
-    check_limits(lock_timeout, statement_timeout, max_run_time, max_rows_per_second);
+    check_limits(
+        lock_timeout,
+        statement_timeout,
+        max_run_time,
+        max_rows_per_second,
+    );
     if let Some(schema) = archive_schema {
         check_archive_schema(schema);
     }
     if skip_locked == Some(true) && !p.skip_locked {
-        check_privilege(p.target, &table, "UPDATE", "to skip rows locked by other sessions (FOR UPDATE SKIP LOCKED)");
+        check_privilege(
+            p.target,
+            &table,
+            "UPDATE",
+            "to skip rows locked by other sessions (FOR UPDATE SKIP LOCKED)",
+        );
     }
     security::as_extension_owner(|| {
         Spi::run_with_args(
@@ -614,8 +657,11 @@ fn drop_policy(name: &str, if_exists: bool) -> bool {
     };
     security::require_policy_control(name, p.owner);
     security::as_extension_owner(|| {
-        Spi::run_with_args("DELETE FROM retention.policies WHERE id = $1", &[p.id.into()])
-            .or_raise("dropping the policy")
+        Spi::run_with_args(
+            "DELETE FROM retention.policies WHERE id = $1",
+            &[p.id.into()],
+        )
+        .or_raise("dropping the policy")
     });
     true
 }

@@ -43,7 +43,11 @@ impl Reference {
             .zip(&self.parent_columns)
             .map(|(c, p)| format!("r.{} = {table}.{}", ident::quote(c), ident::quote(p)))
             .collect();
-        format!("EXISTS (SELECT 1 FROM {} r WHERE {})", self.child, pairs.join(" AND "))
+        format!(
+            "EXISTS (SELECT 1 FROM {} r WHERE {})",
+            self.child,
+            pairs.join(" AND ")
+        )
     }
 }
 
@@ -78,16 +82,28 @@ pub fn references(target: pg_sys::Oid) -> Vec<Reference> {
         .collect()
     });
     rows.into_iter()
-        .filter_map(|(constraint, child, on_delete, child_columns, parent_columns)| {
-            Some(Reference { constraint, child: ident::relation(child)?, child_columns, parent_columns, on_delete })
-        })
+        .filter_map(
+            |(constraint, child, on_delete, child_columns, parent_columns)| {
+                Some(Reference {
+                    constraint,
+                    child: ident::relation(child)?,
+                    child_columns,
+                    parent_columns,
+                    on_delete,
+                })
+            },
+        )
         .collect()
 }
 
 /// `NOT EXISTS (...) AND ...` for the references that block a delete, or
 /// None when none does.
 pub fn unblocked_condition(refs: &[Reference], table: &str) -> Option<String> {
-    let parts: Vec<String> = refs.iter().filter(|r| r.blocks()).map(|r| format!("NOT {}", r.exists_sql(table))).collect();
+    let parts: Vec<String> = refs
+        .iter()
+        .filter(|r| r.blocks())
+        .map(|r| format!("NOT {}", r.exists_sql(table)))
+        .collect();
     if parts.is_empty() {
         None
     } else {

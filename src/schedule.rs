@@ -13,10 +13,14 @@ use pgrx::PgSqlErrorCode;
 
 /// Raises a clear error unless pg_cron can schedule jobs from this database.
 fn require_pg_cron() {
-    let preload = Spi::get_one::<String>("SELECT pg_catalog.current_setting('shared_preload_libraries')")
-        .or_raise("reading shared_preload_libraries")
-        .unwrap_or_default();
-    if !preload.split(',').any(|l| l.trim().trim_matches('"') == "pg_cron") {
+    let preload =
+        Spi::get_one::<String>("SELECT pg_catalog.current_setting('shared_preload_libraries')")
+            .or_raise("reading shared_preload_libraries")
+            .unwrap_or_default();
+    if !preload
+        .split(',')
+        .any(|l| l.trim().trim_matches('"') == "pg_cron")
+    {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "pg_cron is not loaded",

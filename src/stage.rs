@@ -49,7 +49,10 @@ pub fn action_name(action: &str) -> &'static str {
         "purge" => "purge",
         _ => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown stage action \"{}\"", action.chars().take(40).collect::<String>()),
+            format!(
+                "unknown stage action \"{}\"",
+                action.chars().take(40).collect::<String>()
+            ),
             "The actions are 'mark', 'anonymise' (or 'anonymize') and 'purge'.",
         ),
     }
@@ -87,8 +90,9 @@ struct Column {
 }
 
 fn column(target: pg_sys::Oid, table: &str, name: &str) -> Column {
-    let row = Spi::connect(|c| {
-        c.select(
+    let row =
+        Spi::connect(|c| {
+            c.select(
             "SELECT atttypid, atttypmod, attnotnull, pg_catalog.format_type(atttypid, atttypmod)
                FROM pg_catalog.pg_attribute
               WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
@@ -103,7 +107,7 @@ fn column(target: pg_sys::Oid, table: &str, name: &str) -> Column {
             not_null: r.get::<bool>(3).or_raise("reading a column").unwrap_or(false),
             type_name: r.get::<String>(4).or_raise("reading a column").unwrap_or_default(),
         })
-    });
+        });
     row.unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
@@ -128,7 +132,10 @@ fn check_state_column(target: pg_sys::Oid, table: &str, name: &str, what: &str) 
     } else if col.ty != pg_sys::BOOLOID {
         raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            format!("{what} column \"{name}\" must be of type timestamptz or boolean, not {}", col.type_name),
+            format!(
+                "{what} column \"{name}\" must be of type timestamptz or boolean, not {}",
+                col.type_name
+            ),
             format!("Add one, e.g. ALTER TABLE {table} ADD COLUMN {name} timestamptz."),
         )
     }
@@ -136,7 +143,12 @@ fn check_state_column(target: pg_sys::Oid, table: &str, name: &str, what: &str) 
 }
 
 #[pg_extern(name = "_add_stage")]
-fn add_stage(policy_name: &str, after: Option<Interval>, action: &str, column_name: Option<&str>) -> i64 {
+fn add_stage(
+    policy_name: &str,
+    after: Option<Interval>,
+    action: &str,
+    column_name: Option<&str>,
+) -> i64 {
     let p = policy::load_one(policy_name);
     security::require_policy_control(policy_name, p.owner);
     let action = action_name(action);
@@ -193,7 +205,11 @@ fn add_stage(policy_name: &str, after: Option<Interval>, action: &str, column_na
             (None, None)
         }
         _ => {
-            let what = if action == "mark" { "marker" } else { "anonymised" };
+            let what = if action == "mark" {
+                "marker"
+            } else {
+                "anonymised"
+            };
             let Some(col) = column_name else {
                 raise(
                     PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -205,7 +221,10 @@ fn add_stage(policy_name: &str, after: Option<Interval>, action: &str, column_na
                 )
             };
             let ty = check_state_column(p.target, &table, col, what);
-            if p.key_columns.as_ref().is_some_and(|k| k.iter().any(|c| c == col)) {
+            if p.key_columns
+                .as_ref()
+                .is_some_and(|k| k.iter().any(|c| c == col))
+            {
                 raise(
                     PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                     format!("column \"{col}\" is part of the table's key"),
@@ -287,10 +306,14 @@ enum Family {
 
 fn family(ty: pg_sys::Oid) -> Family {
     match ty {
-        t if t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID || t == pg_sys::BPCHAROID => Family::Text,
+        t if t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID || t == pg_sys::BPCHAROID => {
+            Family::Text
+        }
         t if t == pg_sys::DATEOID => Family::Date,
         t if t == pg_sys::TIMESTAMPOID || t == pg_sys::TIMESTAMPTZOID => Family::Timestamp,
-        t if t == pg_sys::INT2OID || t == pg_sys::INT4OID || t == pg_sys::INT8OID => Family::Integer,
+        t if t == pg_sys::INT2OID || t == pg_sys::INT4OID || t == pg_sys::INT8OID => {
+            Family::Integer
+        }
         t if t == pg_sys::FLOAT4OID || t == pg_sys::FLOAT8OID => Family::Float,
         t if t == pg_sys::NUMERICOID => Family::Numeric,
         t if t == pg_sys::INETOID => Family::Inet,
@@ -299,19 +322,40 @@ fn family(ty: pg_sys::Oid) -> Family {
     }
 }
 
-pub const STRATEGIES: [&str; 10] =
-    ["null", "constant", "default", "partial", "email", "pseudonym", "hash_random", "generalise", "noise", "jsonb_drop"];
+pub const STRATEGIES: [&str; 10] = [
+    "null",
+    "constant",
+    "default",
+    "partial",
+    "email",
+    "pseudonym",
+    "hash_random",
+    "generalise",
+    "noise",
+    "jsonb_drop",
+];
 
 fn normalise_strategy(s: &str) -> &'static str {
     let s = s.trim().to_ascii_lowercase();
-    let s = if s == "generalize" { "generalise".to_string() } else { s };
-    STRATEGIES.iter().find(|x| **x == s).copied().unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown masking strategy \"{}\"", s.chars().take(40).collect::<String>()),
-            "SELECT strategy FROM retention.mask_strategies lists them.",
-        )
-    })
+    let s = if s == "generalize" {
+        "generalise".to_string()
+    } else {
+        s
+    };
+    STRATEGIES
+        .iter()
+        .find(|x| **x == s)
+        .copied()
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "unknown masking strategy \"{}\"",
+                    s.chars().take(40).collect::<String>()
+                ),
+                "SELECT strategy FROM retention.mask_strategies lists them.",
+            )
+        })
 }
 
 fn bad_option(strategy: &str, msg: String) -> ! {
@@ -330,21 +374,37 @@ fn refuse_type(strategy: &str, col: &str, col_type: &str) -> ! {
     )
 }
 
-fn opt_int(strategy: &str, o: &serde_json::Map<String, Value>, key: &str, default: Option<i64>) -> i64 {
+fn opt_int(
+    strategy: &str,
+    o: &serde_json::Map<String, Value>,
+    key: &str,
+    default: Option<i64>,
+) -> i64 {
     match o.get(key) {
-        None | Some(Value::Null) => default.unwrap_or_else(|| bad_option(strategy, format!("\"{key}\" is required"))),
-        Some(v) => v.as_i64().unwrap_or_else(|| bad_option(strategy, format!("\"{key}\" must be a whole number"))),
+        None | Some(Value::Null) => {
+            default.unwrap_or_else(|| bad_option(strategy, format!("\"{key}\" is required")))
+        }
+        Some(v) => v
+            .as_i64()
+            .unwrap_or_else(|| bad_option(strategy, format!("\"{key}\" must be a whole number"))),
     }
 }
 
 fn opt_num(strategy: &str, o: &serde_json::Map<String, Value>, key: &str) -> f64 {
     match o.get(key) {
         None | Some(Value::Null) => bad_option(strategy, format!("\"{key}\" is required")),
-        Some(v) => v.as_f64().unwrap_or_else(|| bad_option(strategy, format!("\"{key}\" must be a number"))),
+        Some(v) => v
+            .as_f64()
+            .unwrap_or_else(|| bad_option(strategy, format!("\"{key}\" must be a number"))),
     }
 }
 
-fn opt_str(strategy: &str, o: &serde_json::Map<String, Value>, key: &str, default: Option<&str>) -> String {
+fn opt_str(
+    strategy: &str,
+    o: &serde_json::Map<String, Value>,
+    key: &str,
+    default: Option<&str>,
+) -> String {
     match o.get(key) {
         None | Some(Value::Null) => default
             .map(String::from)
@@ -398,7 +458,9 @@ impl Param {
 /// Validates one mask and builds its expression. `$n` placeholders are
 /// written as `{}` and numbered by the caller.
 fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> MaskExpr {
-    let Value::Object(o) = options else { bad_option(strategy, "options must be a JSON object".into()) };
+    let Value::Object(o) = options else {
+        bad_option(strategy, "options must be a JSON object".into())
+    };
     let allowed: &[&str] = match strategy {
         "constant" => &["value"],
         "partial" => &["keep_start", "keep_end", "fill"],
@@ -409,7 +471,13 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
         _ => &[],
     };
     if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        bad_option(strategy, format!("unknown option \"{}\"", k.chars().take(40).collect::<String>()))
+        bad_option(
+            strategy,
+            format!(
+                "unknown option \"{}\"",
+                k.chars().take(40).collect::<String>()
+            ),
+        )
     }
     let c = ident::quote(col_name);
     let fam = family(col.ty);
@@ -438,7 +506,8 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
             // The value must be valid for the column's type (checked now).
             let typed = format!("SELECT CAST($1::text AS {t}) IS NOT NULL");
             let ok = PgTryBuilder::new(|| {
-                Spi::get_one_with_args::<bool>(&typed, &[v.as_str().into()]).or_raise("checking the constant");
+                Spi::get_one_with_args::<bool>(&typed, &[v.as_str().into()])
+                    .or_raise("checking the constant");
                 true
             })
             .catch_others(|_| false)
@@ -459,12 +528,19 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
             let ks = opt_int(strategy, o, "keep_start", Some(1));
             let ke = opt_int(strategy, o, "keep_end", Some(0));
             if !(0..=1000).contains(&ks) || !(0..=1000).contains(&ke) {
-                bad_option(strategy, "keep_start and keep_end must be between 0 and 1000".into())
+                bad_option(
+                    strategy,
+                    "keep_start and keep_end must be between 0 and 1000".into(),
+                )
             }
             let fill = opt_str(strategy, o, "fill", Some("*"));
             e(
                 format!("retention.mask_partial({c}::text, {{}}, {{}}, {{}})"),
-                vec![Param::Int(ks as i32), Param::Int(ke as i32), Param::Text(fill)],
+                vec![
+                    Param::Int(ks as i32),
+                    Param::Int(ke as i32),
+                    Param::Text(fill),
+                ],
             )
         }
         "email" => {
@@ -472,13 +548,20 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
                 refuse_type(strategy, col_name, t)
             }
             let kd = opt_bool(strategy, o, "keep_domain", true);
-            e(format!("retention.mask_email({c}::text, {{}})"), vec![Param::Bool(kd)])
+            e(
+                format!("retention.mask_email({c}::text, {{}})"),
+                vec![Param::Bool(kd)],
+            )
         }
         "pseudonym" | "hash_random" => {
             if fam != Family::Text || short_text {
                 refuse_type(strategy, col_name, t)
             }
-            let key = if strategy == "pseudonym" { Param::PseudonymKey } else { Param::RunKey };
+            let key = if strategy == "pseudonym" {
+                Param::PseudonymKey
+            } else {
+                Param::RunKey
+            };
             e(format!("retention.mask_hmac({c}::text, {{}})"), vec![key])
         }
         "generalise" => match fam {
@@ -487,14 +570,20 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
                 if unit != "year" && unit != "month" {
                     bad_option(strategy, "\"unit\" must be 'month' or 'year'".into())
                 }
-                e(format!("retention.mask_generalise({c}::date, {{}})"), vec![Param::Text(unit)])
+                e(
+                    format!("retention.mask_generalise({c}::date, {{}})"),
+                    vec![Param::Text(unit)],
+                )
             }
             Family::Integer | Family::Numeric => {
                 let w = opt_int(strategy, o, "width", None);
                 if w <= 0 {
                     bad_option(strategy, "\"width\" must be positive".into())
                 }
-                e(format!("retention.mask_generalise(pg_catalog.floor({c})::bigint, {{}})"), vec![Param::BigInt(w)])
+                e(
+                    format!("retention.mask_generalise(pg_catalog.floor({c})::bigint, {{}})"),
+                    vec![Param::BigInt(w)],
+                )
             }
             Family::Inet => {
                 let bits = o.get("bits").map(|_| opt_int(strategy, o, "bits", None));
@@ -504,7 +593,10 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
                     }
                 }
                 match bits {
-                    Some(b) => e(format!("retention.mask_generalise({c}, {{}})"), vec![Param::Int(b as i32)]),
+                    Some(b) => e(
+                        format!("retention.mask_generalise({c}, {{}})"),
+                        vec![Param::Int(b as i32)],
+                    ),
                     None => e(format!("retention.mask_generalise({c}, NULL::int)"), vec![]),
                 }
             }
@@ -526,8 +618,14 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
                 bad_option(strategy, "\"amount\" must be a positive number".into())
             }
             match fam {
-                Family::Integer => e(format!("retention.mask_noise({c}::bigint, {{}})"), vec![Param::BigInt(amount.round() as i64)]),
-                Family::Float | Family::Numeric => e(format!("retention.mask_noise({c}::float8, {{}})"), vec![Param::Float(amount)]),
+                Family::Integer => e(
+                    format!("retention.mask_noise({c}::bigint, {{}})"),
+                    vec![Param::BigInt(amount.round() as i64)],
+                ),
+                Family::Float | Family::Numeric => e(
+                    format!("retention.mask_noise({c}::float8, {{}})"),
+                    vec![Param::Float(amount)],
+                ),
                 Family::Date => e(
                     format!("retention.mask_noise({c}, {{}})"),
                     vec![Param::Int(amount.round().min(1_000_000.0) as i32)],
@@ -542,11 +640,21 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
             let keys = match o.get("keys") {
                 Some(Value::Array(a)) if !a.is_empty() => a
                     .iter()
-                    .map(|k| k.as_str().map(String::from).unwrap_or_else(|| bad_option(strategy, "\"keys\" must be strings".into())))
+                    .map(|k| {
+                        k.as_str().map(String::from).unwrap_or_else(|| {
+                            bad_option(strategy, "\"keys\" must be strings".into())
+                        })
+                    })
                     .collect(),
-                _ => bad_option(strategy, "\"keys\" must be a non-empty array of strings".into()),
+                _ => bad_option(
+                    strategy,
+                    "\"keys\" must be a non-empty array of strings".into(),
+                ),
             };
-            e(format!("retention.mask_jsonb_drop({c}, {{}})"), vec![Param::TextArray(keys)])
+            e(
+                format!("retention.mask_jsonb_drop({c}, {{}})"),
+                vec![Param::TextArray(keys)],
+            )
         }
         _ => bad_option(strategy, "unknown strategy".into()),
     }
@@ -559,7 +667,10 @@ fn set_mask(policy_name: &str, column_name: &str, strategy: &str, options: Optio
     let strategy = normalise_strategy(strategy);
     let table = policy::check_target(p.target);
     let col = column(p.target, &table, column_name);
-    let reserved = p.key_columns.as_ref().is_some_and(|k| k.iter().any(|c| c == column_name))
+    let reserved = p
+        .key_columns
+        .as_ref()
+        .is_some_and(|k| k.iter().any(|c| c == column_name))
         || p.mark.as_ref().is_some_and(|(c, _)| c == column_name)
         || p.anonymise.as_ref().is_some_and(|(c, _)| c == column_name);
     if reserved {
@@ -569,7 +680,9 @@ fn set_mask(policy_name: &str, column_name: &str, strategy: &str, options: Optio
             "Key columns and the columns recording the mark and anonymise stages are not masked.",
         )
     }
-    let options = options.map(|j| j.0).unwrap_or(Value::Object(Default::default()));
+    let options = options
+        .map(|j| j.0)
+        .unwrap_or(Value::Object(Default::default()));
     mask_expr(strategy, &options, column_name, &col);
     security::as_extension_owner(|| {
         Spi::run_with_args(
@@ -712,7 +825,8 @@ fn restrict(target: pg_sys::Oid) -> String {
     // POLICY and CREATE TRIGGER check that themselves).
     security::with_pinned_search_path(|| {
         if !rls_on {
-            Spi::run(&format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")).or_raise("enabling row security");
+            Spi::run(&format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+                .or_raise("enabling row security");
             // Without RLS before, every row was visible: keep that for
             // unmarked rows.
             Spi::run(&format!(
@@ -736,7 +850,9 @@ fn restrict(target: pg_sys::Oid) -> String {
         )
         .or_raise("creating the restriction trigger");
     });
-    format!("{table} restricted: rows with {col} set are hidden from other roles and cannot be updated")
+    format!(
+        "{table} restricted: rows with {col} set are hidden from other roles and cannot be updated"
+    )
 }
 
 #[pg_extern(name = "_unrestrict")]
@@ -750,8 +866,14 @@ fn unrestrict(target: pg_sys::Oid) -> bool {
     .or_raise("reading row security policies")
     .unwrap_or(false);
     security::with_pinned_search_path(|| {
-        Spi::run(&format!("DROP POLICY IF EXISTS retention_restricted ON {table}")).or_raise("dropping the policy");
-        Spi::run(&format!("DROP TRIGGER IF EXISTS retention_restricted ON {table}")).or_raise("dropping the trigger");
+        Spi::run(&format!(
+            "DROP POLICY IF EXISTS retention_restricted ON {table}"
+        ))
+        .or_raise("dropping the policy");
+        Spi::run(&format!(
+            "DROP TRIGGER IF EXISTS retention_restricted ON {table}"
+        ))
+        .or_raise("dropping the trigger");
         let visible = Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = 'retention_visible')",
             &[target.into()],
@@ -759,7 +881,8 @@ fn unrestrict(target: pg_sys::Oid) -> bool {
         .or_raise("reading row security policies")
         .unwrap_or(false);
         if visible {
-            Spi::run(&format!("DROP POLICY retention_visible ON {table}")).or_raise("dropping the policy");
+            Spi::run(&format!("DROP POLICY retention_visible ON {table}"))
+                .or_raise("dropping the policy");
             let others = Spi::get_one_with_args::<bool>(
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1)",
                 &[target.into()],
@@ -767,7 +890,8 @@ fn unrestrict(target: pg_sys::Oid) -> bool {
             .or_raise("reading row security policies")
             .unwrap_or(true);
             if !others {
-                Spi::run(&format!("ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")).or_raise("disabling row security");
+                Spi::run(&format!("ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"))
+                    .or_raise("disabling row security");
             }
         }
     });

@@ -50,7 +50,11 @@ pub fn next_cron_time(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>>
         let dow = field_matches(fields[4], t.weekday().num_days_from_sunday(), 0, 7)?
             || (t.weekday().num_days_from_sunday() == 0 && field_matches(fields[4], 7, 0, 7)?);
         // As in cron: with both day fields restricted, either may match.
-        let day_ok = if dom_restricted && dow_restricted { dom || dow } else { dom && dow };
+        let day_ok = if dom_restricted && dow_restricted {
+            dom || dow
+        } else {
+            dom && dow
+        };
         if day_ok
             && field_matches(fields[3], t.month(), 1, 12)?
             && field_matches(fields[1], t.hour(), 0, 23)?
@@ -131,7 +135,9 @@ fn status() -> TableIterator<
     ),
 > {
     security::require_reader("read retention status");
-    let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()").ok().flatten();
+    let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")
+        .ok()
+        .flatten();
     let mut rows = Vec::new();
     for p in policy::load(None) {
         let e = "reading the run log";
@@ -195,11 +201,15 @@ fn status() -> TableIterator<
         .unwrap_or_default();
         let schedule = schedule_of(&p.name);
         let next_run = match (&schedule, now) {
-            (Some(s), Some(n)) => to_chrono(n).and_then(|n| next_cron_time(s, n)).and_then(from_chrono),
+            (Some(s), Some(n)) => to_chrono(n)
+                .and_then(|n| next_cron_time(s, n))
+                .and_then(from_chrono),
             _ => None,
         };
         let table = ident::relation(p.target);
-        let backlog = table.as_ref().and_then(|t| crate::engine::backlog_estimate(&p, t));
+        let backlog = table
+            .as_ref()
+            .and_then(|t| crate::engine::backlog_estimate(&p, t));
         rows.push((
             p.name.clone(),
             table.unwrap_or_else(|| format!("(dropped table {})", p.target.to_u32())),
@@ -235,14 +245,38 @@ mod tests {
     #[pg_test]
     fn cron_next_times() {
         let t = at("2026-11-29T10:15:30Z"); // a Sunday
-        assert_eq!(next_cron_time("0 3 * * *", t), Some(at("2026-11-30T03:00:00Z")));
-        assert_eq!(next_cron_time("* * * * *", t), Some(at("2026-11-29T10:16:00Z")));
-        assert_eq!(next_cron_time("*/20 * * * *", t), Some(at("2026-11-29T10:20:00Z")));
-        assert_eq!(next_cron_time("30 2 1 * *", t), Some(at("2026-12-01T02:30:00Z")));
-        assert_eq!(next_cron_time("0 4 * * 1-5", t), Some(at("2026-11-30T04:00:00Z")));
-        assert_eq!(next_cron_time("0 4 * * 0", t), Some(at("2026-12-06T04:00:00Z")));
-        assert_eq!(next_cron_time("0 4 * * 7", t), Some(at("2026-12-06T04:00:00Z")));
-        assert_eq!(next_cron_time("0 0 29 2 *", t), Some(at("2028-02-29T00:00:00Z")));
+        assert_eq!(
+            next_cron_time("0 3 * * *", t),
+            Some(at("2026-11-30T03:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("* * * * *", t),
+            Some(at("2026-11-29T10:16:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("*/20 * * * *", t),
+            Some(at("2026-11-29T10:20:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("30 2 1 * *", t),
+            Some(at("2026-12-01T02:30:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 4 * * 1-5", t),
+            Some(at("2026-11-30T04:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 4 * * 0", t),
+            Some(at("2026-12-06T04:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 4 * * 7", t),
+            Some(at("2026-12-06T04:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 0 29 2 *", t),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
         assert_eq!(next_cron_time("@daily", t), None);
         assert_eq!(next_cron_time("61 * * * *", t), None);
     }
