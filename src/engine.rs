@@ -567,14 +567,7 @@ fn run_batch(
     } else {
         Some(format!(
             "NOT ({})",
-            holds
-                .iter()
-                .map(|h| format!(
-                    "coalesce({}, false)",
-                    expr::embed(h.2.as_deref().unwrap_or("false"))
-                ))
-                .collect::<Vec<_>>()
-                .join(" OR ")
+            crate::erasure::held_condition(holds.iter())
         ))
     };
     // Holds on subjects (stored as blind indexes) protect the subject's rows

@@ -970,6 +970,22 @@ pub fn table_holds(target: pg_sys::Oid) -> Vec<(i64, String, Option<String>)> {
     })
 }
 
+/// `coalesce(<filter>, false) OR ...`: a row matches one of the holds'
+/// (validated) filters. The one place hold filters become SQL.
+pub fn held_condition<'a>(
+    filters: impl Iterator<Item = &'a (i64, String, Option<String>)>,
+) -> String {
+    filters
+        .map(|h| {
+            format!(
+                "coalesce({}, false)",
+                crate::expr::embed(h.2.as_deref().unwrap_or("false"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
 fn subject_holds(kind: &str, blind_value: &str) -> Vec<(i64, String)> {
     Spi::connect(|c| {
         c.select(
@@ -1283,16 +1299,7 @@ fn erase_table(
             .filter(|h| h.2.is_some())
             .collect();
         if let (false, Some(parent_name)) = (parent_holds.is_empty(), ident::relation(parent)) {
-            let held_cond = parent_holds
-                .iter()
-                .map(|h| {
-                    format!(
-                        "coalesce({}, false)",
-                        crate::expr::embed(h.2.as_deref().unwrap_or("false"))
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" OR ");
+            let held_cond = held_condition(parent_holds.iter());
             let cols = t
                 .columns
                 .iter()
@@ -1322,16 +1329,7 @@ fn erase_table(
     let filtered: Vec<&(i64, String, Option<String>)> =
         holds.iter().filter(|h| h.2.is_some()).collect();
     if !filtered.is_empty() {
-        let held_cond = filtered
-            .iter()
-            .map(|h| {
-                format!(
-                    "coalesce({}, false)",
-                    crate::expr::embed(h.2.as_deref().unwrap_or("false"))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" OR ");
+        let held_cond = held_condition(filtered.iter().copied());
         let held = count_where(table, &format!("{cond} AND ({held_cond})"), subject);
         if held > 0 {
             entry["held"] = json!(entry["held"].as_i64().unwrap_or(0) + held);
