@@ -149,9 +149,17 @@ enum Action {
 
 /// One batch: select up to $2 due rows (skipping locked ones), then delete or
 /// update them while re-checking the due condition (and, for updates, that
-/// the row is still pending). Returns (selected, changed).
-fn batch_statement(p: &Policy, table: &str, pending: Option<&str>, action: &Action) -> String {
-    batch_statement_locking(p, table, pending, action, p.skip_locked)
+/// the row is still pending). Returns (selected, changed). With `range`, the
+/// batch covers the physical pages from $6 up to (not including) $7 instead
+/// of a number of rows (see [`Walk`]).
+fn batch_statement(
+    p: &Policy,
+    table: &str,
+    pending: Option<&str>,
+    action: &Action,
+    range: bool,
+) -> String {
+    batch_statement_locking(p, table, pending, action, p.skip_locked, range)
 }
 
 fn batch_statement_locking(
@@ -160,11 +168,34 @@ fn batch_statement_locking(
     pending: Option<&str>,
     action: &Action,
     lock_rows: bool,
+    range: bool,
 ) -> String {
     let mut due = due_condition(p);
     if let Some(cond) = pending {
         due.push_str(" AND ");
         due.push_str(cond);
+    }
+    let change = |matches: &str| match action {
+        Action::Delete => format!("DELETE FROM {table} WHERE {matches}{due} RETURNING 1"),
+        Action::Update(set) => {
+            format!("UPDATE {table} SET {set} WHERE {matches}{due} RETURNING 1")
+        }
+    };
+    if range {
+        let pages = "ctid >= $6::pg_catalog.tid AND ctid < $7::pg_catalog.tid AND ";
+        if !lock_rows {
+            // One pass over the range's pages: the change finds its own rows.
+            return format!(
+                "WITH changed AS ({})\n SELECT count(*), count(*) FROM changed",
+                change(pages)
+            );
+        }
+        return format!(
+            "WITH due AS (SELECT ctid AS row_id FROM {table} WHERE {pages}{due} FOR UPDATE SKIP LOCKED),\n\
+             changed AS ({})\n\
+             SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM changed)",
+            change("ctid = ANY (ARRAY(SELECT row_id FROM due)) AND ")
+        );
     }
     let lock = if lock_rows {
         " FOR UPDATE SKIP LOCKED"
@@ -185,24 +216,19 @@ fn batch_statement_locking(
                 .join(", ");
             (
                 list.clone(),
-                format!("({list}) IN (SELECT {list} FROM due)"),
+                format!("({list}) IN (SELECT {list} FROM due) AND "),
             )
         }
         None => (
             "ctid AS row_id".to_string(),
-            "ctid = ANY (ARRAY(SELECT row_id FROM due))".to_string(),
+            "ctid = ANY (ARRAY(SELECT row_id FROM due)) AND ".to_string(),
         ),
-    };
-    let change = match action {
-        Action::Delete => format!("DELETE FROM {table} WHERE {matches} AND {due} RETURNING 1"),
-        Action::Update(set) => {
-            format!("UPDATE {table} SET {set} WHERE {matches} AND {due} RETURNING 1")
-        }
     };
     format!(
         "WITH due AS (SELECT {select_list} FROM {table} WHERE {due} LIMIT $2{lock}),\n\
-         changed AS ({change})\n\
-         SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM changed)"
+         changed AS ({})\n\
+         SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM changed)",
+        change(&matches)
     )
 }
 
@@ -465,6 +491,7 @@ fn finish_with_note(
     }
     unlock(policy_id);
     forget_run_key();
+    WALK.with(|w| *w.borrow_mut() = None);
 }
 
 /// Deletes at most one batch of due rows for one run-log item. Returns
@@ -646,21 +673,20 @@ fn run_batch(
             return TableIterator::once((true, 0.0, rows, size));
         }
     }
-    let pending_for_fast: Option<String>;
-    let action_for_fast: Option<Action>;
-    let sql = match stage.as_str() {
+    // Page-range bounds $6 and $7 (see Walk); NULL while batches count rows.
+    args.push(pgrx::datum::DatumWithOid::null::<String>());
+    args.push(pgrx::datum::DatumWithOid::null::<String>());
+    let (pending, action) = match stage.as_str() {
         "purge" => {
             // Rows other tables still reference (RESTRICT / NO ACTION) are
             // left out instead of failing the batch.
             let refs = crate::refs::references(p.target);
             let unblocked = with_holds(crate::refs::unblocked_condition(&refs, &table));
-            pending_for_fast = unblocked.clone();
-            action_for_fast = Some(Action::Delete);
-            batch_statement(&p, &table, unblocked.as_deref(), &Action::Delete)
+            (unblocked, Action::Delete)
         }
         "anonymise" => {
             let state = p.anonymise.clone().unwrap_or_default();
-            let (sets, params) = crate::stage::mask_plan(&p, &table, 6);
+            let (sets, params) = crate::stage::mask_plan(&p, &table, 8);
             if sets.is_empty() {
                 pgrx::notice!(
                     "retention policy \"{}\": the anonymise stage has no masks; skipped",
@@ -681,36 +707,47 @@ fn run_batch(
             args.extend(params.iter().map(|x| x.datum(&key, &rk)));
             let set = format!("{sets}, {}", crate::stage::state_value(&state));
             let pending = with_holds(Some(crate::stage::pending_condition(&state)));
-            pending_for_fast = pending.clone();
-            action_for_fast = Some(Action::Update(set.clone()));
-            batch_statement(&p, &table, pending.as_deref(), &Action::Update(set))
+            (pending, Action::Update(set))
         }
         _ => {
             let state = p.mark.clone().unwrap_or_default();
             let pending = with_holds(Some(crate::stage::pending_condition(&state)));
-            pending_for_fast = pending.clone();
-            action_for_fast = Some(Action::Update(crate::stage::state_value(&state)));
-            batch_statement(
-                &p,
-                &table,
-                pending.as_deref(),
-                &Action::Update(crate::stage::state_value(&state)),
-            )
+            (pending, Action::Update(crate::stage::state_value(&state)))
         }
     };
+    // Large tables with many due rows are walked in ranges of pages.
+    let window = if batch_by_row_id(&p) {
+        walk_window(item, &stage, &p, &table, pending.as_deref(), &args[..7])
+    } else {
+        None
+    };
+    // A batch retried smaller covers proportionally fewer pages.
+    let range_done = window.map(|(from, to)| {
+        let pages = to.saturating_sub(from).max(1);
+        let scaled = (pages * i64::from(batch) / i64::from(p.batch_size.max(1))).clamp(1, pages);
+        (from, from + scaled)
+    });
+    if let Some((from, to)) = range_done {
+        args[5] = format!("({from},0)").into();
+        args[6] = format!("({to},0)").into();
+    }
+    let range = window.is_some();
+    let sql = batch_statement(&p, &table, pending.as_deref(), &action, range);
     // Optimistic form: without the separate row-locking pass, which costs as
     // much as the change itself. It runs under a short lock_timeout in a
     // subtransaction; if it meets a row an application holds, it is rolled
     // back and the batch runs in the locking form, which skips such rows.
-    let fast_sql = match (&action_for_fast, p.skip_locked) {
-        (Some(a), true) => Some(batch_statement_locking(
+    let fast_sql = if p.skip_locked {
+        Some(batch_statement_locking(
             &p,
             &table,
-            pending_for_fast.as_deref(),
-            a,
+            pending.as_deref(),
+            &action,
             false,
-        )),
-        _ => None,
+            range,
+        ))
+    } else {
+        None
     };
     let batch_started =
         Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
@@ -821,7 +858,11 @@ fn run_batch(
     // More may remain only if the batch was full and made progress: rows
     // that are selected but cannot be changed (a row-security policy, a
     // trigger returning NULL) must not make the run loop forever.
-    let more_here = changed > 0 && selected >= batch as i64;
+    let more_here = match range_done {
+        // A walked stage goes on until its last page range is done.
+        Some((_, to)) => walk_advance(item, &stage, to, selected, p.batch_size),
+        None => changed > 0 && selected >= batch as i64,
+    };
     if more_here {
         return TableIterator::once((true, pause.max(0.0), changed, next_size));
     }
@@ -861,6 +902,214 @@ fn run_batch(
     let next = next_stage(&stage);
     set_stage(item, next);
     TableIterator::once((next != "done", pause.max(0.0), changed, next_size))
+}
+
+/// Smallest table, in pages, that a stage walks in page ranges (16 MB with
+/// the default block size). Smaller tables are batched by row count.
+const WALK_MIN_PAGES: i64 = 2048;
+/// Share of a table's rows that must be due (or pending) for page ranges to
+/// beat finding the rows through an index.
+const WALK_MIN_DUE_SHARE: f64 = 0.03;
+/// A page range never spans more pages than could hold this many batches'
+/// worth of rows, so that a batch cannot grow without bound where the due
+/// rows are suddenly dense.
+const WALK_MAX_BATCHES: f64 = 8.0;
+
+/// A stage's walk through a large table in ranges of physical pages.
+///
+/// Where many rows are due, batches that select rows first and then change
+/// them read every due row twice, and a LIMIT over an index has to step
+/// over the rows earlier batches already removed. A walked stage instead
+/// changes, in one statement, the due rows of the pages from `next` to
+/// `next + pages`, then moves on: every page is read once per run, as by a
+/// single DELETE, while each batch still commits on its own. The range is
+/// sized to hold about `batch_size` due rows, from the planner's estimate at
+/// first and then from the rows the previous range held. Rows moved to
+/// pages already walked (an UPDATE during the run) are left for the next
+/// run, like rows locked by the application.
+struct Walk {
+    item: i64,
+    stage: String,
+    /// Whether the stage walks page ranges at all (the decision is cached
+    /// for the stage; batches count rows otherwise).
+    ranged: bool,
+    next: i64,
+    /// Table size in pages when the stage started.
+    end: i64,
+    pages: i64,
+    max_pages: i64,
+}
+
+thread_local! {
+    /// The walk of the stage being worked on in this backend.
+    static WALK: RefCell<Option<Walk>> = const { RefCell::new(None) };
+}
+
+/// The page range [from, to) of the next batch of a walked stage, deciding
+/// when the stage starts whether to walk it; None when batches count rows.
+fn walk_window(
+    item: i64,
+    stage: &str,
+    p: &Policy,
+    table: &str,
+    pending: Option<&str>,
+    args: &[pgrx::datum::DatumWithOid<'static>],
+) -> Option<(i64, i64)> {
+    let window = |w: &Walk| w.ranged.then(|| (w.next, (w.next + w.pages).min(w.end)));
+    let known = WALK.with(|w| {
+        w.borrow()
+            .as_ref()
+            .filter(|w| w.item == item && w.stage == stage)
+            .map(&window)
+    });
+    if let Some(win) = known {
+        return win;
+    }
+    let walk = plan_walk(item, stage, p, table, pending, args);
+    let win = window(&walk);
+    if walk.ranged {
+        // Shown in retention.runs: how the stage went through the table.
+        let note = format!(
+            "the {stage} stage walked the table's {} pages in ranges",
+            walk.end
+        );
+        security::as_extension_owner(|| {
+            Spi::run_with_args(
+                "UPDATE retention.run_log SET note = coalesce(note || '; ', '') || $2 WHERE id = $1",
+                &[item.into(), note.as_str().into()],
+            )
+            .or_raise("noting the batching")
+        });
+    }
+    WALK.with(|w| *w.borrow_mut() = Some(walk));
+    win
+}
+
+/// Decides whether a stage walks page ranges: the table has at least
+/// WALK_MIN_PAGES pages, and the planner either would scan it whole for the
+/// due rows or expects at least WALK_MIN_DUE_SHARE of its rows to be due.
+fn plan_walk(
+    item: i64,
+    stage: &str,
+    p: &Policy,
+    table: &str,
+    pending: Option<&str>,
+    args: &[pgrx::datum::DatumWithOid<'static>],
+) -> Walk {
+    let mut walk = Walk {
+        item,
+        stage: stage.to_string(),
+        ranged: false,
+        next: 0,
+        end: 0,
+        pages: 1,
+        max_pages: 1,
+    };
+    let e = "sizing the table";
+    let (pages, tuples, relpages, schema, name) = Spi::connect(|c| {
+        let row = c
+            .select(
+                "SELECT pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8,
+                        c.reltuples::float8, c.relpages::int8, n.nspname::text, c.relname::text
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = $1",
+                Some(1),
+                &[p.target.into()],
+            )
+            .or_raise(e)
+            .first();
+        (
+            row.get::<i64>(1).or_raise(e).unwrap_or(0),
+            row.get::<f64>(2).or_raise(e).unwrap_or(-1.0),
+            row.get::<i64>(3).or_raise(e).unwrap_or(0),
+            row.get::<String>(4).or_raise(e).unwrap_or_default(),
+            row.get::<String>(5).or_raise(e).unwrap_or_default(),
+        )
+    });
+    if pages < WALK_MIN_PAGES {
+        return walk;
+    }
+    let mut cond = due_condition(p);
+    if let Some(c) = pending {
+        cond.push_str(" AND ");
+        cond.push_str(c);
+    }
+    let sql = format!("EXPLAIN (FORMAT JSON, VERBOSE) SELECT 1 FROM {table} WHERE {cond}");
+    let plan = sanitizing(table, || {
+        security::as_policy_owner(p.owner, || {
+            Spi::get_one_with_args::<pgrx::datum::Json>(&sql, args).or_raise("planning a batch")
+        })
+    });
+    let Some(plan) = plan.and_then(|j| j.0.get(0).and_then(|x| x.get("Plan")).cloned()) else {
+        return walk;
+    };
+    let due = plan
+        .get("Plan Rows")
+        .and_then(|r| r.as_f64())
+        .unwrap_or(0.0);
+    let per_page = if tuples > 0.0 && relpages > 0 {
+        tuples / relpages as f64
+    } else {
+        100.0
+    }
+    .max(1.0);
+    let total = if tuples > 0.0 {
+        tuples
+    } else {
+        per_page * pages as f64
+    };
+    let whole = scan_node(&plan, &schema, &name).as_deref() == Some("Seq Scan");
+    if !whole && due < WALK_MIN_DUE_SHARE * total {
+        return walk;
+    }
+    let batch = f64::from(p.batch_size.max(1));
+    walk.max_pages = ((WALK_MAX_BATCHES * batch / per_page).ceil() as i64).max(1);
+    let density = due / pages as f64;
+    walk.pages = if density > 0.0 {
+        ((batch / density).round() as i64).clamp(1, walk.max_pages)
+    } else {
+        walk.max_pages
+    };
+    walk.ranged = true;
+    walk.end = pages;
+    walk
+}
+
+/// The node type of the plan node that scans the named table.
+fn scan_node(plan: &serde_json::Value, schema: &str, name: &str) -> Option<String> {
+    if plan.get("Relation Name").and_then(|v| v.as_str()) == Some(name)
+        && plan.get("Schema").and_then(|v| v.as_str()) == Some(schema)
+    {
+        return plan
+            .get("Node Type")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+    }
+    plan.get("Plans")?
+        .as_array()?
+        .iter()
+        .find_map(|child| scan_node(child, schema, name))
+}
+
+/// Records a walked batch that covered pages up to `to` and held `rows` due
+/// rows; sizes the next range. Returns whether pages remain.
+fn walk_advance(item: i64, stage: &str, to: i64, rows: i64, batch_size: i32) -> bool {
+    WALK.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut().filter(|w| w.item == item && w.stage == stage) else {
+            return false;
+        };
+        let span = (to - w.next).max(1);
+        w.next = to;
+        // Grow at most fourfold per batch; shrink at once where rows are dense.
+        let want = if rows > 0 {
+            (f64::from(batch_size.max(1)) * span as f64 / rows as f64).round() as i64
+        } else {
+            span * 4
+        };
+        w.pages = want.clamp(1, (span * 4).min(w.max_pages));
+        w.next < w.end
+    })
 }
 
 /// Parameters $3..$5 of a batch: the blind-index key, the held subjects'
@@ -1503,6 +1752,133 @@ mod tests {
         .unwrap();
         assert_eq!(run_in_transaction("cut"), 1);
         assert_eq!(ids("t_cut"), "1,3,4,5");
+    }
+
+    /// 40,000 rows of about 450 bytes: some 2,400 pages, above WALK_MIN_PAGES.
+    fn wide_table(name: &str, due_every: i32) {
+        Spi::run(&format!(
+            "CREATE TABLE {name} (id int PRIMARY KEY, at timestamptz NOT NULL, kind text, pad text);
+             INSERT INTO {name}
+             SELECT g,
+                    CASE WHEN g % {due_every} = 0 THEN now() - interval '400 days'
+                         WHEN g % 1000 = 1 THEN now() - interval '30 days'   -- exactly at the cutoff
+                         ELSE now() - interval '10 days' END,
+                    CASE WHEN g % 21 = 0 THEN 'keep' WHEN g % 33 = 0 THEN NULL ELSE 'x' END,
+                    repeat('p', 400)
+               FROM generate_series(1, 40000) g;
+             CREATE INDEX ON {name} (at);
+             ANALYZE {name};"
+        ))
+        .unwrap();
+    }
+
+    fn run_note(policy: &str) -> String {
+        Spi::get_one_with_args::<String>(
+            "SELECT coalesce(note, '') FROM retention.runs WHERE policy = $1 ORDER BY id DESC LIMIT 1",
+            &[policy.into()],
+        )
+        .unwrap()
+        .unwrap_or_default()
+    }
+
+    #[pg_test]
+    fn large_tables_with_many_due_rows_are_walked_in_page_ranges() {
+        wide_table("t_walk", 7);
+        let pages = Spi::get_one::<i64>("SELECT pg_relation_size('t_walk') / 8192")
+            .unwrap()
+            .unwrap();
+        assert!(pages >= WALK_MIN_PAGES, "table has {pages} pages");
+        let due_sql = "at < now() - interval '30 days' AND kind IS DISTINCT FROM 'keep'";
+        let due = Spi::get_one::<i64>(&format!("SELECT count(*) FROM t_walk WHERE {due_sql}"))
+            .unwrap()
+            .unwrap();
+        let kept = Spi::get_one::<String>(&format!(
+            "SELECT md5(string_agg(id::text, ',' ORDER BY id)) FROM t_walk WHERE NOT ({due_sql})"
+        ))
+        .unwrap();
+        Spi::run(
+            "SELECT retention.create_policy('walk', 't_walk', 'at', interval '30 days', batch_size => 500,
+                                            filter => $$kind IS DISTINCT FROM 'keep'$$)",
+        )
+        .unwrap();
+        assert_eq!(run_in_transaction("walk"), due);
+        let after =
+            Spi::get_one::<String>("SELECT md5(string_agg(id::text, ',' ORDER BY id)) FROM t_walk")
+                .unwrap();
+        assert_eq!(after, kept, "exactly the due rows are gone");
+        assert!(
+            run_note("walk").contains("purge stage walked the table"),
+            "{}",
+            run_note("walk")
+        );
+        let batches =
+            Spi::get_one::<i32>("SELECT batches FROM retention.runs WHERE policy = 'walk'")
+                .unwrap()
+                .unwrap();
+        assert!(
+            batches as i64 >= due / 500,
+            "{batches} batches for {due} rows"
+        );
+        // A second run finds nothing.
+        assert_eq!(run_in_transaction("walk"), 0);
+    }
+
+    #[pg_test]
+    fn walked_stages_mark_each_row_once_and_keep_referenced_rows() {
+        wide_table("t_walk_mark", 5);
+        Spi::run(
+            "ALTER TABLE t_walk_mark ADD COLUMN restricted_at timestamptz;
+             ANALYZE t_walk_mark;
+             CREATE TABLE t_walk_ref (id int PRIMARY KEY, parent int REFERENCES t_walk_mark);
+             INSERT INTO t_walk_ref SELECT g, g FROM generate_series(5, 500, 5) g;
+             SELECT retention.create_policy('walk_mark', 't_walk_mark', 'at', interval '2 years', batch_size => 400);
+             SELECT retention.add_stage('walk_mark', interval '30 days', 'mark', column_name => 'restricted_at');",
+        )
+        .unwrap();
+        let due = Spi::get_one::<i64>(
+            "SELECT count(*) FROM t_walk_mark WHERE at < now() - interval '30 days'",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(run_in_transaction("walk_mark"), due);
+        assert!(run_note("walk_mark").contains("mark stage walked the table"));
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM t_walk_mark WHERE (restricted_at IS NOT NULL) <> (at < now() - interval '30 days')")
+                .unwrap(),
+            Some(0)
+        );
+        assert_eq!(run_in_transaction("walk_mark"), 0, "marked once");
+        // Purge after a year: rows other tables still reference are kept and counted.
+        Spi::run("SELECT retention.alter_policy('walk_mark', purge_after => interval '1 year')")
+            .unwrap();
+        let purged = run_in_transaction("walk_mark");
+        assert_eq!(purged, due - 100);
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT rows_blocked FROM retention.runs WHERE policy = 'walk_mark' ORDER BY id DESC LIMIT 1")
+                .unwrap(),
+            Some(100)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM t_walk_mark WHERE at < now() - interval '1 year'"
+            )
+            .unwrap(),
+            Some(100)
+        );
+    }
+
+    #[pg_test]
+    fn small_tables_and_few_due_rows_are_batched_by_rows() {
+        wide_table("t_few", 1000);
+        Spi::run("SELECT retention.create_policy('few', 't_few', 'at', interval '30 days', batch_size => 7)")
+            .unwrap();
+        // 40 due rows of 40,000 (0.1%): found through the index, 7 per batch.
+        assert_eq!(run_in_transaction("few"), 40);
+        assert_eq!(run_note("few"), "");
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT batches FROM retention.runs WHERE policy = 'few'").unwrap(),
+            Some(6)
+        );
     }
 
     #[pg_test]
