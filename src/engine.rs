@@ -657,15 +657,21 @@ fn run_batch(
         && subject_hold.is_none()
     {
         // Whole partitions first; the boundary partition is left to batches.
+        // The removal is a batch of its own and counts in max_batch_ms.
+        let started = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
+            .or_raise("reading the clock");
         let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
         security::as_extension_owner(|| {
             Spi::run_with_args(
                 "UPDATE retention.run_log
                     SET partitions_checked = true, partitions_dropped = partitions_dropped + $2,
                         rows_purged = rows_purged + $3,
+                        max_batch_ms = CASE WHEN $2 > 0
+                            THEN greatest(max_batch_ms, extract(epoch FROM pg_catalog.clock_timestamp() - $4) * 1000)
+                            ELSE max_batch_ms END,
                         note = CASE WHEN $2 > 0 THEN 'rows of removed partitions are taken from statistics when the partition was analysed' ELSE note END
                   WHERE id = $1",
-                &[item.into(), removed.into(), rows.into()],
+                &[item.into(), removed.into(), rows.into(), started.into()],
             )
             .or_raise("counting removed partitions")
         });
@@ -1930,6 +1936,57 @@ mod tests {
             .collect();
         // "walked N of the table's M pages": about a tenth, not all of it.
         assert!(walked.len() == 2 && walked[0] * 5 < walked[1], "{note}");
+    }
+
+    #[pg_test]
+    fn walked_stages_keep_held_rows_and_apply_masks() {
+        wide_table("t_walk_hold", 4);
+        Spi::run(
+            "ALTER TABLE t_walk_hold ADD COLUMN anonymised_at timestamptz;
+             ANALYZE t_walk_hold;
+             SELECT retention.register_subject('walker', 't_walk_hold', 'id');
+             SELECT retention.place_hold('dispute', kind => 'walker', subject_id => '400');
+             SELECT retention.place_hold('audit', target => 't_walk_hold', filter => 'id BETWEEN 1000 AND 1100');
+             SELECT retention.create_policy('walk_hold', 't_walk_hold', 'at', interval '3 years', batch_size => 300);
+             SELECT retention.add_stage('walk_hold', interval '30 days', 'anonymise', column_name => 'anonymised_at');
+             SELECT retention.set_mask('walk_hold', 'pad', 'partial', '{\"keep_start\": 2, \"keep_end\": 0}');",
+        )
+        .unwrap();
+        let held = "id = 400 OR id BETWEEN 1000 AND 1100";
+        let due = Spi::get_one::<i64>(&format!(
+            "SELECT count(*) FROM t_walk_hold WHERE at < now() - interval '30 days' AND NOT ({held})"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(run_in_transaction("walk_hold"), due);
+        assert!(
+            run_note("walk_hold").contains("anonymise stage walked"),
+            "{}",
+            run_note("walk_hold")
+        );
+        // Held rows keep their data; every other due row is masked once.
+        assert_eq!(
+            Spi::get_one::<i64>(&format!(
+                "SELECT count(*) FROM t_walk_hold WHERE ({held}) AND at < now() - interval '30 days'
+                    AND (anonymised_at IS NOT NULL OR pad <> repeat('p', 400))"
+            ))
+            .unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>(&format!(
+                "SELECT count(*) FROM t_walk_hold WHERE NOT ({held}) AND at < now() - interval '30 days'
+                    AND (anonymised_at IS NULL OR pad <> 'pp' || repeat('*', 398))"
+            ))
+            .unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM t_walk_hold WHERE at >= now() - interval '30 days' AND anonymised_at IS NOT NULL")
+                .unwrap(),
+            Some(0)
+        );
+        assert_eq!(run_in_transaction("walk_hold"), 0, "masked once");
     }
 
     #[pg_test]
