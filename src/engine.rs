@@ -767,16 +767,33 @@ fn run_batch(
                     c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[])
                         .or_raise("running a batch");
                     let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
-                    let set_lock_timeout = |c: &mut pgrx::spi::SpiClient, ms: i64| {
+                    let set_lock_timeout = |c: &mut pgrx::spi::SpiClient, value: String| {
                         c.update(
                             "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
                             None,
-                            &[ms.to_string().into()],
+                            &[value.into()],
                         )
                         .or_raise("setting lock_timeout");
                     };
+                    // The batch's lock_timeout is for its statement only: the
+                    // run-log update and the audit entry after it keep the
+                    // session's setting.
+                    let previous = c
+                        .update(
+                            "SELECT pg_catalog.current_setting('lock_timeout')",
+                            Some(1),
+                            &[],
+                        )
+                        .or_raise("reading lock_timeout")
+                        .first()
+                        .get::<String>(1)
+                        .or_raise("reading lock_timeout")
+                        .unwrap_or_else(|| "0".into());
                     if let Some(fast) = &fast_sql {
-                        set_lock_timeout(c, p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS));
+                        set_lock_timeout(
+                            c,
+                            p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS).to_string(),
+                        );
                         let attempt = crate::partition::try_in_subtransaction(
                             std::panic::AssertUnwindSafe(|| {
                                 let row = c
@@ -790,19 +807,23 @@ fn run_batch(
                             }),
                         );
                         match attempt {
-                            Ok(counts) => return counts,
+                            Ok(counts) => {
+                                set_lock_timeout(c, previous);
+                                return counts;
+                            }
                             Err(e) if e.is_lock_timeout() => {}
                             Err(e) => e.rethrow(),
                         }
                     }
-                    // The policy's lock_timeout for this batch's transaction.
-                    set_lock_timeout(c, p.lock_timeout_ms);
+                    // The policy's lock_timeout for this batch's statement.
+                    set_lock_timeout(c, p.lock_timeout_ms.to_string());
                     let row = c
                         .update(&sql, Some(1), &args)
                         .or_raise("running a batch")
                         .first();
                     let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
                     let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
+                    set_lock_timeout(c, previous);
                     (selected, changed)
                 })
             })
