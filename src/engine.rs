@@ -955,11 +955,12 @@ const WALK_MAX_BATCHES: f64 = 8.0;
 /// over the rows earlier batches already removed. A walked stage instead
 /// changes, in one statement, the due rows of the pages from `next` to
 /// `next + pages`, then moves on: every page is read once per run, as by a
-/// single DELETE, while each batch still commits on its own. The range is
-/// sized to hold about `batch_size` due rows, from the planner's estimate at
-/// first and then from the rows the previous range held. Rows moved to
-/// pages already walked (an UPDATE during the run) are left for the next
-/// run, like rows locked by the application.
+/// single DELETE, while each batch still commits on its own. The first
+/// range holds `batch_size` rows, as if all of them were due; later ones
+/// are sized from the due rows the previous range held. Where an index
+/// finds the due rows they are counted first, and the walk ends after the
+/// last of them. Rows moved to pages already walked (an UPDATE during the
+/// run) are left for the next run, like rows locked by the application.
 struct Walk {
     item: i64,
     stage: String,
