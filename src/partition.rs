@@ -112,6 +112,11 @@ pub fn candidates(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate> {
 pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i64) {
     let mut removed = 0;
     let mut rows = 0i64;
+    // The policy's lock_timeout is for the DROPs only; the run-log update
+    // after them keeps the session's setting.
+    let previous = Spi::get_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')")
+        .or_raise("reading lock_timeout")
+        .unwrap_or_else(|| "0".into());
     for cand in candidates(p, cutoff) {
         let mut done = false;
         for _attempt in 0..3 {
@@ -190,6 +195,11 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
             );
         }
     }
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        &[previous.into()],
+    )
+    .or_raise("restoring lock_timeout");
     (removed, rows)
 }
 
