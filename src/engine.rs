@@ -1113,6 +1113,20 @@ fn plan_walk(
     walk
 }
 
+/// The table's size in pages and its row count (from the statistics, or
+/// estimated from the size when it was never analysed).
+fn table_size(target: pg_sys::Oid) -> Option<(i64, f64)> {
+    Spi::get_two_with_args::<i64, f64>(
+        "SELECT pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8,
+                CASE WHEN c.reltuples > 0 THEN c.reltuples::float8
+                     ELSE pg_catalog.pg_relation_size(c.oid) / 8192.0 * 100 END
+           FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[target.into()],
+    )
+    .ok()
+    .and_then(|(pages, tuples)| Some((pages?, tuples?)))
+}
+
 /// The node type of the plan node that scans the named table.
 fn scan_node(plan: &serde_json::Value, schema: &str, name: &str) -> Option<String> {
     if plan.get("Relation Name").and_then(|v| v.as_str()) == Some(name)
@@ -1598,11 +1612,31 @@ fn preview(
                 })
             });
             let mut notes = Vec::new();
+            // Whether a run would walk this stage in page ranges (see Walk).
+            let walked = batch_by_row_id(&p)
+                && due_rows.is_some_and(|n| n > 0)
+                && table_size(p.target).is_some_and(|(pages, tuples)| {
+                    pages >= WALK_MIN_PAGES
+                        && (!indexed || due_rows.unwrap_or(0) as f64 >= WALK_MIN_DUE_SHARE * tuples)
+                });
             if first && !indexed {
-                notes.push(format!(
-                    "no index serves the clock: each batch may scan the whole table (CREATE INDEX ON {table} ({}))",
-                    p.clock.trim()
-                ));
+                notes.push(if walked {
+                    format!(
+                        "no index serves the clock (CREATE INDEX ON {table} ({}))",
+                        p.clock.trim()
+                    )
+                } else {
+                    format!(
+                        "no index serves the clock: each batch may scan the whole table (CREATE INDEX ON {table} ({}))",
+                        p.clock.trim()
+                    )
+                });
+            }
+            if walked {
+                notes.push(
+                    "a large table with many due rows: batches walk it in ranges of pages, reading each page once"
+                        .to_string(),
+                );
             }
             if first && p.key_columns.is_none() {
                 notes.push("no primary key: batches use physical row ids (not supported on distributed tables)".to_string());
@@ -1862,6 +1896,10 @@ mod tests {
                                             filter => $$kind IS DISTINCT FROM 'keep'$$)",
         )
         .unwrap();
+        let preview = Spi::get_one::<String>("SELECT note FROM retention.preview('walk')")
+            .unwrap()
+            .unwrap_or_default();
+        assert!(preview.contains("walk it in ranges of pages"), "{preview}");
         assert_eq!(run_in_transaction("walk"), due);
         let after =
             Spi::get_one::<String>("SELECT md5(string_agg(id::text, ',' ORDER BY id)) FROM t_walk")
@@ -2016,6 +2054,11 @@ mod tests {
         wide_table("t_few", 1000);
         Spi::run("SELECT retention.create_policy('few', 't_few', 'at', interval '30 days', batch_size => 7)")
             .unwrap();
+        let preview =
+            Spi::get_one::<String>("SELECT coalesce(note, '') FROM retention.preview('few')")
+                .unwrap()
+                .unwrap_or_default();
+        assert!(!preview.contains("ranges of pages"), "{preview}");
         // 40 due rows of 40,000 (0.1%): found through the index, 7 per batch.
         assert_eq!(run_in_transaction("few"), 40);
         assert_eq!(run_note("few"), "");
