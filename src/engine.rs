@@ -473,7 +473,7 @@ fn finish_with_note(
             "WITH u AS (
                 UPDATE retention.run_log
                    SET status = $2, finished_at = pg_catalog.clock_timestamp(), error_code = $3, error = $4,
-                       note = coalesce($5, note)
+                       note = CASE WHEN $5 IS NULL THEN note ELSE coalesce(note || '; ', '') || $5 END
                  WHERE id = $1 AND status = 'running'
              RETURNING run_id, policy, target, status, rows_purged, rows_anonymised, rows_marked,
                        rows_blocked, rows_held, partitions_dropped, batches, error_code)
@@ -669,7 +669,7 @@ fn run_batch(
                         max_batch_ms = CASE WHEN $2 > 0
                             THEN greatest(max_batch_ms, extract(epoch FROM pg_catalog.clock_timestamp() - $4) * 1000)
                             ELSE max_batch_ms END,
-                        note = CASE WHEN $2 > 0 THEN 'rows of removed partitions are taken from statistics when the partition was analysed' ELSE note END
+                        note = CASE WHEN $2 > 0 THEN coalesce(note || '; ', '') || 'rows of removed partitions are taken from statistics when the partition was analysed' ELSE note END
                   WHERE id = $1",
                 &[item.into(), removed.into(), rows.into(), started.into()],
             )
@@ -721,6 +721,10 @@ fn run_batch(
             (pending, Action::Update(crate::stage::state_value(&state)))
         }
     };
+    // The batch's time includes deciding on a walk (and counting for it).
+    let batch_started =
+        Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
+            .or_raise("reading the clock");
     // Large tables with many due rows are walked in ranges of pages.
     let window = if batch_by_row_id(&p) {
         walk_window(item, &stage, &p, &table, pending.as_deref(), &args[..7])
@@ -755,9 +759,6 @@ fn run_batch(
     } else {
         None
     };
-    let batch_started =
-        Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
-            .or_raise("reading the clock");
     let (selected, changed) = sanitizing(&table, || {
         security::as_policy_owner(p.owner, || {
             crate::stage::as_stage(|| {
@@ -885,19 +886,26 @@ fn run_batch(
     // More may remain only if the batch was full and made progress: rows
     // that are selected but cannot be changed (a row-security policy, a
     // trigger returning NULL) must not make the run loop forever.
+    // The walk's next state is stored only once everything this batch does
+    // has been done: a batch retried after an error covers the same pages.
+    let stepped =
+        range_done.and_then(|(_, to)| walk_step(item, &stage, to, selected, p.batch_size));
     let more_here = match range_done {
         // A walked stage goes on until its last page range is done.
-        Some((_, to)) => {
-            let more = walk_advance(item, &stage, to, selected, p.batch_size);
-            if !more {
-                note_walk(item, &stage);
-            }
-            more
-        }
+        Some(_) => stepped.as_ref().is_some_and(Walk::goes_on),
         None => changed > 0 && selected >= batch as i64,
     };
+    let store_walk = |stepped: Option<Walk>| {
+        if let Some(w) = stepped {
+            WALK.with(|x| *x.borrow_mut() = Some(w));
+        }
+    };
     if more_here {
+        store_walk(stepped);
         return TableIterator::once((true, pause.max(0.0), changed, next_size));
+    }
+    if let Some(w) = &stepped {
+        note_walk(item, w);
     }
     if stage == "purge" {
         count_blocked(item, &p, &table, cutoff);
@@ -924,7 +932,7 @@ fn run_batch(
             security::as_extension_owner(|| {
                 Spi::run_with_args(
                     "UPDATE retention.run_log SET rows_held = $2,
-                            note = CASE WHEN $2 > 0 THEN 'due rows kept by legal holds ' || $3 ELSE note END
+                            note = CASE WHEN $2 > 0 THEN coalesce(note || '; ', '') || 'due rows kept by legal holds ' || $3 ELSE note END
                       WHERE id = $1",
                     &[item.into(), held.into(), ids.as_str().into()],
                 )
@@ -934,6 +942,7 @@ fn run_batch(
     }
     let next = next_stage(&stage);
     set_stage(item, next);
+    store_walk(stepped);
     TableIterator::once((next != "done", pause.max(0.0), changed, next_size))
 }
 
@@ -961,6 +970,7 @@ const WALK_MAX_BATCHES: f64 = 8.0;
 /// finds the due rows they are counted first, and the walk ends after the
 /// last of them. Rows moved to pages already walked (an UPDATE during the
 /// run) are left for the next run, like rows locked by the application.
+#[derive(Clone)]
 struct Walk {
     item: i64,
     stage: String,
@@ -974,6 +984,13 @@ struct Walk {
     max_pages: i64,
     /// Due rows not yet changed, when they were counted at the start.
     remaining: Option<i64>,
+}
+
+impl Walk {
+    /// Whether pages (and, when counted, due rows) remain.
+    fn goes_on(&self) -> bool {
+        self.next < self.end && self.remaining.is_none_or(|r| r > 0)
+    }
 }
 
 thread_local! {
@@ -1001,10 +1018,32 @@ fn walk_window(
     if let Some(win) = known {
         return win;
     }
-    let walk = plan_walk(item, stage, p, table, pending, args);
+    // Planning and counting wait for table locks no longer than a batch.
+    let walk = with_lock_timeout(p.lock_timeout_ms, || {
+        plan_walk(item, stage, p, table, pending, args)
+    });
     let win = window(&walk);
     WALK.with(|w| *w.borrow_mut() = Some(walk));
     win
+}
+
+/// Runs `f` with lock_timeout set to `ms`, then restores the session's value
+/// (an ERROR in `f` undoes the setting with the transaction).
+fn with_lock_timeout<R>(ms: i64, f: impl FnOnce() -> R) -> R {
+    let previous = Spi::get_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')")
+        .or_raise("reading lock_timeout")
+        .unwrap_or_else(|| "0".into());
+    let set = |value: String| {
+        Spi::run_with_args(
+            "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+            &[value.into()],
+        )
+        .or_raise("setting lock_timeout")
+    };
+    set(ms.to_string());
+    let result = f();
+    set(previous);
+    result
 }
 
 /// Decides whether a stage walks page ranges: the table has at least
@@ -1028,12 +1067,17 @@ fn plan_walk(
         max_pages: 1,
         remaining: None,
     };
+    // Page-range scans exist from PostgreSQL 14 on.
+    if cfg!(feature = "pg13") {
+        return walk;
+    }
     let e = "sizing the table";
-    let (pages, tuples, relpages, schema, name) = Spi::connect(|c| {
+    let (pages, tuples, relpages, schema, name, children) = Spi::connect(|c| {
         let row = c
             .select(
                 "SELECT pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8,
-                        c.reltuples::float8, c.relpages::int8, n.nspname::text, c.relname::text
+                        c.reltuples::float8, c.relpages::int8, n.nspname::text, c.relname::text,
+                        c.relhassubclass
                    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                   WHERE c.oid = $1",
                 Some(1),
@@ -1047,9 +1091,12 @@ fn plan_walk(
             row.get::<i64>(3).or_raise(e).unwrap_or(0),
             row.get::<String>(4).or_raise(e).unwrap_or_default(),
             row.get::<String>(5).or_raise(e).unwrap_or_default(),
+            row.get::<bool>(6).or_raise(e).unwrap_or(true),
         )
     });
-    if pages < WALK_MIN_PAGES {
+    // A table with inheritance children: its statements reach the children's
+    // pages too, which a walk sized by the parent would not cover.
+    if pages < WALK_MIN_PAGES || children {
         return walk;
     }
     let mut cond = due_condition(p);
@@ -1116,11 +1163,14 @@ fn plan_walk(
 /// The table's size in pages and its row count (from the statistics, or
 /// estimated from the size when it was never analysed).
 fn table_size(target: pg_sys::Oid) -> Option<(i64, f64)> {
+    if cfg!(feature = "pg13") {
+        return None;
+    }
     Spi::get_two_with_args::<i64, f64>(
         "SELECT pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8,
                 CASE WHEN c.reltuples > 0 THEN c.reltuples::float8
-                     ELSE pg_catalog.pg_relation_size(c.oid) / 8192.0 * 100 END
-           FROM pg_catalog.pg_class c WHERE c.oid = $1",
+                     ELSE pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::float8 * 100 END
+           FROM pg_catalog.pg_class c WHERE c.oid = $1 AND NOT c.relhassubclass",
         &[target.into()],
     )
     .ok()
@@ -1144,16 +1194,16 @@ fn scan_node(plan: &serde_json::Value, schema: &str, name: &str) -> Option<Strin
 }
 
 /// Notes in retention.runs how much of the table a finished walk read.
-fn note_walk(item: i64, stage: &str) {
-    let Some((walked, end)) = WALK.with(|w| {
-        w.borrow()
-            .as_ref()
-            .filter(|w| w.item == item && w.stage == stage && w.end > 0)
-            .map(|w| (w.next.min(w.end), w.end))
-    }) else {
+fn note_walk(item: i64, w: &Walk) {
+    if w.end == 0 {
         return;
-    };
-    let note = format!("the {stage} stage walked {walked} of the table's {end} pages in ranges");
+    }
+    let note = format!(
+        "the {} stage walked {} of the table's {} pages in ranges",
+        w.stage,
+        w.next.min(w.end),
+        w.end
+    );
     security::as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE retention.run_log SET note = coalesce(note || '; ', '') || $2 WHERE id = $1",
@@ -1163,28 +1213,28 @@ fn note_walk(item: i64, stage: &str) {
     });
 }
 
-/// Records a walked batch that covered pages up to `to` and held `rows` due
-/// rows; sizes the next range. Returns whether pages remain.
-fn walk_advance(item: i64, stage: &str, to: i64, rows: i64, batch_size: i32) -> bool {
-    WALK.with(|w| {
-        let mut w = w.borrow_mut();
-        let Some(w) = w.as_mut().filter(|w| w.item == item && w.stage == stage) else {
-            return false;
-        };
-        let span = (to - w.next).max(1);
-        w.next = to;
-        // Grow at most fourfold per batch; shrink at once where rows are dense.
-        let want = if rows > 0 {
-            (f64::from(batch_size.max(1)) * span as f64 / rows as f64).round() as i64
-        } else {
-            span * 4
-        };
-        w.pages = want.clamp(1, (span * 4).min(w.max_pages));
-        if let Some(r) = &mut w.remaining {
-            *r -= rows;
-        }
-        w.next < w.end && w.remaining.is_none_or(|r| r > 0)
-    })
+/// The walk's state after a batch that covered pages up to `to` and held
+/// `rows` due rows, with the next range sized; not stored (see run_batch).
+fn walk_step(item: i64, stage: &str, to: i64, rows: i64, batch_size: i32) -> Option<Walk> {
+    let mut w = WALK.with(|w| {
+        w.borrow()
+            .as_ref()
+            .filter(|w| w.item == item && w.stage == stage)
+            .cloned()
+    })?;
+    let span = (to - w.next).max(1);
+    w.next = to;
+    // Grow at most fourfold per batch; shrink at once where rows are dense.
+    let want = if rows > 0 {
+        (f64::from(batch_size.max(1)) * span as f64 / rows as f64).round() as i64
+    } else {
+        span * 4
+    };
+    w.pages = want.clamp(1, (span * 4).min(w.max_pages));
+    if let Some(r) = &mut w.remaining {
+        *r -= rows;
+    }
+    Some(w)
 }
 
 /// Parameters $3..$5 of a batch: the blind-index key, the held subjects'
@@ -2047,6 +2097,28 @@ mod tests {
             Some(0)
         );
         assert_eq!(run_in_transaction("walk_hold"), 0, "masked once");
+    }
+
+    #[pg_test]
+    fn tables_with_inheritance_children_are_not_walked() {
+        wide_table("t_walk_parent", 5);
+        Spi::run(
+            "CREATE TABLE t_walk_child () INHERITS (t_walk_parent);
+             INSERT INTO t_walk_child SELECT g + 100000, now() - interval '400 days', 'x', 'c' FROM generate_series(1, 500) g;
+             ANALYZE t_walk_parent; ANALYZE t_walk_child;
+             SELECT retention.create_policy('walk_parent', 't_walk_parent', 'at', interval '30 days', batch_size => 1000);",
+        )
+        .unwrap();
+        let due = Spi::get_one::<i64>("SELECT count(*) FROM t_walk_parent WHERE at < now() - interval '30 days'")
+            .unwrap()
+            .unwrap();
+        assert_eq!(run_in_transaction("walk_parent"), due);
+        assert_eq!(run_note("walk_parent"), "");
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM t_walk_child").unwrap(),
+            Some(0),
+            "the child's due rows are purged too"
+        );
     }
 
     #[pg_test]
