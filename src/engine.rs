@@ -768,32 +768,15 @@ fn run_batch(
                     c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[])
                         .or_raise("running a batch");
                     let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
-                    let set_lock_timeout = |c: &mut pgrx::spi::SpiClient, value: String| {
-                        c.update(
-                            "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-                            None,
-                            &[value.into()],
-                        )
-                        .or_raise("setting lock_timeout");
-                    };
                     // The batch's lock_timeout is for its statement only: the
                     // run-log update and the audit entry after it keep the
                     // session's setting.
-                    let previous = c
-                        .update(
-                            "SELECT pg_catalog.current_setting('lock_timeout')",
-                            Some(1),
-                            &[],
-                        )
-                        .or_raise("reading lock_timeout")
-                        .first()
-                        .get::<String>(1)
-                        .or_raise("reading lock_timeout")
-                        .unwrap_or_else(|| "0".into());
+                    let previous = crate::gucs::read(c, "lock_timeout");
                     if let Some(fast) = &fast_sql {
-                        set_lock_timeout(
+                        crate::gucs::set_local(
                             c,
-                            p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS).to_string(),
+                            "lock_timeout",
+                            &p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS).to_string(),
                         );
                         let attempt = crate::partition::try_in_subtransaction(
                             std::panic::AssertUnwindSafe(|| {
@@ -809,7 +792,7 @@ fn run_batch(
                         );
                         match attempt {
                             Ok(counts) => {
-                                set_lock_timeout(c, previous);
+                                crate::gucs::set_local(c, "lock_timeout", &previous);
                                 return counts;
                             }
                             Err(e) if e.is_lock_timeout() => {}
@@ -817,14 +800,14 @@ fn run_batch(
                         }
                     }
                     // The policy's lock_timeout for this batch's statement.
-                    set_lock_timeout(c, p.lock_timeout_ms.to_string());
+                    crate::gucs::set_local(c, "lock_timeout", &p.lock_timeout_ms.to_string());
                     let row = c
                         .update(&sql, Some(1), &args)
                         .or_raise("running a batch")
                         .first();
                     let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
                     let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
-                    set_lock_timeout(c, previous);
+                    crate::gucs::set_local(c, "lock_timeout", &previous);
                     (selected, changed)
                 })
             })
@@ -1019,31 +1002,12 @@ fn walk_window(
         return win;
     }
     // Planning and counting wait for table locks no longer than a batch.
-    let walk = with_lock_timeout(p.lock_timeout_ms, || {
+    let walk = crate::gucs::with_local("lock_timeout", &p.lock_timeout_ms.to_string(), || {
         plan_walk(item, stage, p, table, pending, args)
     });
     let win = window(&walk);
     WALK.with(|w| *w.borrow_mut() = Some(walk));
     win
-}
-
-/// Runs `f` with lock_timeout set to `ms`, then restores the session's value
-/// (an ERROR in `f` undoes the setting with the transaction).
-fn with_lock_timeout<R>(ms: i64, f: impl FnOnce() -> R) -> R {
-    let previous = Spi::get_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')")
-        .or_raise("reading lock_timeout")
-        .unwrap_or_else(|| "0".into());
-    let set = |value: String| {
-        Spi::run_with_args(
-            "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-            &[value.into()],
-        )
-        .or_raise("setting lock_timeout")
-    };
-    set(ms.to_string());
-    let result = f();
-    set(previous);
-    result
 }
 
 /// Decides whether a stage walks page ranges: the table has at least
@@ -1807,37 +1771,10 @@ pub fn backlog_estimate(p: &Policy, table: &str) -> Option<i64> {
 /// sequential scans disabled and look for an index condition in the plan.
 fn clock_indexed(table: &str, due: &str, cutoff: TimestampWithTimeZone) -> bool {
     let sql = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {due}");
-    Spi::connect_mut(|c| {
-        let before = c
-            .update(
-                "SELECT pg_catalog.current_setting('enable_seqscan')",
-                Some(1),
-                &[],
-            )
+    crate::gucs::with_local("enable_seqscan", "off", || {
+        Spi::get_one_with_args::<pgrx::datum::Json>(&sql, &[cutoff.into()])
             .or_raise("planning the preview")
-            .first()
-            .get::<String>(1)
-            .or_raise("planning the preview")
-            .unwrap_or_else(|| "on".into());
-        c.update(
-            "SELECT pg_catalog.set_config('enable_seqscan', 'off', true)",
-            None,
-            &[],
-        )
-        .or_raise("planning the preview");
-        let plan = c
-            .update(&sql, Some(1), &[cutoff.into()])
-            .or_raise("planning the preview")
-            .first()
-            .get::<pgrx::datum::Json>(1)
-            .or_raise("planning the preview");
-        c.update(
-            "SELECT pg_catalog.set_config('enable_seqscan', $1, true)",
-            None,
-            &[before.as_str().into()],
-        )
-        .or_raise("planning the preview");
-        plan.map(|j| j.0.to_string().contains("Index Cond"))
+            .map(|j| j.0.to_string().contains("Index Cond"))
             .unwrap_or(false)
     })
 }
@@ -1872,6 +1809,10 @@ mod tests {
             Spi::run_with_args("SELECT retention._run_close($1)", &[item.into()]).unwrap();
         }
         total
+    }
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap().unwrap_or(0)
     }
 
     fn ids(table: &str) -> String {
@@ -1929,14 +1870,10 @@ mod tests {
     #[pg_test]
     fn large_tables_with_many_due_rows_are_walked_in_page_ranges() {
         wide_table("t_walk", 7);
-        let pages = Spi::get_one::<i64>("SELECT pg_relation_size('t_walk') / 8192")
-            .unwrap()
-            .unwrap();
+        let pages = count("SELECT pg_relation_size('t_walk') / 8192");
         assert!(pages >= WALK_MIN_PAGES, "table has {pages} pages");
         let due_sql = "at < now() - interval '30 days' AND kind IS DISTINCT FROM 'keep'";
-        let due = Spi::get_one::<i64>(&format!("SELECT count(*) FROM t_walk WHERE {due_sql}"))
-            .unwrap()
-            .unwrap();
+        let due = count(&format!("SELECT count(*) FROM t_walk WHERE {due_sql}"));
         let kept = Spi::get_one::<String>(&format!(
             "SELECT md5(string_agg(id::text, ',' ORDER BY id)) FROM t_walk WHERE NOT ({due_sql})"
         ))
@@ -1984,11 +1921,7 @@ mod tests {
              SELECT retention.add_stage('walk_mark', interval '30 days', 'mark', column_name => 'restricted_at');",
         )
         .unwrap();
-        let due = Spi::get_one::<i64>(
-            "SELECT count(*) FROM t_walk_mark WHERE at < now() - interval '30 days'",
-        )
-        .unwrap()
-        .unwrap();
+        let due = count("SELECT count(*) FROM t_walk_mark WHERE at < now() - interval '30 days'");
         assert_eq!(run_in_transaction("walk_mark"), due);
         assert!(run_note("walk_mark").contains("mark stage walked"));
         assert_eq!(
@@ -2028,11 +1961,7 @@ mod tests {
              SELECT retention.create_policy('append', 't_append', 'at', interval '95 days', batch_size => 500);",
         )
         .unwrap();
-        let due = Spi::get_one::<i64>(
-            "SELECT count(*) FROM t_append WHERE at < now() - interval '95 days'",
-        )
-        .unwrap()
-        .unwrap();
+        let due = count("SELECT count(*) FROM t_append WHERE at < now() - interval '95 days'");
         assert!(due > 3000, "{due} due");
         assert_eq!(run_in_transaction("append"), due);
         assert_eq!(
@@ -2063,11 +1992,9 @@ mod tests {
         )
         .unwrap();
         let held = "id = 400 OR id BETWEEN 1000 AND 1100";
-        let due = Spi::get_one::<i64>(&format!(
+        let due = count(&format!(
             "SELECT count(*) FROM t_walk_hold WHERE at < now() - interval '30 days' AND NOT ({held})"
-        ))
-        .unwrap()
-        .unwrap();
+        ));
         assert_eq!(run_in_transaction("walk_hold"), due);
         assert!(
             run_note("walk_hold").contains("anonymise stage walked"),
@@ -2109,9 +2036,7 @@ mod tests {
              SELECT retention.create_policy('walk_parent', 't_walk_parent', 'at', interval '30 days', batch_size => 1000);",
         )
         .unwrap();
-        let due = Spi::get_one::<i64>("SELECT count(*) FROM t_walk_parent WHERE at < now() - interval '30 days'")
-            .unwrap()
-            .unwrap();
+        let due = count("SELECT count(*) FROM t_walk_parent WHERE at < now() - interval '30 days'");
         assert_eq!(run_in_transaction("walk_parent"), due);
         assert_eq!(run_note("walk_parent"), "");
         assert_eq!(

@@ -1,6 +1,8 @@
 //! Every setting of pg_retention, defined when the library loads.
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use crate::error::OrRaise;
+use pgrx::spi::SpiClient;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, Spi};
 
 /// Global switch, checked before every batch.
 pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -39,4 +41,42 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+}
+
+/// The current value of the server setting `name`, read through `c`.
+pub fn read(c: &mut SpiClient<'_>, name: &str) -> String {
+    c.update(
+        "SELECT pg_catalog.current_setting($1)",
+        Some(1),
+        &[name.into()],
+    )
+    .or_raise("reading a setting")
+    .first()
+    .get::<String>(1)
+    .or_raise("reading a setting")
+    .unwrap_or_default()
+}
+
+/// Sets the server setting `name` until the end of the transaction (or of
+/// the subtransaction, if that is rolled back), or until it is set again.
+pub fn set_local(c: &mut SpiClient<'_>, name: &str, value: &str) {
+    c.update(
+        "SELECT pg_catalog.set_config($1, $2, true)",
+        None,
+        &[name.into(), value.into()],
+    )
+    .or_raise("changing a setting");
+}
+
+/// Runs `f` with the server setting `name` at `value`, then sets it back (an
+/// ERROR in `f` undoes the change with the transaction).
+pub fn with_local<R>(name: &str, value: &str, f: impl FnOnce() -> R) -> R {
+    let previous = Spi::connect_mut(|c| {
+        let v = read(c, name);
+        set_local(c, name, value);
+        v
+    });
+    let result = f();
+    Spi::connect_mut(|c| set_local(c, name, &previous));
+    result
 }

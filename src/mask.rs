@@ -226,7 +226,7 @@ fn mask_hash_random(value: &str) -> String {
 }
 
 /// Days from 2000-01-01 to the first and last finite dates PostgreSQL accepts.
-const FIRST_DATE: i32 = -2_451_545 + 0; // 4714-11-24 BC (Julian day 0)
+const FIRST_DATE: i32 = -2_451_545; // 4714-11-24 BC (Julian day 0)
 const LAST_DATE: i32 = 2_147_483_494 - 2_451_545 - 1; // 5874897-12-31
 
 /// Days since 2000-01-01 (PostgreSQL's date representation) to a

@@ -57,15 +57,13 @@ pub fn candidates(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate> {
         _ => "timestamptz",
     };
     // The upper bound as the server prints it, compared in the clock's type.
-    let sql = format!(
-        "SELECT c.oid, c.reltuples::int8,
+    let sql = "SELECT c.oid, c.reltuples::int8,
                 (pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), 'TO \\(''(.*)''\\)$'))[1]
            FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
           WHERE i.inhparent = $1 AND c.relispartition
-            AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'"
-    );
+            AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'";
     let parts: Vec<(pg_sys::Oid, i64, Option<String>)> = Spi::connect(|c| {
-        c.select(&sql, None, &[p.target.into()])
+        c.select(sql, None, &[p.target.into()])
             .or_raise("reading partitions")
             .map(|r| {
                 let e = "reading partitions";
@@ -114,9 +112,7 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
     let mut rows = 0i64;
     // The policy's lock_timeout is for the DROPs only; the run-log update
     // after them keeps the session's setting.
-    let previous = Spi::get_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')")
-        .or_raise("reading lock_timeout")
-        .unwrap_or_else(|| "0".into());
+    let previous = Spi::connect_mut(|c| crate::gucs::read(c, "lock_timeout"));
     for cand in candidates(p, cutoff) {
         let mut done = false;
         for _attempt in 0..3 {
@@ -126,12 +122,11 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
                 in_subtransaction(|| {
                     security::as_policy_owner(p.owner, || {
                         Spi::connect_mut(|c| {
-                            c.update(
-                                "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-                                None,
-                                &[p.lock_timeout_ms.to_string().into()],
-                            )
-                            .or_raise("setting lock_timeout");
+                            crate::gucs::set_local(
+                                c,
+                                "lock_timeout",
+                                &p.lock_timeout_ms.to_string(),
+                            );
                             let n = if cand.rows_estimate >= 0 {
                                 cand.rows_estimate
                             } else {
@@ -195,11 +190,7 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
             );
         }
     }
-    Spi::run_with_args(
-        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-        &[previous.into()],
-    )
-    .or_raise("restoring lock_timeout");
+    Spi::connect_mut(|c| crate::gucs::set_local(c, "lock_timeout", &previous));
     (removed, rows)
 }
 
