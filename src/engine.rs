@@ -175,20 +175,21 @@ fn batch_statement_locking(
         due.push_str(" AND ");
         due.push_str(cond);
     }
-    let change = |matches: &str| match action {
-        Action::Delete => format!("DELETE FROM {table} WHERE {matches}{due} RETURNING 1"),
+    let statement = |matches: &str, returning: &str| match action {
+        Action::Delete => format!("DELETE FROM {table} WHERE {matches}{due}{returning}"),
         Action::Update(set) => {
-            format!("UPDATE {table} SET {set} WHERE {matches}{due} RETURNING 1")
+            format!("UPDATE {table} SET {set} WHERE {matches}{due}{returning}")
         }
     };
+    let change = |matches: &str| statement(matches, " RETURNING 1");
     if range {
         let pages = "ctid >= $6::pg_catalog.tid AND ctid < $7::pg_catalog.tid AND ";
         if !lock_rows {
             // One pass over the range's pages: the change finds its own rows.
-            return format!(
-                "WITH changed AS ({})\n SELECT count(*), count(*) FROM changed",
-                change(pages)
-            );
+            // No RETURNING: the rows changed are the statement's row count
+            // (see single_pass), and collecting them would cost about a
+            // quarter of the batch's time.
+            return statement(pages, "");
         }
         return format!(
             "WITH due AS (SELECT ctid AS row_id FROM {table} WHERE {pages}{due} FOR UPDATE SKIP LOCKED),\n\
@@ -229,6 +230,27 @@ fn batch_statement_locking(
          changed AS ({})\n\
          SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM changed)",
         change(&matches)
+    )
+}
+
+/// Runs one batch statement and returns (selected, changed): from its
+/// result row, or for a single-pass statement (a walked range changed
+/// without a locking pass, see batch_statement_locking) from its row count.
+fn run_counts(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'static>],
+    single_pass: bool,
+) -> (i64, i64) {
+    let e = "running a batch";
+    if single_pass {
+        let n = c.update(sql, None, args).or_raise(e).len() as i64;
+        return (n, n);
+    }
+    let row = c.update(sql, Some(1), args).or_raise(e).first();
+    (
+        row.get::<i64>(1).or_raise(e).unwrap_or(0),
+        row.get::<i64>(2).or_raise(e).unwrap_or(0),
     )
 }
 
@@ -779,16 +801,7 @@ fn run_batch(
                             &p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS).to_string(),
                         );
                         let attempt = crate::partition::try_in_subtransaction(
-                            std::panic::AssertUnwindSafe(|| {
-                                let row = c
-                                    .update(fast, Some(1), &args)
-                                    .or_raise("running a batch")
-                                    .first();
-                                (
-                                    row.get::<i64>(1).or_raise("running a batch").unwrap_or(0),
-                                    row.get::<i64>(2).or_raise("running a batch").unwrap_or(0),
-                                )
-                            }),
+                            std::panic::AssertUnwindSafe(|| run_counts(c, fast, &args, range)),
                         );
                         match attempt {
                             Ok(counts) => {
@@ -801,14 +814,9 @@ fn run_batch(
                     }
                     // The policy's lock_timeout for this batch's statement.
                     crate::gucs::set_local(c, "lock_timeout", &p.lock_timeout_ms.to_string());
-                    let row = c
-                        .update(&sql, Some(1), &args)
-                        .or_raise("running a batch")
-                        .first();
-                    let selected = row.get::<i64>(1).or_raise("running a batch").unwrap_or(0);
-                    let changed = row.get::<i64>(2).or_raise("running a batch").unwrap_or(0);
+                    let counts = run_counts(c, &sql, &args, range && !p.skip_locked);
                     crate::gucs::set_local(c, "lock_timeout", &previous);
-                    (selected, changed)
+                    counts
                 })
             })
         })
