@@ -210,11 +210,7 @@ fn batch_statement_locking(
     };
     let (select_list, matches) = match key {
         Some(cols) => {
-            let list = cols
-                .iter()
-                .map(|c| ident::quote(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = ident::columns(None, cols);
             (
                 list.clone(),
                 format!("({list}) IN (SELECT {list} FROM due) AND "),

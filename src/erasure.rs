@@ -282,11 +282,7 @@ fn register_subject(
                 let child_path = format!(
                     "{path} <- {}({})",
                     r.child,
-                    r.child_columns
-                        .iter()
-                        .map(|c| ident::quote(c))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    ident::columns(None, &r.child_columns)
                 );
                 insert_table(
                     kind,
@@ -587,7 +583,7 @@ fn subject_map(
         let warning = (!indexed).then(|| {
             format!(
                 "no index on the subject column: erasing a subject scans the table (CREATE INDEX ON {name} ({}))",
-                t.columns.iter().map(|c| ident::quote(c)).collect::<Vec<_>>().join(", ")
+                ident::columns(None, &t.columns)
             )
         });
         rows.push((
@@ -1089,18 +1085,8 @@ fn subject_condition(
                 return "false".into();
             };
             let parent_name = ident::relation(parent.target).unwrap_or_default();
-            let cols = t
-                .columns
-                .iter()
-                .map(|c| format!("{table}.{}", ident::quote(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let pcols = t
-                .parent_columns
-                .iter()
-                .map(|c| format!("{parent_name}.{}", ident::quote(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = ident::columns(Some(table.as_str()), &t.columns);
+            let pcols = ident::columns(Some(&parent_name), &t.parent_columns);
             format!(
                 "({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {})",
                 subject_condition(&parent, by_oid, k, id_type)
@@ -1300,18 +1286,8 @@ fn erase_table(
             .collect();
         if let (false, Some(parent_name)) = (parent_holds.is_empty(), ident::relation(parent)) {
             let held_cond = held_condition(parent_holds.iter());
-            let cols = t
-                .columns
-                .iter()
-                .map(|c| format!("{table}.{}", ident::quote(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let pcols = t
-                .parent_columns
-                .iter()
-                .map(|c| ident::quote(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = ident::columns(Some(table), &t.columns);
+            let pcols = ident::columns(None, &t.parent_columns);
             let below =
                 format!("({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {held_cond})");
             let n = count_where(table, &format!("{cond} AND {below}"), subject);

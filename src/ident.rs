@@ -13,6 +13,19 @@ pub fn quote(name: &str) -> String {
     quote_identifier(name)
 }
 
+/// A comma-separated list of quoted columns, each prefixed with `table.`
+/// when `table` (already quoted) is given.
+pub fn columns(table: Option<&str>, names: &[String]) -> String {
+    names
+        .iter()
+        .map(|c| match table {
+            Some(t) => format!("{t}.{}", quote(c)),
+            None => quote(c),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The schema-qualified, quoted name of a relation, or `None` when no
 /// relation has that OID (any more).
 pub fn relation(oid: pg_sys::Oid) -> Option<String> {
