@@ -411,11 +411,11 @@ struct Item {
 
 fn load_item(item: i64) -> Option<Item> {
     Spi::connect(|c| {
-        c.select(
+        crate::plans::select(
+            c,
             "SELECT policy_id, status, stage, cutoff, anonymise_cutoff, mark_cutoff,
                     extract(epoch FROM pg_catalog.clock_timestamp() - started_at)::float8, partitions_checked
                FROM retention.run_log WHERE id = $1",
-            None,
             &[item.into()],
         )
         .or_raise("reading the run log")
@@ -676,8 +676,7 @@ fn run_batch(
     {
         // Whole partitions first; the boundary partition is left to batches.
         // The removal is a batch of its own and counts in max_batch_ms.
-        let started = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
-            .or_raise("reading the clock");
+        let started = Some(pgrx::datum::clock_timestamp());
         let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
         security::as_extension_owner(|| {
             Spi::run_with_args(
@@ -740,9 +739,7 @@ fn run_batch(
         }
     };
     // The batch's time includes deciding on a walk (and counting for it).
-    let batch_started =
-        Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
-            .or_raise("reading the clock");
+    let batch_started = Some(pgrx::datum::clock_timestamp());
     // Large tables with many due rows are walked in ranges of pages.
     let window = if batch_by_row_id(&p) {
         walk_window(item, &stage, &p, &table, pending.as_deref(), &args[..7])
@@ -826,10 +823,11 @@ fn run_batch(
         || {
             Spi::connect_mut(|c| {
                 let e = "counting the batch";
-                let row = c
-                .update(
-                    // A policy's own time starts with its first batch, not
-                    // when the run (and its cutoffs) opened.
+                // A policy's own time starts with its first batch, not when
+                // the run (and its cutoffs) opened. Three fixed texts, one
+                // per counter: kept plans.
+                let row = crate::plans::update(
+                    c,
                     &format!(
                         "UPDATE retention.run_log
                             SET {counter} = {counter} + $2, batches = batches + CASE WHEN $3 > 0 THEN 1 ELSE 0 END,
@@ -842,7 +840,6 @@ fn run_batch(
                                 extract(epoch FROM pg_catalog.clock_timestamp() - $4)::float8,
                                 extract(epoch FROM pg_catalog.clock_timestamp() - started_at)::float8"
                     ),
-                    Some(1),
                     &[item.into(), changed.into(), selected.into(), batch_started.into()],
                 )
                 .or_raise(e)

@@ -945,11 +945,11 @@ fn release_hold(id: i64) -> bool {
 /// whole table.
 pub fn table_holds(target: pg_sys::Oid) -> Vec<(i64, String, Option<String>)> {
     Spi::connect(|c| {
-        c.select(
+        crate::plans::select(
+            c,
             "SELECT id, reason, filter FROM retention.holds
               WHERE target = $1::oid::regclass AND released_at IS NULL
                 AND (until IS NULL OR until > pg_catalog.now()) ORDER BY id",
-            None,
             &[target.into()],
         )
         .or_raise("reading holds")
@@ -1009,7 +1009,8 @@ fn subject_holds(kind: &str, blind_value: &str) -> Vec<(i64, String)> {
 /// it), and the ids of those holds; None without active subject holds.
 pub fn subject_hold_column(target: pg_sys::Oid) -> Option<(String, String, Vec<i64>)> {
     Spi::connect(|c| {
-        c.select(
+        crate::plans::select(
+            c,
             "SELECT st.kind, st.columns[1], array_agg(h.id ORDER BY h.id)
                FROM retention.subject_tables st
                JOIN retention.subject_kinds k ON k.kind = st.kind
@@ -1019,7 +1020,6 @@ pub fn subject_hold_column(target: pg_sys::Oid) -> Option<(String, String, Vec<i
                 AND (st.link = 'root'
                      OR (st.link = 'foreign key' AND st.parent = k.root AND st.parent_columns = ARRAY[k.id_column]))
               GROUP BY st.kind, st.columns[1] ORDER BY st.kind LIMIT 1",
-            None,
             &[target.into()],
         )
         .or_raise("reading subject holds")

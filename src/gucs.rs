@@ -45,24 +45,20 @@ pub fn init() {
 
 /// The current value of the server setting `name`, read through `c`.
 pub fn read(c: &mut SpiClient<'_>, name: &str) -> String {
-    c.update(
-        "SELECT pg_catalog.current_setting($1)",
-        Some(1),
-        &[name.into()],
-    )
-    .or_raise("reading a setting")
-    .first()
-    .get::<String>(1)
-    .or_raise("reading a setting")
-    .unwrap_or_default()
+    crate::plans::update(c, "SELECT pg_catalog.current_setting($1)", &[name.into()])
+        .or_raise("reading a setting")
+        .first()
+        .get::<String>(1)
+        .or_raise("reading a setting")
+        .unwrap_or_default()
 }
 
 /// Sets the server setting `name` until the end of the transaction (or of
 /// the subtransaction, if that is rolled back), or until it is set again.
 pub fn set_local(c: &mut SpiClient<'_>, name: &str, value: &str) {
-    c.update(
+    crate::plans::update(
+        c,
         "SELECT pg_catalog.set_config($1, $2, true)",
-        None,
         &[name.into(), value.into()],
     )
     .or_raise("changing a setting");

@@ -16,6 +16,7 @@ mod gucs;
 mod ident;
 mod mask;
 mod partition;
+mod plans;
 mod policy;
 mod refs;
 mod schedule;

@@ -116,7 +116,7 @@ pub fn load(name: Option<&str>) -> Vec<Policy> {
 pub fn load_by_id(id: i64) -> Option<Policy> {
     let sql = format!("SELECT {POLICY_COLUMNS} FROM retention.policies WHERE id = $1");
     Spi::connect(|c| {
-        c.select(&sql, None, &[id.into()])
+        crate::plans::select(c, &sql, &[id.into()])
             .or_raise("reading a policy")
             .next()
             .map(|row| policy_from_row(&row))

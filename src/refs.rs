@@ -54,7 +54,8 @@ impl Reference {
 /// Every foreign key referencing `target` (top-level constraints only).
 pub fn references(target: pg_sys::Oid) -> Vec<Reference> {
     let rows: Vec<(String, pg_sys::Oid, String, Vec<String>, Vec<String>)> = Spi::connect(|c| {
-        c.select(
+        crate::plans::select(
+            c,
             "SELECT c.conname::text, c.conrelid, c.confdeltype::text,
                     (SELECT array_agg(a.attname::text ORDER BY k.n)
                        FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, n)
@@ -65,7 +66,6 @@ pub fn references(target: pg_sys::Oid) -> Vec<Reference> {
                FROM pg_catalog.pg_constraint c
               WHERE c.contype = 'f' AND c.confrelid = $1 AND c.conparentid = 0
               ORDER BY c.conrelid::regclass::text, c.conname",
-            None,
             &[target.into()],
         )
         .or_raise("reading foreign keys")

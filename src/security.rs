@@ -163,9 +163,17 @@ pub fn as_policy_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 
 /// The role that owns the extension and its tables.
 pub fn extension_owner() -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
-    )
+    Spi::connect(|c| {
+        crate::plans::select(
+            c,
+            "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
+            &[],
+        )
+        .and_then(|rows| match rows.is_empty() {
+            true => Ok(None),
+            false => rows.first().get::<pg_sys::Oid>(1),
+        })
+    })
     .or_raise("looking up the extension owner")
     .unwrap_or_else(|| {
         raise(
