@@ -4,7 +4,7 @@
 SET client_min_messages = warning;
 \c pg_retention_bench
 SET client_min_messages = warning;
-DROP TABLE IF EXISTS e_engine, e_plain, e_loop, e_small, e_large, p_rows, p_parts CASCADE;
+DROP TABLE IF EXISTS e_engine, e_plain, e_loop, e_small, e_large, p_rows, p_parts, p_drop CASCADE;
 SELECT retention.drop_policy(name) FROM retention.policies WHERE name LIKE 'e\_%' OR name LIKE 'p\_%';
 
 CREATE TEMP TABLE results (section text, contender text, rows bigint, ms numeric, wal_bytes numeric, longest_batch_ms numeric);
@@ -37,18 +37,21 @@ END $$;
 \ir purge_layout.sql
 
 -- 2. Monthly partitions: removing 12 whole partitions against deleting the
---    same rows from an identical partitioned table.
+--    same rows from an identical partitioned table, and against dropping the
+--    same 12 partitions by hand in one transaction (the least any removal
+--    can cost: its COMMIT frees the partitions' files).
 CREATE TABLE p_parts (id bigint, at timestamptz NOT NULL, payload text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE p_rows (LIKE p_parts INCLUDING ALL) PARTITION BY RANGE (at);
+CREATE TABLE p_drop (LIKE p_parts INCLUDING ALL) PARTITION BY RANGE (at);
 DO $$
+DECLARE t text;
 BEGIN
     FOR m IN 0 .. 23 LOOP
-        EXECUTE format('CREATE TABLE p_parts_%s PARTITION OF p_parts FOR VALUES FROM (%L) TO (%L)', m,
-            date_trunc('month', now() - interval '2 years') + m * interval '1 month',
-            date_trunc('month', now() - interval '2 years') + (m + 1) * interval '1 month');
-        EXECUTE format('CREATE TABLE p_rows_%s PARTITION OF p_rows FOR VALUES FROM (%L) TO (%L)', m,
-            date_trunc('month', now() - interval '2 years') + m * interval '1 month',
-            date_trunc('month', now() - interval '2 years') + (m + 1) * interval '1 month');
+        FOREACH t IN ARRAY ARRAY['p_parts', 'p_rows', 'p_drop'] LOOP
+            EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', t || '_' || m, t,
+                date_trunc('month', now() - interval '2 years') + m * interval '1 month',
+                date_trunc('month', now() - interval '2 years') + (m + 1) * interval '1 month');
+        END LOOP;
     END LOOP;
 END $$;
 -- One hour past midnight: no row sits on a partition bound, so both
@@ -56,8 +59,9 @@ END $$;
 INSERT INTO p_parts SELECT g, date_trunc('month', now() - interval '2 years') + (g % 700) * interval '1 day' + interval '1 hour', 'x'
   FROM generate_series(1, :rows) g;
 INSERT INTO p_rows SELECT * FROM p_parts;
-CREATE INDEX ON p_parts (at); CREATE INDEX ON p_rows (at);
-VACUUM ANALYZE p_parts; VACUUM ANALYZE p_rows;
+INSERT INTO p_drop SELECT * FROM p_parts;
+CREATE INDEX ON p_parts (at); CREATE INDEX ON p_rows (at); CREATE INDEX ON p_drop (at);
+VACUUM ANALYZE p_parts; VACUUM ANALYZE p_rows; VACUUM ANALYZE p_drop;
 SELECT date_trunc('month', now() - interval '2 years') + interval '12 months' AS cut \gset
 SELECT retention.create_policy('p_parts', 'p_parts', 'at', now() - :'cut'::timestamptz) > 0;
 CHECKPOINT;
@@ -73,6 +77,17 @@ SELECT clock_timestamp() AS t1 \gset
 INSERT INTO results SELECT 'partitions', 'CALL retention.run() (' || r.partitions_dropped || ' partitions dropped)', r.rows_purged,
        extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, NULL, r.max_batch_ms
   FROM retention.runs r WHERE r.policy = 'p_parts' ORDER BY r.id DESC LIMIT 1;
+CHECKPOINT;
+-- The 12 oldest (p_drop_0 .. p_drop_11) end at :cut.
+SELECT count(*) AS n_old FROM p_drop WHERE at < :'cut'::timestamptz \gset
+SELECT string_agg('p_drop_' || m, ', ') AS old_parts FROM generate_series(0, 11) m \gset
+SELECT clock_timestamp() AS t0 \gset
+BEGIN;
+DROP TABLE :old_parts;
+COMMIT;
+SELECT clock_timestamp() AS t1 \gset
+INSERT INTO results SELECT 'partitions', 'DROP TABLE of the same 12 partitions by hand', :n_old,
+       extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, NULL, NULL;
 
 -- 3. Scaling: 10,000 due rows in a 100,000-row table and in a :rows table.
 --    The due rows are the oldest, inserted first, as in an append-mostly
@@ -122,6 +137,7 @@ SELECT p.section, round((e.rows / e.ms) / (p.rows / p.ms), 2) AS engine_vs_plain
 SELECT round((SELECT rows / ms FROM results WHERE section = 'purge, scattered' AND contender LIKE 'CALL%')
            / (SELECT rows / ms FROM results WHERE contender LIKE 'row-by-row%'), 2) AS engine_vs_loop_speedup,
        round((SELECT ms FROM results WHERE contender LIKE 'DELETE of%') / (SELECT ms FROM results WHERE contender LIKE 'CALL%partitions%'), 1) AS partitions_vs_delete,
+       round((SELECT ms FROM results WHERE contender LIKE 'DELETE of%') / (SELECT ms FROM results WHERE contender LIKE 'DROP TABLE%'), 1) AS by_hand_drop_vs_delete,
        round((SELECT ms FROM results WHERE contender LIKE '10,000 due in ' || :rows || '%') / (SELECT ms FROM results WHERE contender LIKE '10,000 due in 100,000%'), 2) AS large_vs_small_time;
-DROP TABLE e_engine, e_plain, e_loop, e_small, e_large, p_rows, p_parts CASCADE;
+DROP TABLE e_engine, e_plain, e_loop, e_small, e_large, p_rows, p_parts, p_drop CASCADE;
 SELECT retention.drop_policy(name) FROM retention.policies WHERE name LIKE 'e\_%' OR name LIKE 'p\_%';
