@@ -1,4 +1,4 @@
--- One purge comparison, included by engine.sql with :layout set: the same
+-- One purge comparison, included by purge_repeat.sql with :layout and :rep set: the same
 -- data in two tables (three with :with_loop), one plain DELETE on one,
 -- CALL retention.run() on the other (and the row-by-row loop on the third),
 -- each after a CHECKPOINT, so that all write the same full-page images.
@@ -21,7 +21,7 @@ SELECT pg_current_wal_lsn() AS l0, clock_timestamp() AS t0 \gset
 DELETE FROM e_plain WHERE at < now() - interval '1 year';
 SELECT pg_current_wal_lsn() AS l1, clock_timestamp() AS t1, :ROW_COUNT AS n \gset
 INSERT INTO results SELECT 'purge, ' || :'layout', 'plain DELETE (one transaction)', :n,
-       extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), NULL;
+       extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), NULL, :rep;
 CHECKPOINT;
 
 SELECT pg_current_wal_lsn() AS l0, clock_timestamp() AS t0 \gset
@@ -29,7 +29,7 @@ CALL retention.run('e_engine');
 SELECT pg_current_wal_lsn() AS l1, clock_timestamp() AS t1 \gset
 INSERT INTO results SELECT 'purge, ' || :'layout', 'CALL retention.run() (batches of ' || :batch
        || coalesce(', ' || substring(r.note FROM 'walked \d+ of the table''s \d+ pages'), '') || ')', r.rows_purged,
-       extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), r.max_batch_ms
+       extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), r.max_batch_ms, :rep
   FROM retention.runs r WHERE r.policy = 'e_engine' ORDER BY r.id DESC LIMIT 1;
 
 \if :with_loop
@@ -44,5 +44,5 @@ BEGIN
 END $$;
 SELECT pg_current_wal_lsn() AS l1, clock_timestamp() AS t1 \gset
 INSERT INTO results SELECT 'purge, ' || :'layout', 'row-by-row PL/pgSQL loop', :n,
-       extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), NULL;
+       extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), NULL, :rep;
 \endif

@@ -3,15 +3,17 @@
 # benchmark scripts in bench/. Not part of `make test`.
 #   make bench                                   default scale (2M rows), a few minutes
 #   BENCH_ARGS="--rows 10000000 --batch 10000" make bench   the 10M-row scale
+#   --repeats N   run the in-order purge layouts N times, report the median
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$here/scripts/config.sh"
 cd "$here"
-rows=2000000; batch=10000
+rows=2000000; batch=10000; repeats=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rows) rows="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
+    --repeats) repeats="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -19,8 +21,8 @@ bash scripts/install.sh --release
 bash scripts/cluster.sh start demo
 port="$(cfg_str demo port)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $("$PG_CONFIG" --version)"
-echo "command: make bench BENCH_ARGS=\"--rows $rows --batch $batch\""
+echo "command: make bench BENCH_ARGS=\"--rows $rows --batch $batch --repeats $repeats\""
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/purge_quick.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/mask.sql
-psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/engine.sql
+psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -v repeats="$repeats" -f bench/engine.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/erasure.sql
