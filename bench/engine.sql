@@ -79,12 +79,14 @@ VACUUM ANALYZE p_parts; VACUUM ANALYZE p_rows; VACUUM ANALYZE p_drop;
 SELECT date_trunc('month', now() - interval '2 years') + interval '12 months' AS cut \gset
 SELECT retention.create_policy('p_parts', 'p_parts', 'at', now() - :'cut'::timestamptz) > 0;
 CHECKPOINT;
+\! sync
 SELECT clock_timestamp() AS t0 \gset
 DELETE FROM p_rows WHERE at < :'cut'::timestamptz;
 SELECT clock_timestamp() AS t1 \gset
 INSERT INTO results SELECT 'partitions', 'DELETE of the same rows', (SELECT count(*) FROM p_parts WHERE at < :'cut'::timestamptz),
        extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, NULL, NULL;
 CHECKPOINT;
+\! sync
 SELECT clock_timestamp() AS t0 \gset
 CALL retention.run('p_parts');
 SELECT clock_timestamp() AS t1 \gset
@@ -92,6 +94,7 @@ INSERT INTO results SELECT 'partitions', 'CALL retention.run() (' || r.partition
        extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, NULL, r.max_batch_ms
   FROM retention.runs r WHERE r.policy = 'p_parts' ORDER BY r.id DESC LIMIT 1;
 CHECKPOINT;
+\! sync
 -- The 12 oldest (p_drop_0 .. p_drop_11) end at :cut.
 SELECT count(*) AS n_old FROM p_drop WHERE at < :'cut'::timestamptz \gset
 SELECT string_agg('p_drop_' || m, ', ') AS old_parts FROM generate_series(0, 11) m \gset
@@ -117,6 +120,7 @@ VACUUM ANALYZE e_small; VACUUM ANALYZE e_large;
 SELECT retention.create_policy('e_small', 'e_small', 'at', interval '1 year', batch_size => :batch) > 0,
        retention.create_policy('e_large', 'e_large', 'at', interval '1 year', batch_size => :batch) > 0;
 CHECKPOINT;
+\! sync
 SELECT clock_timestamp() AS t0 \gset
 CALL retention.run('e_small');
 SELECT clock_timestamp() AS t1 \gset

@@ -1,7 +1,8 @@
 -- One purge comparison, included by purge_repeat.sql with :layout and :rep set: the same
 -- data in two tables (three with :with_loop), one plain DELETE on one,
 -- CALL retention.run() on the other (and the row-by-row loop on the third),
--- each after a CHECKPOINT, so that all write the same full-page images.
+-- each after a CHECKPOINT, so that all write the same full-page images, and
+-- a sync, so that none pays for the kernel writing back the pages of another.
 DROP TABLE IF EXISTS e_engine, e_plain, e_loop;
 SELECT retention.drop_policy('e_engine', if_exists => true);
 CREATE TABLE e_engine (id bigint PRIMARY KEY, at timestamptz NOT NULL, payload text);
@@ -16,6 +17,7 @@ CREATE INDEX ON e_engine (at); CREATE INDEX ON e_plain (at); CREATE INDEX ON e_l
 VACUUM ANALYZE e_engine; VACUUM ANALYZE e_plain; VACUUM ANALYZE e_loop;
 SELECT retention.create_policy('e_engine', 'e_engine', 'at', interval '1 year', batch_size => :batch) > 0;
 CHECKPOINT;
+\! sync
 
 SELECT pg_current_wal_lsn() AS l0, clock_timestamp() AS t0 \gset
 DELETE FROM e_plain WHERE at < now() - interval '1 year';
@@ -23,6 +25,7 @@ SELECT pg_current_wal_lsn() AS l1, clock_timestamp() AS t1, :ROW_COUNT AS n \gse
 INSERT INTO results SELECT 'purge, ' || :'layout', 'plain DELETE (one transaction)', :n,
        extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), NULL, :rep;
 CHECKPOINT;
+\! sync
 
 SELECT pg_current_wal_lsn() AS l0, clock_timestamp() AS t0 \gset
 CALL retention.run('e_engine');
@@ -34,6 +37,7 @@ INSERT INTO results SELECT 'purge, ' || :'layout', 'CALL retention.run() (batche
 
 \if :with_loop
 CHECKPOINT;
+\! sync
 SELECT pg_current_wal_lsn() AS l0, clock_timestamp() AS t0 \gset
 DO $$
 DECLARE r record;
