@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
 
 use pgrx::datum::DatumWithOid;
@@ -20,9 +21,14 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 
 /// A kept statement and the parameter types it was prepared for.
+///
+/// Kept statements are never freed: they live until the backend exits, like
+/// PL/pgSQL's cached plans, and are not handed to `SPI_freeplan` while the
+/// backend is shutting down. One that is replaced (the same text with other
+/// parameter types, which this extension never does) stays allocated.
 struct Kept {
     types: Vec<pg_sys::Oid>,
-    statement: Rc<OwnedPreparedStatement>,
+    statement: Rc<ManuallyDrop<OwnedPreparedStatement>>,
 }
 
 thread_local! {
@@ -37,7 +43,7 @@ fn kept(
     sql: &str,
     args: &[DatumWithOid],
     mutating: bool,
-) -> SpiResult<Rc<OwnedPreparedStatement>> {
+) -> SpiResult<Rc<ManuallyDrop<OwnedPreparedStatement>>> {
     let types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
     let found = KEPT.with(|k| {
         k.borrow()
@@ -54,7 +60,7 @@ fn kept(
     } else {
         c.prepare(sql, &oids)?
     };
-    let statement = Rc::new(prepared.keep());
+    let statement = Rc::new(ManuallyDrop::new(prepared.keep()));
     KEPT.with(|k| {
         k.borrow_mut().insert(
             sql.to_string(),
@@ -74,7 +80,7 @@ pub fn select<'conn>(
     args: &[DatumWithOid],
 ) -> SpiResult<SpiTupleTable<'conn>> {
     let statement = kept(c, sql, args, false)?;
-    c.select(&*statement, None, args)
+    c.select(&**statement, None, args)
 }
 
 /// Runs a statement with a fixed text that changes data through its kept
@@ -85,7 +91,7 @@ pub fn update<'conn>(
     args: &[DatumWithOid],
 ) -> SpiResult<SpiTupleTable<'conn>> {
     let statement = kept(c, sql, args, true)?;
-    c.update(&*statement, None, args)
+    c.update(&**statement, None, args)
 }
 
 #[cfg(any(test, feature = "pg_test"))]
