@@ -616,16 +616,13 @@ fn run_batch(
         ))
     };
     // Holds on subjects (stored as blind indexes) protect the subject's rows
-    // in the root table of their kind and in tables that reference the root
-    // id directly: the row's blind index is computed in the statement with
-    // the key as parameter $3, the held indexes $4 and the kind prefix $5.
-    let subject_hold = crate::erasure::subject_hold_column(p.target);
+    // in every table of the kind's map: the row's blind index is computed in
+    // the statement (key $3, held indexes $4, kind prefix $5), or, further
+    // down the map, the map is followed up to the held root ids ($4).
+    let subject_hold = crate::erasure::subject_hold(p.target, &table);
     let not_held: Option<String> = match (&subject_hold, not_held) {
-        (Some((_, col, _)), h) => {
-            let s = format!(
-                "NOT coalesce(retention.mask_hmac($5 || ({})::text, $3) = ANY($4), false)",
-                ident::quote(col)
-            );
+        (Some(sh), h) => {
+            let s = format!("NOT coalesce(({}), false)", sh.condition);
             Some(match h {
                 Some(h) => format!("{h} AND {s}"),
                 None => s,
@@ -667,7 +664,7 @@ fn run_batch(
         .unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
         vec![cutoff.into(), (batch as i64).into()];
-    args.extend(hold_args(&subject_hold));
+    args.extend(hold_args(item, &subject_hold));
     if stage == "purge"
         && p.drop_partitions
         && !it.partitions_checked
@@ -900,7 +897,7 @@ fn run_batch(
             );
             let mut count_args: Vec<pgrx::datum::DatumWithOid<'static>> =
                 vec![cutoff.into(), 0i64.into()];
-            count_args.extend(hold_args(&subject_hold));
+            count_args.extend(hold_args(item, &subject_hold));
             let held = sanitizing(&table, || {
                 security::as_policy_owner(p.owner, || {
                     Spi::get_one_with_args::<i64>(&sql, &count_args)
@@ -909,8 +906,8 @@ fn run_batch(
                 })
             });
             let mut ids = holds.iter().map(|h| h.0.to_string()).collect::<Vec<_>>();
-            if let Some((_, _, hold_ids)) = &subject_hold {
-                ids.extend(hold_ids.iter().map(|i| i.to_string()));
+            if let Some(sh) = &subject_hold {
+                ids.extend(sh.hold_ids.iter().map(|i| i.to_string()));
             }
             let ids = ids.join(", ");
             security::as_extension_owner(|| {
@@ -1202,18 +1199,25 @@ fn walk_step(item: i64, stage: &str, to: i64, rows: i64, batch_size: i32) -> Opt
     Some(w)
 }
 
-/// Parameters $3..$5 of a batch: the blind-index key, the held subjects'
-/// blind indexes and the kind prefix (NULLs when no subject hold applies).
+/// Parameters $3..$5 of a batch: the blind-index key, the held subjects
+/// (blind indexes, or root ids where the table reaches them through the map)
+/// and the kind prefix; NULLs when no subject hold applies.
 fn hold_args(
-    subject_hold: &Option<(String, String, Vec<i64>)>,
+    item: i64,
+    subject_hold: &Option<crate::erasure::SubjectHold>,
 ) -> Vec<pgrx::datum::DatumWithOid<'static>> {
     match subject_hold {
-        Some((kind, _, _)) => {
-            let blinds = crate::erasure::held_blinds(kind);
+        Some(sh) => {
+            let blinds = crate::erasure::held_blinds(&sh.kind);
+            let held = if sh.by_root_ids {
+                crate::erasure::held_root_ids(item, &sh.kind, &blinds)
+            } else {
+                blinds
+            };
             vec![
                 crate::erasure::blind_key().into(),
-                blinds.into(),
-                format!("{kind}\u{1f}").into(),
+                held.into(),
+                format!("{}\u{1f}", sh.kind).into(),
             ]
         }
         None => vec![
@@ -1976,6 +1980,52 @@ mod tests {
             .collect();
         // "walked N of the table's M pages": about a tenth, not all of it.
         assert!(walked.len() == 2 && walked[0] * 5 < walked[1], "{note}");
+    }
+
+    #[pg_test]
+    fn subject_holds_keep_rows_deep_in_the_map_and_linked_by_value() {
+        // person <- orders <- items (two foreign keys down), and letters
+        // linked by the person's e-mail address.
+        Spi::run(
+            "CREATE TABLE sh_people (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, left_at timestamptz NOT NULL);
+             CREATE TABLE sh_orders (id int PRIMARY KEY, person bigint NOT NULL REFERENCES sh_people, at timestamptz NOT NULL);
+             CREATE INDEX ON sh_orders (person);
+             CREATE TABLE sh_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES sh_orders, at timestamptz NOT NULL);
+             CREATE TABLE sh_letters (id int PRIMARY KEY, email text NOT NULL, at timestamptz NOT NULL);
+             INSERT INTO sh_people SELECT g, 'p' || g || '@example.org', now() FROM generate_series(1, 6) g;
+             INSERT INTO sh_orders SELECT g, (g % 6) + 1, now() FROM generate_series(1, 12) g;
+             INSERT INTO sh_items SELECT g, (g % 12) + 1, now() - interval '3 years' FROM generate_series(1, 48) g;
+             INSERT INTO sh_letters SELECT g, 'p' || ((g % 6) + 1) || '@example.org', now() - interval '3 years'
+               FROM generate_series(1, 30) g;
+             SELECT retention.register_subject('sh_person', 'sh_people', 'id');
+             SELECT retention.add_subject_table('sh_person', 'sh_letters', 'email', 'email');
+             SELECT retention.place_hold('dispute', kind => 'sh_person', subject_id => '3');
+             SELECT retention.place_hold('claim', kind => 'sh_person', subject_id => '5');
+             SELECT retention.create_policy('sh_items', 'sh_items', 'at', interval '1 year', batch_size => 7);
+             SELECT retention.create_policy('sh_letters', 'sh_letters', 'at', interval '1 year');",
+        )
+        .unwrap();
+        let held_items = "SELECT count(*) FROM sh_items i JOIN sh_orders o ON o.id = i.order_id WHERE o.person IN (3, 5)";
+        let held_letters =
+            "SELECT count(*) FROM sh_letters WHERE email IN ('p3@example.org', 'p5@example.org')";
+        let (items_held, letters_held) = (count(held_items), count(held_letters));
+        assert!(items_held > 0 && items_held < 48 && letters_held > 0 && letters_held < 30);
+        assert_eq!(run_in_transaction("sh_items"), 48 - items_held);
+        assert_eq!(run_in_transaction("sh_letters"), 30 - letters_held);
+        // Exactly the held subjects' rows are left, and counted as held.
+        assert_eq!(count("SELECT count(*) FROM sh_items"), items_held);
+        assert_eq!(count(held_items), items_held);
+        assert_eq!(count("SELECT count(*) FROM sh_letters"), letters_held);
+        assert_eq!(count(held_letters), letters_held);
+        assert_eq!(
+            count("SELECT rows_held FROM retention.runs WHERE policy = 'sh_items' ORDER BY id DESC LIMIT 1"),
+            items_held
+        );
+        // Released, the holds keep nothing any more.
+        Spi::run("SELECT retention.release_hold(id) FROM retention.holds WHERE kind = 'sh_person'")
+            .unwrap();
+        assert_eq!(run_in_transaction("sh_items"), items_held);
+        assert_eq!(run_in_transaction("sh_letters"), letters_held);
     }
 
     #[pg_test]

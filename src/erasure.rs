@@ -1004,22 +1004,39 @@ fn subject_holds(kind: &str, blind_value: &str) -> Vec<(i64, String)> {
     })
 }
 
-/// For a policy's table: the kind whose held subjects it must protect, the
-/// column holding the subject id (the root's id column, or a foreign key to
-/// it), and the ids of those holds; None without active subject holds.
-pub fn subject_hold_column(target: pg_sys::Oid) -> Option<(String, String, Vec<i64>)> {
-    Spi::connect(|c| {
+/// The rows of a policy's table that belong to subjects under a legal hold.
+pub struct SubjectHold {
+    pub kind: String,
+    /// The ids of the active holds on subjects of the kind.
+    pub hold_ids: Vec<i64>,
+    /// True for a row of a held subject, over the statement's table, with the
+    /// blind-index key as $3, the held subjects as $4 and the kind's prefix as
+    /// $5 (see `by_root_ids`).
+    pub condition: String,
+    /// $4 holds the held subjects' root ids in text form (see
+    /// [`held_root_ids`]) instead of their blind indexes: for tables that reach
+    /// the subject through other tables, where the blind index cannot be
+    /// computed from the row itself.
+    pub by_root_ids: bool,
+}
+
+/// For a policy's table: the rows of subjects under a legal hold, if any
+/// subject of a kind whose map contains the table is held. The root table,
+/// tables that hold the subject id (a foreign key to the root id, or a value
+/// link on it) compute each row's blind index in the statement; tables
+/// further down the map, or linked by another root column, follow the map up
+/// to the held subjects' root ids. A table in the maps of several kinds is
+/// protected for the first kind with holds (by name).
+pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
+    let (kind, hold_ids) = Spi::connect(|c| {
         crate::plans::select(
             c,
-            "SELECT st.kind, st.columns[1], array_agg(h.id ORDER BY h.id)
+            "SELECT st.kind, array_agg(h.id ORDER BY h.id)
                FROM retention.subject_tables st
-               JOIN retention.subject_kinds k ON k.kind = st.kind
                JOIN retention.holds h ON h.kind = st.kind AND h.subject_blind IS NOT NULL
                     AND h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now())
               WHERE st.target = $1::oid::regclass
-                AND (st.link = 'root'
-                     OR (st.link = 'foreign key' AND st.parent = k.root AND st.parent_columns = ARRAY[k.id_column]))
-              GROUP BY st.kind, st.columns[1] ORDER BY st.kind LIMIT 1",
+              GROUP BY st.kind ORDER BY st.kind LIMIT 1",
             &[target.into()],
         )
         .or_raise("reading subject holds")
@@ -1028,11 +1045,96 @@ pub fn subject_hold_column(target: pg_sys::Oid) -> Option<(String, String, Vec<i
             let e = "reading subject holds";
             (
                 r.get::<String>(1).or_raise(e).unwrap_or_default(),
-                r.get::<String>(2).or_raise(e).unwrap_or_default(),
-                r.get::<Vec<i64>>(3).or_raise(e).unwrap_or_default(),
+                r.get::<Vec<i64>>(2).or_raise(e).unwrap_or_default(),
             )
         })
+    })?;
+    let k = load_kind(&kind);
+    let tables = load_tables(&kind);
+    let t = tables.iter().find(|t| t.target == target)?.clone();
+    let blind_of = |col: &str| {
+        format!(
+            "retention.mask_hmac($5 || ({table}.{})::text, $3) = ANY($4)",
+            ident::quote(col)
+        )
+    };
+    let holds_id = match t.link.as_str() {
+        "root" => Some(k.id_column.clone()),
+        "value" if t.matches.is_none() => t.columns.first().cloned(),
+        "foreign key" if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] => {
+            t.columns.first().cloned()
+        }
+        _ => None,
+    };
+    let (condition, by_root_ids) = match holds_id {
+        Some(col) => (blind_of(&col), false),
+        None => {
+            let id_type = id_type(&k);
+            let by_oid = move |o: pg_sys::Oid| tables.iter().find(|t| t.target == o).cloned();
+            (
+                subject_condition(&t, &by_oid, &k, &RootMatch::Held(&id_type)),
+                true,
+            )
+        }
+    };
+    Some(SubjectHold {
+        kind,
+        hold_ids,
+        condition,
+        by_root_ids,
     })
+}
+
+thread_local! {
+    /// The last answer of [`held_root_ids`] and what it was asked.
+    static HELD_ROOT_IDS: std::cell::RefCell<Option<((i64, String, Vec<String>), Vec<String>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The root ids (text form) of the subjects of `kind` whose blind indexes
+/// are `blinds`: found by computing the blind index of every root row, once
+/// per run item and set of holds (the answer is kept for the item's later
+/// batches, in this backend's memory only).
+pub fn held_root_ids(item: i64, kind: &str, blinds: &[String]) -> Vec<String> {
+    let mut sorted = blinds.to_vec();
+    sorted.sort();
+    let asked = (item, kind.to_string(), sorted);
+    let cached = HELD_ROOT_IDS.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(q, _)| *q == asked)
+            .map(|(_, ids)| ids.clone())
+    });
+    if let Some(ids) = cached {
+        return ids;
+    }
+    let k = load_kind(kind);
+    let (Some(root), false) = (ident::relation(k.root), blinds.is_empty()) else {
+        return Vec::new();
+    };
+    let sql = format!(
+        "SELECT ({id})::text FROM {root} WHERE retention.mask_hmac($2 || ({id})::text, $1) = ANY($3)",
+        id = ident::quote(&k.id_column)
+    );
+    let prefix = format!("{kind}\u{1f}");
+    let ids: Vec<String> = security::as_policy_owner(k.owner, || {
+        Spi::connect(|c| {
+            c.select(
+                &sql,
+                None,
+                &[
+                    blind_key().into(),
+                    prefix.as_str().into(),
+                    blinds.to_vec().into(),
+                ],
+            )
+            .or_raise("finding held subjects")
+            .filter_map(|r| r.get::<String>(1).ok().flatten())
+            .collect()
+        })
+    });
+    HELD_ROOT_IDS.with(|c| *c.borrow_mut() = Some((asked, ids.clone())));
+    ids
 }
 
 /// Blind indexes of the subjects of `kind` under an active hold.
@@ -1055,28 +1157,52 @@ pub fn held_blinds(kind: &str) -> Vec<String> {
 // Erasing one subject
 // ---------------------------------------------------------------------------
 
-/// `WHERE` condition selecting the subject's rows of table `t`, with the
-/// subject id as parameter $1 (text, cast to the root id column's type).
+/// What the root of the map is matched against.
+enum RootMatch<'a> {
+    /// One subject's id, parameter $1 (text), cast to the root id's type.
+    Subject(&'a str),
+    /// The held subjects' root ids, parameter $4 (text[]), cast to an array
+    /// of the root id's type so that indexes on the linking columns serve.
+    Held(&'a str),
+}
+
+impl RootMatch<'_> {
+    /// `expr` (of the root id's type) is one of the matched ids.
+    fn id(&self, expr: &str) -> String {
+        match self {
+            RootMatch::Subject(t) => format!("{expr} = CAST($1 AS {t})"),
+            RootMatch::Held(t) => format!("{expr} = ANY (CAST($4 AS {t}[]))"),
+        }
+    }
+
+    /// `expr` holds one of the matched ids as a value (compared as text).
+    fn value(&self, expr: &str) -> String {
+        match self {
+            RootMatch::Subject(_) => format!("{expr}::text = $1"),
+            RootMatch::Held(_) => format!("({expr})::text = ANY ($4)"),
+        }
+    }
+}
+
+/// `WHERE` condition selecting the matched subjects' rows of table `t`
+/// (see [`RootMatch`]), following the map up to the root.
 fn subject_condition(
     t: &SubjectTable,
     by_oid: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>,
     k: &Kind,
-    id_type: &str,
+    m: &RootMatch,
 ) -> String {
     let table = ident::relation(t.target).unwrap_or_default();
     let root = ident::relation(k.root).unwrap_or_default();
     match t.link.as_str() {
-        "root" => format!(
-            "{table}.{} = CAST($1 AS {id_type})",
-            ident::quote(&k.id_column)
-        ),
+        "root" => m.id(&format!("{table}.{}", ident::quote(&k.id_column))),
         "value" => match &t.matches {
-            None => format!("{table}.{}::text = $1", ident::quote(&t.columns[0])),
-            Some(m) => format!(
-                "{table}.{} IN (SELECT r.{} FROM {root} r WHERE r.{} = CAST($1 AS {id_type}))",
+            None => m.value(&format!("{table}.{}", ident::quote(&t.columns[0]))),
+            Some(col) => format!(
+                "{table}.{} IN (SELECT r.{} FROM {root} r WHERE {})",
                 ident::quote(&t.columns[0]),
-                ident::quote(m),
-                ident::quote(&k.id_column)
+                ident::quote(col),
+                m.id(&format!("r.{}", ident::quote(&k.id_column)))
             ),
         },
         _ => {
@@ -1086,10 +1212,17 @@ fn subject_condition(
             };
             let parent_name = ident::relation(parent.target).unwrap_or_default();
             let cols = ident::columns(Some(table.as_str()), &t.columns);
+            // A foreign key to the root id holds the id itself.
+            if matches!(m, RootMatch::Held(_))
+                && parent.target == k.root
+                && t.parent_columns == [k.id_column.clone()]
+            {
+                return m.id(&cols);
+            }
             let pcols = ident::columns(Some(&parent_name), &t.parent_columns);
             format!(
                 "({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {})",
-                subject_condition(&parent, by_oid, k, id_type)
+                subject_condition(&parent, by_oid, k, m)
             )
         }
     }
@@ -1129,7 +1262,7 @@ fn erase_subject(request: i64) -> String {
         let Some(table) = ident::relation(t.target) else {
             continue;
         };
-        let cond = subject_condition(t, &by_oid, &k, &id_type);
+        let cond = subject_condition(t, &by_oid, &k, &RootMatch::Subject(&id_type));
         let mut entry = json!({"table": table, "path": t.path, "action": t.action,
                                "purged": 0, "anonymised": 0, "retained": 0, "held": 0});
         // A whole-table hold on a table above this one holds its rows too.
