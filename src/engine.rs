@@ -486,6 +486,8 @@ fn finish_with_note(
     error: Option<&str>,
     note: Option<&str>,
 ) {
+    // Held subjects' keys listed for this item are not kept past it.
+    crate::erasure::forget_held_keys();
     let summary = security::as_extension_owner(|| {
         Spi::get_one_with_args::<pgrx::datum::JsonB>(
             "WITH u AS (
@@ -616,9 +618,8 @@ fn run_batch(
         ))
     };
     // Holds on subjects (stored as blind indexes) protect the subject's rows
-    // in every table of the kind's map: the row's blind index is computed in
-    // the statement (key $3, held indexes $4, kind prefix $5), or, further
-    // down the map, the map is followed up to the held root ids ($4).
+    // in every table of the kinds' maps (parameters $3..$5, see
+    // erasure::subject_hold); the statement reads only the policy's table.
     let subject_hold = crate::erasure::subject_hold(p.target, &table);
     let not_held: Option<String> = match (&subject_hold, not_held) {
         (Some(sh), h) => {
@@ -664,7 +665,11 @@ fn run_batch(
         .unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
         vec![cutoff.into(), (batch as i64).into()];
-    args.extend(hold_args(item, &subject_hold));
+    args.extend(crate::erasure::hold_args(
+        item,
+        p.target,
+        subject_hold.as_ref(),
+    ));
     if stage == "purge"
         && p.drop_partitions
         && !it.partitions_checked
@@ -897,7 +902,11 @@ fn run_batch(
             );
             let mut count_args: Vec<pgrx::datum::DatumWithOid<'static>> =
                 vec![cutoff.into(), 0i64.into()];
-            count_args.extend(hold_args(item, &subject_hold));
+            count_args.extend(crate::erasure::hold_args(
+                item,
+                p.target,
+                subject_hold.as_ref(),
+            ));
             let held = sanitizing(&table, || {
                 security::as_policy_owner(p.owner, || {
                     Spi::get_one_with_args::<i64>(&sql, &count_args)
@@ -1197,35 +1206,6 @@ fn walk_step(item: i64, stage: &str, to: i64, rows: i64, batch_size: i32) -> Opt
         *r -= rows;
     }
     Some(w)
-}
-
-/// Parameters $3..$5 of a batch: the blind-index key, the held subjects
-/// (blind indexes, or root ids where the table reaches them through the map)
-/// and the kind prefix; NULLs when no subject hold applies.
-fn hold_args(
-    item: i64,
-    subject_hold: &Option<crate::erasure::SubjectHold>,
-) -> Vec<pgrx::datum::DatumWithOid<'static>> {
-    match subject_hold {
-        Some(sh) => {
-            let blinds = crate::erasure::held_blinds(&sh.kind);
-            let held = if sh.by_root_ids {
-                crate::erasure::held_root_ids(item, &sh.kind, &blinds)
-            } else {
-                blinds
-            };
-            vec![
-                crate::erasure::blind_key().into(),
-                held.into(),
-                format!("{}\u{1f}", sh.kind).into(),
-            ]
-        }
-        None => vec![
-            pgrx::datum::DatumWithOid::null::<Vec<u8>>(),
-            pgrx::datum::DatumWithOid::null::<Vec<String>>(),
-            pgrx::datum::DatumWithOid::null::<String>(),
-        ],
-    }
 }
 
 /// At the end of a purge stage: how many due rows were kept because other
@@ -1983,48 +1963,78 @@ mod tests {
     }
 
     #[pg_test]
-    fn subject_holds_keep_rows_deep_in_the_map_and_linked_by_value() {
-        // person <- orders <- items (two foreign keys down), and letters
-        // linked by the person's e-mail address.
+    fn subject_holds_keep_rows_deep_in_the_map_linked_by_value_and_of_several_kinds() {
+        // person <- orders <- items (two foreign keys down), letters linked
+        // by the person's e-mail address, and shops <- orders as a second
+        // kind whose map holds orders and items too. The person id is a
+        // domain, so its type must be named with its schema.
         Spi::run(
-            "CREATE TABLE sh_people (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, left_at timestamptz NOT NULL);
-             CREATE TABLE sh_orders (id int PRIMARY KEY, person bigint NOT NULL REFERENCES sh_people, at timestamptz NOT NULL);
+            "CREATE DOMAIN sh_person_id AS bigint;
+             CREATE TABLE sh_people (id sh_person_id PRIMARY KEY, email text NOT NULL UNIQUE, left_at timestamptz NOT NULL);
+             CREATE TABLE sh_shops (id int PRIMARY KEY);
+             CREATE TABLE sh_orders (id int PRIMARY KEY, person sh_person_id NOT NULL REFERENCES sh_people,
+                                     shop int NOT NULL REFERENCES sh_shops, at timestamptz NOT NULL);
              CREATE INDEX ON sh_orders (person);
              CREATE TABLE sh_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES sh_orders, at timestamptz NOT NULL);
              CREATE TABLE sh_letters (id int PRIMARY KEY, email text NOT NULL, at timestamptz NOT NULL);
              INSERT INTO sh_people SELECT g, 'p' || g || '@example.org', now() FROM generate_series(1, 6) g;
-             INSERT INTO sh_orders SELECT g, (g % 6) + 1, now() FROM generate_series(1, 12) g;
+             INSERT INTO sh_shops SELECT g FROM generate_series(1, 4) g;
+             INSERT INTO sh_orders SELECT g, (g % 6) + 1, (g % 4) + 1, now() FROM generate_series(1, 12) g;
              INSERT INTO sh_items SELECT g, (g % 12) + 1, now() - interval '3 years' FROM generate_series(1, 48) g;
              INSERT INTO sh_letters SELECT g, 'p' || ((g % 6) + 1) || '@example.org', now() - interval '3 years'
                FROM generate_series(1, 30) g;
              SELECT retention.register_subject('sh_person', 'sh_people', 'id');
+             SELECT retention.register_subject('sh_shop', 'sh_shops', 'id');
              SELECT retention.add_subject_table('sh_person', 'sh_letters', 'email', 'email');
-             SELECT retention.place_hold('dispute', kind => 'sh_person', subject_id => '3');
-             SELECT retention.place_hold('claim', kind => 'sh_person', subject_id => '5');
              SELECT retention.create_policy('sh_items', 'sh_items', 'at', interval '1 year', batch_size => 7);
              SELECT retention.create_policy('sh_letters', 'sh_letters', 'at', interval '1 year');",
         )
         .unwrap();
-        let held_items = "SELECT count(*) FROM sh_items i JOIN sh_orders o ON o.id = i.order_id WHERE o.person IN (3, 5)";
         let held_letters =
             "SELECT count(*) FROM sh_letters WHERE email IN ('p3@example.org', 'p5@example.org')";
-        let (items_held, letters_held) = (count(held_items), count(held_letters));
-        assert!(items_held > 0 && items_held < 48 && letters_held > 0 && letters_held < 30);
-        assert_eq!(run_in_transaction("sh_items"), 48 - items_held);
+        let held_items = |cond: &str| {
+            count(&format!(
+                "SELECT count(*) FROM sh_items i JOIN sh_orders o ON o.id = i.order_id WHERE {cond}"
+            ))
+        };
+        // First one kind held: persons 3 and 5.
+        Spi::run(
+            "SELECT retention.place_hold('dispute', kind => 'sh_person', subject_id => '3');
+             SELECT retention.place_hold('claim', kind => 'sh_person', subject_id => '5');
+             INSERT INTO sh_items SELECT 100 + g, (g % 12) + 1, now() - interval '3 years' FROM generate_series(1, 48) g;",
+        )
+        .unwrap();
+        let persons = "o.person IN (3, 5)";
+        let (items_held, letters_held) = (held_items(persons), count(held_letters));
+        assert!(items_held > 0 && items_held < 96 && letters_held > 0 && letters_held < 30);
+        assert_eq!(run_in_transaction("sh_items"), 96 - items_held);
         assert_eq!(run_in_transaction("sh_letters"), 30 - letters_held);
         // Exactly the held subjects' rows are left, and counted as held.
         assert_eq!(count("SELECT count(*) FROM sh_items"), items_held);
-        assert_eq!(count(held_items), items_held);
+        assert_eq!(held_items(persons), items_held);
         assert_eq!(count("SELECT count(*) FROM sh_letters"), letters_held);
         assert_eq!(count(held_letters), letters_held);
         assert_eq!(
             count("SELECT rows_held FROM retention.runs WHERE policy = 'sh_items' ORDER BY id DESC LIMIT 1"),
             items_held
         );
+        // Both kinds held: shop 2 as well. Items of either are kept.
+        Spi::run(
+            "SELECT retention.place_hold('inspection', kind => 'sh_shop', subject_id => '2');
+             INSERT INTO sh_items SELECT 200 + g, (g % 12) + 1, now() - interval '3 years' FROM generate_series(1, 48) g;",
+        )
+        .unwrap();
+        let either = "o.person IN (3, 5) OR o.shop = 2";
+        let before = count("SELECT count(*) FROM sh_items");
+        let kept = held_items(either);
+        assert!(kept > held_items(persons) && kept > held_items("o.shop = 2"));
+        assert_eq!(run_in_transaction("sh_items"), before - kept);
+        assert_eq!(count("SELECT count(*) FROM sh_items"), kept);
+        assert_eq!(held_items(either), kept);
         // Released, the holds keep nothing any more.
-        Spi::run("SELECT retention.release_hold(id) FROM retention.holds WHERE kind = 'sh_person'")
+        Spi::run("SELECT retention.release_hold(id) FROM retention.holds WHERE kind LIKE 'sh\\_%'")
             .unwrap();
-        assert_eq!(run_in_transaction("sh_items"), items_held);
+        assert_eq!(run_in_transaction("sh_items"), kept);
         assert_eq!(run_in_transaction("sh_letters"), letters_held);
     }
 

@@ -618,13 +618,17 @@ fn request_erasure(
 
 /// The id column's type without modifiers (a cast to `varchar(10)` would
 /// silently cut a longer id).
+/// The root id column's type, schema-qualified where needed (statements
+/// using it may run with another search_path than the caller's).
 fn id_type(k: &Kind) -> String {
-    Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
-        &[k.root.into(), k.id_column.as_str().into()],
-    )
-    .or_raise("reading the id column")
-    .unwrap_or_else(|| "text".into())
+    security::with_pinned_search_path(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
+            &[k.root.into(), k.id_column.as_str().into()],
+        )
+        .or_raise("reading the id column")
+        .unwrap_or_else(|| "text".into())
+    })
 }
 
 /// Refuses a subject id that is not exactly the text form of a value of the
@@ -1006,29 +1010,125 @@ fn subject_holds(kind: &str, blind_value: &str) -> Vec<(i64, String)> {
 
 /// The rows of a policy's table that belong to subjects under a legal hold.
 pub struct SubjectHold {
-    pub kind: String,
-    /// The ids of the active holds on subjects of the kind.
+    /// The ids of the active holds on subjects of the kinds concerned.
     pub hold_ids: Vec<i64>,
-    /// True for a row of a held subject, over the statement's table, with the
-    /// blind-index key as $3, the held subjects as $4 and the kind's prefix as
-    /// $5 (see `by_root_ids`).
+    /// True for a row of a held subject, over the statement's table, with
+    /// parameters $3..$5 from [`hold_args`].
     pub condition: String,
-    /// $4 holds the held subjects' root ids in text form (see
-    /// [`held_root_ids`]) instead of their blind indexes: for tables that reach
-    /// the subject through other tables, where the blind index cannot be
-    /// computed from the row itself.
-    pub by_root_ids: bool,
+    how: HeldBy,
 }
 
-/// For a policy's table: the rows of subjects under a legal hold, if any
-/// subject of a kind whose map contains the table is held. The root table,
-/// tables that hold the subject id (a foreign key to the root id, or a value
-/// link on it) compute each row's blind index in the statement; tables
-/// further down the map, or linked by another root column, follow the map up
-/// to the held subjects' root ids. A table in the maps of several kinds is
-/// protected for the first kind with holds (by name).
+/// How [`SubjectHold::condition`] recognises held subjects.
+enum HeldBy {
+    /// One kind, and the row holds the subject id: the statement computes
+    /// the row's blind index (key $3, held blind indexes $4, kind prefix $5).
+    Blind(String),
+    /// The row is compared with keys ($4) that the kinds' owners list before
+    /// the batch: per kind, the held subjects' values of the columns the
+    /// table links by. With several kinds each key carries its kind's number.
+    Keys(Vec<KindKeys>),
+}
+
+struct KindKeys {
+    kind: String,
+    /// Lists the keys in text form, with the held root ids (text) as $4;
+    /// None when the keys are the root ids themselves.
+    query: Option<String>,
+}
+
+/// The type of `column` of `target`, schema-qualified where needed.
+fn column_type(target: pg_sys::Oid, column: &str) -> String {
+    security::with_pinned_search_path(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+              WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
+            &[target.into(), column.into()],
+        )
+        .or_raise("reading a column type")
+        .unwrap_or_else(|| "text".into())
+    })
+}
+
+/// One kind's part of a table's subject hold: the text-form expression of
+/// the row's link and the query listing the held subjects' keys, or None
+/// when the row holds the subject id itself (see [`HeldBy::Blind`]).
+fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable], table: &str) -> Link {
+    let quoted = |cols: &[String]| ident::columns(Some(table), cols);
+    match t.link.as_str() {
+        "root" => Link::Id(k.id_column.clone()),
+        "value" => match &t.matches {
+            None => Link::Id(t.columns[0].clone()),
+            Some(m) => {
+                let root = ident::relation(k.root).unwrap_or_default();
+                Link::Keys {
+                    columns: t.columns.clone(),
+                    query: format!(
+                        "SELECT DISTINCT ({root}.{})::text FROM {root} WHERE {}",
+                        ident::quote(m),
+                        RootMatch::Held(&id_type(k))
+                            .id(&format!("{root}.{}", ident::quote(&k.id_column)))
+                    ),
+                    expr: format!("({})::text", quoted(&t.columns)),
+                }
+            }
+        },
+        _ => {
+            if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] {
+                return Link::Id(t.columns[0].clone());
+            }
+            let Some(parent) = t.parent.and_then(|o| tables.iter().find(|x| x.target == o)) else {
+                return Link::Unreachable;
+            };
+            let parent_name = ident::relation(parent.target).unwrap_or_default();
+            let pcols = ident::columns(Some(&parent_name), &t.parent_columns);
+            let by_oid = |o: pg_sys::Oid| tables.iter().find(|x| x.target == o).cloned();
+            let held_parents = subject_condition(parent, &by_oid, k, &RootMatch::Held(&id_type(k)));
+            let (key, expr) = if t.columns.len() == 1 {
+                (
+                    format!("({pcols})::text"),
+                    format!("({})::text", quoted(&t.columns)),
+                )
+            } else {
+                (
+                    format!("ROW({pcols})::text"),
+                    format!("ROW({})::text", quoted(&t.columns)),
+                )
+            };
+            Link::Keys {
+                columns: t.columns.clone(),
+                query: format!("SELECT DISTINCT {key} FROM {parent_name} WHERE {held_parents}"),
+                expr,
+            }
+        }
+    }
+}
+
+enum Link {
+    /// The row's column holds the subject id.
+    Id(String),
+    /// The row links by `columns`; `query` lists held subjects' values of
+    /// them in text form; `expr` is the row's value in the same form.
+    Keys {
+        columns: Vec<String>,
+        query: String,
+        expr: String,
+    },
+    /// The map no longer leads from the table to the root.
+    Unreachable,
+}
+
+/// For a policy's table: the rows of subjects under a legal hold, if a
+/// subject of any kind whose map contains the table is held.
+///
+/// The batch statement reads only the policy's table. Where the row holds
+/// the subject id (the root table, a foreign key to the root id, a value
+/// link on the id) and one kind is concerned, it computes the row's blind
+/// index. Otherwise the kinds' owners first list the held subjects' values
+/// of the columns the table links by (following the map up to the root ids
+/// of the held subjects, found by computing the blind index of every root
+/// row), and the statement compares the row with them.
 pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
-    let (kind, hold_ids) = Spi::connect(|c| {
+    let kinds: Vec<(String, Vec<i64>)> = Spi::connect(|c| {
         crate::plans::select(
             c,
             "SELECT st.kind, array_agg(h.id ORDER BY h.id)
@@ -1036,11 +1136,10 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
                JOIN retention.holds h ON h.kind = st.kind AND h.subject_blind IS NOT NULL
                     AND h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now())
               WHERE st.target = $1::oid::regclass
-              GROUP BY st.kind ORDER BY st.kind LIMIT 1",
+              GROUP BY st.kind ORDER BY st.kind",
             &[target.into()],
         )
         .or_raise("reading subject holds")
-        .next()
         .map(|r| {
             let e = "reading subject holds";
             (
@@ -1048,93 +1147,185 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
                 r.get::<Vec<i64>>(2).or_raise(e).unwrap_or_default(),
             )
         })
-    })?;
-    let k = load_kind(&kind);
-    let tables = load_tables(&kind);
-    let t = tables.iter().find(|t| t.target == target)?.clone();
-    let blind_of = |col: &str| {
-        format!(
-            "retention.mask_hmac($5 || ({table}.{})::text, $3) = ANY($4)",
-            ident::quote(col)
-        )
-    };
-    let holds_id = match t.link.as_str() {
-        "root" => Some(k.id_column.clone()),
-        "value" if t.matches.is_none() => t.columns.first().cloned(),
-        "foreign key" if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] => {
-            t.columns.first().cloned()
-        }
-        _ => None,
-    };
-    let (condition, by_root_ids) = match holds_id {
-        Some(col) => (blind_of(&col), false),
-        None => {
-            let id_type = id_type(&k);
-            let by_oid = move |o: pg_sys::Oid| tables.iter().find(|t| t.target == o).cloned();
-            (
-                subject_condition(&t, &by_oid, &k, &RootMatch::Held(&id_type)),
-                true,
-            )
-        }
-    };
+        .collect()
+    });
+    if kinds.is_empty() {
+        return None;
+    }
+    let hold_ids: Vec<i64> = kinds
+        .iter()
+        .flat_map(|(_, ids)| ids.iter().copied())
+        .collect();
+    let mut links = Vec::new();
+    for (kind, _) in &kinds {
+        let k = load_kind(kind);
+        let tables = load_tables(kind);
+        let Some(t) = tables.iter().find(|t| t.target == target) else {
+            continue;
+        };
+        links.push((kind.clone(), kind_link(t, &k, &tables, table)));
+    }
+    let several = links.len() > 1;
+    if let [(kind, Link::Id(col))] = links.as_slice() {
+        return Some(SubjectHold {
+            hold_ids,
+            condition: format!(
+                "retention.mask_hmac($5 || ({table}.{})::text, $3) = ANY ($4)",
+                ident::quote(col)
+            ),
+            how: HeldBy::Blind(kind.clone()),
+        });
+    }
+    let mut parts = Vec::new();
+    let mut keys = Vec::new();
+    for (n, (kind, link)) in links.into_iter().enumerate() {
+        let (expr, query, single) = match link {
+            Link::Id(col) => (
+                format!("({table}.{})::text", ident::quote(&col)),
+                None,
+                Some(col),
+            ),
+            Link::Keys {
+                columns,
+                query,
+                expr,
+            } => {
+                let single = (columns.len() == 1).then(|| columns[0].clone());
+                (expr, Some(query), single)
+            }
+            Link::Unreachable => continue,
+        };
+        parts.push(match (several, single) {
+            // One kind and one column: compared in the column's own type.
+            (false, Some(col)) => format!(
+                "{table}.{} = ANY (CAST($4 AS {}[]))",
+                ident::quote(&col),
+                column_type(target, &col)
+            ),
+            (false, None) => format!("{expr} = ANY ($4)"),
+            // Several kinds: each key starts with its kind's number.
+            (true, _) => format!("('{}:' || {expr}) = ANY ($4)", n + 1),
+        });
+        keys.push(KindKeys { kind, query });
+    }
+    if parts.is_empty() {
+        return None;
+    }
     Some(SubjectHold {
-        kind,
         hold_ids,
-        condition,
-        by_root_ids,
+        condition: parts.join(" OR "),
+        how: HeldBy::Keys(keys),
     })
 }
 
 thread_local! {
-    /// The last answer of [`held_root_ids`] and what it was asked.
-    static HELD_ROOT_IDS: std::cell::RefCell<Option<((i64, String, Vec<String>), Vec<String>)>> =
+    /// Keys listed for a run item's subject holds: (item, table, hold ids)
+    /// and the keys. Held subjects' values are personal data: they stay in
+    /// this backend's memory only, until the item ends (see [`forget_held_keys`]).
+    static HELD_KEYS: std::cell::RefCell<Option<((i64, pg_sys::Oid, Vec<i64>), Vec<String>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// The root ids (text form) of the subjects of `kind` whose blind indexes
-/// are `blinds`: found by computing the blind index of every root row, once
-/// per run item and set of holds (the answer is kept for the item's later
-/// batches, in this backend's memory only).
-pub fn held_root_ids(item: i64, kind: &str, blinds: &[String]) -> Vec<String> {
-    let mut sorted = blinds.to_vec();
-    sorted.sort();
-    let asked = (item, kind.to_string(), sorted);
-    let cached = HELD_ROOT_IDS.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(q, _)| *q == asked)
-            .map(|(_, ids)| ids.clone())
-    });
-    if let Some(ids) = cached {
-        return ids;
+/// Drops the keys kept for a run item's subject holds.
+pub fn forget_held_keys() {
+    HELD_KEYS.with(|c| *c.borrow_mut() = None);
+}
+
+/// Parameters $3..$5 of a batch for `hold` on `target` (NULLs without one).
+pub fn hold_args(
+    item: i64,
+    target: pg_sys::Oid,
+    hold: Option<&SubjectHold>,
+) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+    let nulls = || {
+        vec![
+            pgrx::datum::DatumWithOid::null::<Vec<u8>>(),
+            pgrx::datum::DatumWithOid::null::<Vec<String>>(),
+            pgrx::datum::DatumWithOid::null::<String>(),
+        ]
+    };
+    let Some(hold) = hold else {
+        return nulls();
+    };
+    match &hold.how {
+        HeldBy::Blind(kind) => vec![
+            blind_key().into(),
+            held_blinds(kind).into(),
+            format!("{kind}\u{1f}").into(),
+        ],
+        HeldBy::Keys(kinds) => {
+            let asked = (item, target, hold.hold_ids.clone());
+            let cached = HELD_KEYS.with(|c| {
+                c.borrow()
+                    .as_ref()
+                    .filter(|(q, _)| *q == asked)
+                    .map(|(_, keys)| keys.clone())
+            });
+            let keys = cached.unwrap_or_else(|| {
+                let mut all = Vec::new();
+                for (n, kk) in kinds.iter().enumerate() {
+                    let prefix = if kinds.len() > 1 {
+                        format!("{}:", n + 1)
+                    } else {
+                        String::new()
+                    };
+                    all.extend(
+                        held_keys(kk)
+                            .into_iter()
+                            .map(|key| format!("{prefix}{key}")),
+                    );
+                }
+                HELD_KEYS.with(|c| *c.borrow_mut() = Some((asked, all.clone())));
+                all
+            });
+            let mut args = nulls();
+            args[1] = keys.into();
+            args
+        }
     }
-    let k = load_kind(kind);
-    let (Some(root), false) = (ident::relation(k.root), blinds.is_empty()) else {
+}
+
+/// One kind's keys (see [`KindKeys`]), listed as the kind's owner.
+fn held_keys(kk: &KindKeys) -> Vec<String> {
+    let k = load_kind(&kk.kind);
+    let blinds = held_blinds(&kk.kind);
+    let Some(root) = ident::relation(k.root) else {
         return Vec::new();
     };
-    let sql = format!(
-        "SELECT ({id})::text FROM {root} WHERE retention.mask_hmac($2 || ({id})::text, $1) = ANY($3)",
+    if blinds.is_empty() {
+        return Vec::new();
+    }
+    let find_ids = format!(
+        "SELECT ({id})::text FROM {root} WHERE retention.mask_hmac($2 || ({id})::text, $1) = ANY ($3)",
         id = ident::quote(&k.id_column)
     );
-    let prefix = format!("{kind}\u{1f}");
-    let ids: Vec<String> = security::as_policy_owner(k.owner, || {
+    let prefix = format!("{}\u{1f}", kk.kind);
+    let rows = |sql: &str, args: &[pgrx::datum::DatumWithOid]| -> Vec<String> {
         Spi::connect(|c| {
-            c.select(
-                &sql,
-                None,
-                &[
-                    blind_key().into(),
-                    prefix.as_str().into(),
-                    blinds.to_vec().into(),
-                ],
-            )
-            .or_raise("finding held subjects")
-            .filter_map(|r| r.get::<String>(1).ok().flatten())
-            .collect()
+            c.select(sql, None, args)
+                .or_raise("finding held subjects")
+                .filter_map(|r| r.get::<String>(1).ok().flatten())
+                .collect()
         })
-    });
-    HELD_ROOT_IDS.with(|c| *c.borrow_mut() = Some((asked, ids.clone())));
-    ids
+    };
+    security::as_policy_owner(k.owner, || {
+        let ids = rows(
+            &find_ids,
+            &[blind_key().into(), prefix.as_str().into(), blinds.into()],
+        );
+        match &kk.query {
+            None => ids,
+            Some(q) => rows(
+                q,
+                &[
+                    pgrx::datum::DatumWithOid::null::<Vec<u8>>(),
+                    pgrx::datum::DatumWithOid::null::<Vec<String>>(),
+                    pgrx::datum::DatumWithOid::null::<String>(),
+                    ids.into(),
+                ],
+            ),
+        }
+    })
 }
 
 /// Blind indexes of the subjects of `kind` under an active hold.

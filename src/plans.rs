@@ -20,7 +20,8 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 
-/// A kept statement and the parameter types it was prepared for.
+/// A kept statement, the parameter types it was prepared for and whether
+/// it may change data (a read-only one runs read-only).
 ///
 /// Kept statements are never freed: they live until the backend exits, like
 /// PL/pgSQL's cached plans, and are not handed to `SPI_freeplan` while the
@@ -28,6 +29,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 /// parameter types, which this extension never does) stays allocated.
 struct Kept {
     types: Vec<pg_sys::Oid>,
+    mutating: bool,
     statement: Rc<ManuallyDrop<OwnedPreparedStatement>>,
 }
 
@@ -48,7 +50,7 @@ fn kept(
     let found = KEPT.with(|k| {
         k.borrow()
             .get(sql)
-            .filter(|kept| kept.types == types)
+            .filter(|kept| kept.types == types && kept.mutating == mutating)
             .map(|kept| Rc::clone(&kept.statement))
     });
     if let Some(statement) = found {
@@ -66,6 +68,7 @@ fn kept(
             sql.to_string(),
             Kept {
                 types,
+                mutating,
                 statement: Rc::clone(&statement),
             },
         )
