@@ -270,6 +270,7 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
         )
     }
     release_stale_locks();
+    crate::erasure::forget_held_keys();
     if !crate::gucs::ENABLED.get() {
         pgrx::notice!("retention.enabled is off; nothing done");
         return Vec::new();
@@ -665,11 +666,7 @@ fn run_batch(
         .unwrap_or(p.batch_size);
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
         vec![cutoff.into(), (batch as i64).into()];
-    args.extend(crate::erasure::hold_args(
-        item,
-        p.target,
-        subject_hold.as_ref(),
-    ));
+    args.extend(crate::erasure::hold_args(item, subject_hold.as_ref()));
     if stage == "purge"
         && p.drop_partitions
         && !it.partitions_checked
@@ -902,11 +899,7 @@ fn run_batch(
             );
             let mut count_args: Vec<pgrx::datum::DatumWithOid<'static>> =
                 vec![cutoff.into(), 0i64.into()];
-            count_args.extend(crate::erasure::hold_args(
-                item,
-                p.target,
-                subject_hold.as_ref(),
-            ));
+            count_args.extend(crate::erasure::hold_args(item, subject_hold.as_ref()));
             let held = sanitizing(&table, || {
                 security::as_policy_owner(p.owner, || {
                     Spi::get_one_with_args::<i64>(&sql, &count_args)
@@ -1977,17 +1970,25 @@ mod tests {
              CREATE INDEX ON sh_orders (person);
              CREATE TABLE sh_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES sh_orders, at timestamptz NOT NULL);
              CREATE TABLE sh_letters (id int PRIMARY KEY, email text NOT NULL, at timestamptz NOT NULL);
+             -- Linked by a numeric code whose text differs between the two
+             -- tables (1.50 against 1.5): keys compare as numbers.
+             ALTER TABLE sh_orders ADD COLUMN code numeric UNIQUE;
+             CREATE TABLE sh_notes (id int PRIMARY KEY, order_code numeric(10, 1) REFERENCES sh_orders (code),
+                                    at timestamptz NOT NULL);
              INSERT INTO sh_people SELECT g, 'p' || g || '@example.org', now() FROM generate_series(1, 6) g;
              INSERT INTO sh_shops SELECT g FROM generate_series(1, 4) g;
              INSERT INTO sh_orders SELECT g, (g % 6) + 1, (g % 4) + 1, now() FROM generate_series(1, 12) g;
              INSERT INTO sh_items SELECT g, (g % 12) + 1, now() - interval '3 years' FROM generate_series(1, 48) g;
+             UPDATE sh_orders SET code = id + 0.50;
+             INSERT INTO sh_notes SELECT g, (g % 12) + 1.5, now() - interval '3 years' FROM generate_series(1, 24) g;
              INSERT INTO sh_letters SELECT g, 'p' || ((g % 6) + 1) || '@example.org', now() - interval '3 years'
                FROM generate_series(1, 30) g;
              SELECT retention.register_subject('sh_person', 'sh_people', 'id');
              SELECT retention.register_subject('sh_shop', 'sh_shops', 'id');
              SELECT retention.add_subject_table('sh_person', 'sh_letters', 'email', 'email');
              SELECT retention.create_policy('sh_items', 'sh_items', 'at', interval '1 year', batch_size => 7);
-             SELECT retention.create_policy('sh_letters', 'sh_letters', 'at', interval '1 year');",
+             SELECT retention.create_policy('sh_letters', 'sh_letters', 'at', interval '1 year');
+             SELECT retention.create_policy('sh_notes', 'sh_notes', 'at', interval '1 year');",
         )
         .unwrap();
         let held_letters =
@@ -2009,6 +2010,12 @@ mod tests {
         assert!(items_held > 0 && items_held < 96 && letters_held > 0 && letters_held < 30);
         assert_eq!(run_in_transaction("sh_items"), 96 - items_held);
         assert_eq!(run_in_transaction("sh_letters"), 30 - letters_held);
+        let held_notes = "SELECT count(*) FROM sh_notes n JOIN sh_orders o ON o.code = n.order_code WHERE o.person IN (3, 5)";
+        let notes_held = count(held_notes);
+        assert!(notes_held > 0 && notes_held < 24);
+        assert_eq!(run_in_transaction("sh_notes"), 24 - notes_held);
+        assert_eq!(count("SELECT count(*) FROM sh_notes"), notes_held);
+        assert_eq!(count(held_notes), notes_held);
         // Exactly the held subjects' rows are left, and counted as held.
         assert_eq!(count("SELECT count(*) FROM sh_items"), items_held);
         assert_eq!(held_items(persons), items_held);

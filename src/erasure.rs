@@ -616,10 +616,9 @@ fn request_erasure(
     file_request(kind, subject_id, reference, received_at)
 }
 
-/// The id column's type without modifiers (a cast to `varchar(10)` would
-/// silently cut a longer id).
-/// The root id column's type, schema-qualified where needed (statements
-/// using it may run with another search_path than the caller's).
+/// The root id column's type without modifiers (a cast to `varchar(10)`
+/// would silently cut a longer id), schema-qualified where needed
+/// (statements using it may run with another search_path than the caller's).
 fn id_type(k: &Kind) -> String {
     security::with_pinned_search_path(|| {
         Spi::get_one_with_args::<String>(
@@ -1023,25 +1022,29 @@ enum HeldBy {
     /// One kind, and the row holds the subject id: the statement computes
     /// the row's blind index (key $3, held blind indexes $4, kind prefix $5).
     Blind(String),
-    /// The row is compared with keys ($4) that the kinds' owners list before
-    /// the batch: per kind, the held subjects' values of the columns the
-    /// table links by. With several kinds each key carries its kind's number.
+    /// The row's linking columns are compared with keys ($4) that the kinds'
+    /// owners list before each batch.
     Keys(Vec<KindKeys>),
 }
 
+/// One kind's keys: each is `prefix` followed by a JSON array of the held
+/// subjects' values of the columns the table links by, listed by `query`
+/// with the held subjects' root ids (text) as $4.
 struct KindKeys {
     kind: String,
-    /// Lists the keys in text form, with the held root ids (text) as $4;
-    /// None when the keys are the root ids themselves.
-    query: Option<String>,
+    prefix: String,
+    query: String,
 }
 
-/// The type of `column` of `target`, schema-qualified where needed.
-fn column_type(target: pg_sys::Oid, column: &str) -> String {
+/// The base type of `column` of `target` (a domain's base type, no
+/// modifiers: keys come from the referenced table and must not fail a
+/// domain's checks or be cut), schema-qualified where needed.
+fn column_base_type(target: pg_sys::Oid, column: &str) -> String {
     security::with_pinned_search_path(|| {
         Spi::get_one_with_args::<String>(
-            "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
-              WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
+            "SELECT pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL)
+               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
             &[target.into(), column.into()],
         )
         .or_raise("reading a column type")
@@ -1049,72 +1052,53 @@ fn column_type(target: pg_sys::Oid, column: &str) -> String {
     })
 }
 
-/// One kind's part of a table's subject hold: the text-form expression of
-/// the row's link and the query listing the held subjects' keys, or None
-/// when the row holds the subject id itself (see [`HeldBy::Blind`]).
-fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable], table: &str) -> Link {
-    let quoted = |cols: &[String]| ident::columns(Some(table), cols);
-    match t.link.as_str() {
-        "root" => Link::Id(k.id_column.clone()),
-        "value" => match &t.matches {
-            None => Link::Id(t.columns[0].clone()),
-            Some(m) => {
-                let root = ident::relation(k.root).unwrap_or_default();
-                Link::Keys {
-                    columns: t.columns.clone(),
-                    query: format!(
-                        "SELECT DISTINCT ({root}.{})::text FROM {root} WHERE {}",
-                        ident::quote(m),
-                        RootMatch::Held(&id_type(k))
-                            .id(&format!("{root}.{}", ident::quote(&k.id_column)))
-                    ),
-                    expr: format!("({})::text", quoted(&t.columns)),
-                }
-            }
-        },
-        _ => {
-            if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] {
-                return Link::Id(t.columns[0].clone());
-            }
-            let Some(parent) = t.parent.and_then(|o| tables.iter().find(|x| x.target == o)) else {
-                return Link::Unreachable;
-            };
-            let parent_name = ident::relation(parent.target).unwrap_or_default();
-            let pcols = ident::columns(Some(&parent_name), &t.parent_columns);
-            let by_oid = |o: pg_sys::Oid| tables.iter().find(|x| x.target == o).cloned();
-            let held_parents = subject_condition(parent, &by_oid, k, &RootMatch::Held(&id_type(k)));
-            let (key, expr) = if t.columns.len() == 1 {
-                (
-                    format!("({pcols})::text"),
-                    format!("({})::text", quoted(&t.columns)),
-                )
-            } else {
-                (
-                    format!("ROW({pcols})::text"),
-                    format!("ROW({})::text", quoted(&t.columns)),
-                )
-            };
-            Link::Keys {
-                columns: t.columns.clone(),
-                query: format!("SELECT DISTINCT {key} FROM {parent_name} WHERE {held_parents}"),
-                expr,
-            }
-        }
-    }
-}
-
+/// How a table of one kind's map reaches the subject.
 enum Link {
     /// The row's column holds the subject id.
     Id(String),
-    /// The row links by `columns`; `query` lists held subjects' values of
-    /// them in text form; `expr` is the row's value in the same form.
-    Keys {
-        columns: Vec<String>,
-        query: String,
-        expr: String,
-    },
-    /// The map no longer leads from the table to the root.
-    Unreachable,
+    /// The row links by `columns`; `query` lists the held subjects' values
+    /// of them as JSON arrays (text), with the held root ids as $4.
+    Keys { columns: Vec<String>, query: String },
+}
+
+/// One kind's [`Link`] for table `t` of its map; None when the map no
+/// longer leads from the table to the root.
+fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable]) -> Option<Link> {
+    let root = ident::relation(k.root)?;
+    let root_id = format!("{root}.{}", ident::quote(&k.id_column));
+    let held_ids = RootMatch::Held(&id_type(k)).id(&root_id);
+    let keys_of = |columns: Vec<String>, list: String, from: String, cond: String| Link::Keys {
+        columns,
+        query: format!(
+            "SELECT DISTINCT pg_catalog.jsonb_build_array({list})::text FROM {from} WHERE {cond}"
+        ),
+    };
+    Some(match t.link.as_str() {
+        "root" => Link::Id(k.id_column.clone()),
+        "value" => match &t.matches {
+            None => Link::Id(t.columns.first()?.clone()),
+            Some(m) => keys_of(
+                t.columns.clone(),
+                format!("{root}.{}", ident::quote(m)),
+                root.clone(),
+                held_ids,
+            ),
+        },
+        _ => {
+            if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] {
+                return Some(Link::Id(t.columns.first()?.clone()));
+            }
+            let parent = tables.iter().find(|x| Some(x.target) == t.parent)?;
+            let parent_name = ident::relation(parent.target)?;
+            let by_oid = |o: pg_sys::Oid| tables.iter().find(|x| x.target == o).cloned();
+            keys_of(
+                t.columns.clone(),
+                ident::columns(Some(&parent_name), &t.parent_columns),
+                parent_name.clone(),
+                subject_condition(parent, &by_oid, k, &RootMatch::Held(&id_type(k))),
+            )
+        }
+    })
 }
 
 /// For a policy's table: the rows of subjects under a legal hold, if a
@@ -1123,10 +1107,11 @@ enum Link {
 /// The batch statement reads only the policy's table. Where the row holds
 /// the subject id (the root table, a foreign key to the root id, a value
 /// link on the id) and one kind is concerned, it computes the row's blind
-/// index. Otherwise the kinds' owners first list the held subjects' values
-/// of the columns the table links by (following the map up to the root ids
-/// of the held subjects, found by computing the blind index of every root
-/// row), and the statement compares the row with them.
+/// index. Otherwise, before each batch, the kinds' owners list the held
+/// subjects' values of the columns the table links by (following the map
+/// from the held subjects' root ids, found once per run by computing the
+/// blind index of every root row), and the statement compares the row's
+/// columns with them in the columns' own types.
 pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
     let kinds: Vec<(String, Vec<i64>)> = Spi::connect(|c| {
         crate::plans::select(
@@ -1149,9 +1134,6 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
         })
         .collect()
     });
-    if kinds.is_empty() {
-        return None;
-    }
     let hold_ids: Vec<i64> = kinds
         .iter()
         .flat_map(|(_, ids)| ids.iter().copied())
@@ -1160,13 +1142,15 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
     for (kind, _) in &kinds {
         let k = load_kind(kind);
         let tables = load_tables(kind);
-        let Some(t) = tables.iter().find(|t| t.target == target) else {
-            continue;
-        };
-        links.push((kind.clone(), kind_link(t, &k, &tables, table)));
+        let link = tables
+            .iter()
+            .find(|t| t.target == target)
+            .and_then(|t| kind_link(t, &k, &tables));
+        if let Some(link) = link {
+            links.push((kind.clone(), k, link));
+        }
     }
-    let several = links.len() > 1;
-    if let [(kind, Link::Id(col))] = links.as_slice() {
+    if let [(kind, _, Link::Id(col))] = links.as_slice() {
         return Some(SubjectHold {
             hold_ids,
             condition: format!(
@@ -1176,40 +1160,47 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
             how: HeldBy::Blind(kind.clone()),
         });
     }
+    if links.is_empty() {
+        return None;
+    }
     let mut parts = Vec::new();
     let mut keys = Vec::new();
-    for (n, (kind, link)) in links.into_iter().enumerate() {
-        let (expr, query, single) = match link {
-            Link::Id(col) => (
-                format!("({table}.{})::text", ident::quote(&col)),
-                None,
-                Some(col),
-            ),
-            Link::Keys {
-                columns,
-                query,
-                expr,
-            } => {
-                let single = (columns.len() == 1).then(|| columns[0].clone());
-                (expr, Some(query), single)
+    for (n, (kind, k, link)) in links.into_iter().enumerate() {
+        let (columns, query) = match link {
+            Link::Id(col) => {
+                let root = ident::relation(k.root).unwrap_or_default();
+                let root_id = format!("{root}.{}", ident::quote(&k.id_column));
+                (
+                    vec![col],
+                    format!(
+                        "SELECT DISTINCT pg_catalog.jsonb_build_array({root_id})::text FROM {root} WHERE {}",
+                        RootMatch::Held(&id_type(&k)).id(&root_id)
+                    ),
+                )
             }
-            Link::Unreachable => continue,
+            Link::Keys { columns, query } => (columns, query),
         };
-        parts.push(match (several, single) {
-            // One kind and one column: compared in the column's own type.
-            (false, Some(col)) => format!(
-                "{table}.{} = ANY (CAST($4 AS {}[]))",
-                ident::quote(&col),
-                column_type(target, &col)
-            ),
-            (false, None) => format!("{expr} = ANY ($4)"),
-            // Several kinds: each key starts with its kind's number.
-            (true, _) => format!("('{}:' || {expr}) = ANY ($4)", n + 1),
+        // The prefix numbers the kind; the columns are compared in their
+        // own (base) types, as the foreign key compares them.
+        let prefix = format!("{}:", n + 1);
+        let casts: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("CAST(x.j ->> {i} AS {})", column_base_type(target, c)))
+            .collect();
+        parts.push(format!(
+            "({}) IN (SELECT {} FROM pg_catalog.unnest($4) AS k(v),
+                LATERAL (SELECT CAST(pg_catalog.substr(k.v, {}) AS jsonb) AS j) AS x
+               WHERE pg_catalog.starts_with(k.v, '{prefix}'))",
+            ident::columns(Some(table), &columns),
+            casts.join(", "),
+            prefix.len() + 1
+        ));
+        keys.push(KindKeys {
+            kind,
+            prefix,
+            query,
         });
-        keys.push(KindKeys { kind, query });
-    }
-    if parts.is_empty() {
-        return None;
     }
     Some(SubjectHold {
         hold_ids,
@@ -1219,24 +1210,21 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
 }
 
 thread_local! {
-    /// Keys listed for a run item's subject holds: (item, table, hold ids)
-    /// and the keys. Held subjects' values are personal data: they stay in
-    /// this backend's memory only, until the item ends (see [`forget_held_keys`]).
-    static HELD_KEYS: std::cell::RefCell<Option<((i64, pg_sys::Oid, Vec<i64>), Vec<String>)>> =
-        const { std::cell::RefCell::new(None) };
+    /// The held subjects' root ids found for a run item: (item, kind, blind
+    /// indexes) and the ids. They are personal data: kept in this backend's
+    /// memory only, until the item ends (see [`forget_held_keys`]).
+    #[allow(clippy::type_complexity)]
+    static HELD_ROOT_IDS: std::cell::RefCell<std::collections::HashMap<(i64, String, Vec<String>), Vec<String>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// Drops the keys kept for a run item's subject holds.
+/// Drops the held subjects' root ids kept for a run item.
 pub fn forget_held_keys() {
-    HELD_KEYS.with(|c| *c.borrow_mut() = None);
+    HELD_ROOT_IDS.with(|c| c.borrow_mut().clear());
 }
 
-/// Parameters $3..$5 of a batch for `hold` on `target` (NULLs without one).
-pub fn hold_args(
-    item: i64,
-    target: pg_sys::Oid,
-    hold: Option<&SubjectHold>,
-) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+/// Parameters $3..$5 of a batch for `hold` (NULLs without one).
+pub fn hold_args(item: i64, hold: Option<&SubjectHold>) -> Vec<pgrx::datum::DatumWithOid<'static>> {
     let nulls = || {
         vec![
             pgrx::datum::DatumWithOid::null::<Vec<u8>>(),
@@ -1254,52 +1242,35 @@ pub fn hold_args(
             format!("{kind}\u{1f}").into(),
         ],
         HeldBy::Keys(kinds) => {
-            let asked = (item, target, hold.hold_ids.clone());
-            let cached = HELD_KEYS.with(|c| {
-                c.borrow()
-                    .as_ref()
-                    .filter(|(q, _)| *q == asked)
-                    .map(|(_, keys)| keys.clone())
-            });
-            let keys = cached.unwrap_or_else(|| {
-                let mut all = Vec::new();
-                for (n, kk) in kinds.iter().enumerate() {
-                    let prefix = if kinds.len() > 1 {
-                        format!("{}:", n + 1)
-                    } else {
-                        String::new()
-                    };
-                    all.extend(
-                        held_keys(kk)
-                            .into_iter()
-                            .map(|key| format!("{prefix}{key}")),
-                    );
-                }
-                HELD_KEYS.with(|c| *c.borrow_mut() = Some((asked, all.clone())));
-                all
-            });
+            let mut all = Vec::new();
+            for kk in kinds {
+                all.extend(
+                    held_keys(item, kk)
+                        .into_iter()
+                        .map(|key| format!("{}{key}", kk.prefix)),
+                );
+            }
             let mut args = nulls();
-            args[1] = keys.into();
+            args[1] = all.into();
             args
         }
     }
 }
 
-/// One kind's keys (see [`KindKeys`]), listed as the kind's owner.
-fn held_keys(kk: &KindKeys) -> Vec<String> {
+/// One kind's keys (see [`KindKeys`]), listed as the kind's owner: the
+/// held subjects' root ids are found once per run item, the values linked
+/// to them again for every batch, so that rows linked to a held subject
+/// during the run are held too.
+fn held_keys(item: i64, kk: &KindKeys) -> Vec<String> {
     let k = load_kind(&kk.kind);
-    let blinds = held_blinds(&kk.kind);
+    let mut blinds = held_blinds(&kk.kind);
+    blinds.sort();
     let Some(root) = ident::relation(k.root) else {
         return Vec::new();
     };
     if blinds.is_empty() {
         return Vec::new();
     }
-    let find_ids = format!(
-        "SELECT ({id})::text FROM {root} WHERE retention.mask_hmac($2 || ({id})::text, $1) = ANY ($3)",
-        id = ident::quote(&k.id_column)
-    );
-    let prefix = format!("{}\u{1f}", kk.kind);
     let rows = |sql: &str, args: &[pgrx::datum::DatumWithOid]| -> Vec<String> {
         Spi::connect(|c| {
             c.select(sql, None, args)
@@ -1309,22 +1280,30 @@ fn held_keys(kk: &KindKeys) -> Vec<String> {
         })
     };
     security::as_policy_owner(k.owner, || {
-        let ids = rows(
-            &find_ids,
-            &[blind_key().into(), prefix.as_str().into(), blinds.into()],
-        );
-        match &kk.query {
-            None => ids,
-            Some(q) => rows(
-                q,
-                &[
-                    pgrx::datum::DatumWithOid::null::<Vec<u8>>(),
-                    pgrx::datum::DatumWithOid::null::<Vec<String>>(),
-                    pgrx::datum::DatumWithOid::null::<String>(),
-                    ids.into(),
-                ],
-            ),
-        }
+        let asked = (item, kk.kind.clone(), blinds.clone());
+        let cached = HELD_ROOT_IDS.with(|c| c.borrow().get(&asked).cloned());
+        let ids = cached.unwrap_or_else(|| {
+            let find_ids = format!(
+                "SELECT ({id})::text FROM {root} WHERE retention.mask_hmac($2 || ({id})::text, $1) = ANY ($3)",
+                id = ident::quote(&k.id_column)
+            );
+            let prefix = format!("{}\u{1f}", kk.kind);
+            let ids = rows(
+                &find_ids,
+                &[blind_key().into(), prefix.as_str().into(), blinds.into()],
+            );
+            HELD_ROOT_IDS.with(|c| c.borrow_mut().insert(asked, ids.clone()));
+            ids
+        });
+        rows(
+            &kk.query,
+            &[
+                pgrx::datum::DatumWithOid::null::<Vec<u8>>(),
+                pgrx::datum::DatumWithOid::null::<Vec<String>>(),
+                pgrx::datum::DatumWithOid::null::<String>(),
+                ids.into(),
+            ],
+        )
     })
 }
 
