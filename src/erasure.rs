@@ -1053,12 +1053,13 @@ fn column_base_type(target: pg_sys::Oid, column: &str) -> String {
 }
 
 /// How a table of one kind's map reaches the subject.
-enum Link {
-    /// The row's column holds the subject id.
-    Id(String),
-    /// The row links by `columns`; `query` lists the held subjects' values
-    /// of them as JSON arrays (text), with the held root ids as $4.
-    Keys { columns: Vec<String>, query: String },
+struct Link {
+    /// The row's column that holds the subject id, if one does.
+    id_column: Option<String>,
+    /// The columns the row links by, and a query listing the held subjects'
+    /// values of them as JSON arrays (text), with the held root ids as $4.
+    columns: Vec<String>,
+    query: String,
 }
 
 /// One kind's [`Link`] for table `t` of its map; None when the map no
@@ -1066,36 +1067,53 @@ enum Link {
 fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable]) -> Option<Link> {
     let root = ident::relation(k.root)?;
     let root_id = format!("{root}.{}", ident::quote(&k.id_column));
-    let held_ids = RootMatch::Held(&id_type(k)).id(&root_id);
-    let keys_of = |columns: Vec<String>, list: String, from: String, cond: String| Link::Keys {
+    let held = RootMatch::Held(&id_type(k));
+    let link = |id_column: Option<String>,
+                columns: Vec<String>,
+                list: String,
+                from: String,
+                cond: String| Link {
+        id_column,
         columns,
         query: format!(
             "SELECT DISTINCT pg_catalog.jsonb_build_array({list})::text FROM {from} WHERE {cond}"
         ),
     };
+    // The row holds the id: its keys are the held root ids themselves.
+    let by_id = |col: &String| {
+        link(
+            Some(col.clone()),
+            vec![col.clone()],
+            root_id.clone(),
+            root.clone(),
+            held.id(&root_id),
+        )
+    };
     Some(match t.link.as_str() {
-        "root" => Link::Id(k.id_column.clone()),
+        "root" => by_id(&k.id_column),
         "value" => match &t.matches {
-            None => Link::Id(t.columns.first()?.clone()),
-            Some(m) => keys_of(
+            None => by_id(t.columns.first()?),
+            Some(m) => link(
+                None,
                 t.columns.clone(),
                 format!("{root}.{}", ident::quote(m)),
                 root.clone(),
-                held_ids,
+                held.id(&root_id),
             ),
         },
         _ => {
             if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] {
-                return Some(Link::Id(t.columns.first()?.clone()));
+                return Some(by_id(t.columns.first()?));
             }
             let parent = tables.iter().find(|x| Some(x.target) == t.parent)?;
             let parent_name = ident::relation(parent.target)?;
             let by_oid = |o: pg_sys::Oid| tables.iter().find(|x| x.target == o).cloned();
-            keys_of(
+            link(
+                None,
                 t.columns.clone(),
                 ident::columns(Some(&parent_name), &t.parent_columns),
                 parent_name.clone(),
-                subject_condition(parent, &by_oid, k, &RootMatch::Held(&id_type(k))),
+                subject_condition(parent, &by_oid, k, &held),
             )
         }
     })
@@ -1147,10 +1165,17 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
             .find(|t| t.target == target)
             .and_then(|t| kind_link(t, &k, &tables));
         if let Some(link) = link {
-            links.push((kind.clone(), k, link));
+            links.push((kind.clone(), link));
         }
     }
-    if let [(kind, _, Link::Id(col))] = links.as_slice() {
+    if let [(
+        kind,
+        Link {
+            id_column: Some(col),
+            ..
+        },
+    )] = links.as_slice()
+    {
         return Some(SubjectHold {
             hold_ids,
             condition: format!(
@@ -1165,21 +1190,7 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
     }
     let mut parts = Vec::new();
     let mut keys = Vec::new();
-    for (n, (kind, k, link)) in links.into_iter().enumerate() {
-        let (columns, query) = match link {
-            Link::Id(col) => {
-                let root = ident::relation(k.root).unwrap_or_default();
-                let root_id = format!("{root}.{}", ident::quote(&k.id_column));
-                (
-                    vec![col],
-                    format!(
-                        "SELECT DISTINCT pg_catalog.jsonb_build_array({root_id})::text FROM {root} WHERE {}",
-                        RootMatch::Held(&id_type(&k)).id(&root_id)
-                    ),
-                )
-            }
-            Link::Keys { columns, query } => (columns, query),
-        };
+    for (n, (kind, Link { columns, query, .. })) in links.into_iter().enumerate() {
         // The prefix numbers the kind; the columns are compared in their
         // own (base) types, as the foreign key compares them.
         let prefix = format!("{}:", n + 1);
