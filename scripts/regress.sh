@@ -14,7 +14,7 @@ status=0
 "$pg_regress" \
   --host=127.0.0.1 --port="$port" --user=postgres \
   --inputdir="$here/tests/pg_regress" --outputdir="$out" \
-  --schedule="$here/tests/pg_regress/schedule" \
+  --schedule="${SCHEDULE:-$here/tests/pg_regress/schedule}" \
   --dbname=pg_retention_regress \
   --bindir="$PG_BIN" || status=$?
 if [[ "${1:-}" == "--update" ]]; then

@@ -144,33 +144,6 @@ AS $$ SELECT retention._unrestrict($1::oid) $$;
 COMMENT ON FUNCTION retention.unrestrict(regclass) IS
 'Removes what retention.restrict installed on TARGET. Returns true if the table was restricted.';
 
-CREATE FUNCTION retention.refuse_restricted_update()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    was jsonb;
-BEGIN
-    IF TG_NARGS <> 1 OR TG_LEVEL <> 'ROW' OR TG_OP <> 'UPDATE' THEN
-        RAISE EXCEPTION 'retention.refuse_restricted_update() must be a row-level UPDATE trigger with the marker column as its argument'
-            USING ERRCODE = 'trigger_protocol_violated', HINT = 'Install it with retention.restrict(table).';
-    END IF;
-    was := to_jsonb(OLD) -> TG_ARGV[0];
-    IF was IS NULL THEN
-        RAISE EXCEPTION 'marker column "%" of %.% does not exist', TG_ARGV[0], TG_TABLE_SCHEMA, TG_TABLE_NAME
-            USING ERRCODE = 'undefined_column', HINT = 'Reinstall with retention.unrestrict(table) and retention.restrict(table).';
-    END IF;
-    IF was <> 'null'::jsonb AND was <> 'false'::jsonb AND NOT retention._stage_active() THEN
-        RAISE EXCEPTION 'a row of %.% is restricted (GDPR Art. 18) and cannot be changed', TG_TABLE_SCHEMA, TG_TABLE_NAME
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Restricted rows are only anonymised or deleted by pg_retention''s stages.';
-    END IF;
-    RETURN NEW;
-END
-$$;
-
 COMMENT ON FUNCTION retention.refuse_restricted_update() IS
 'Trigger function installed by retention.restrict: refuses UPDATEs of rows whose marker column (the trigger argument) is set, except by pg_retention''s stages.';
 
@@ -253,8 +226,14 @@ DECLARE
     e_table      text;
     e_constraint text;
     e_column     text;
+    isolation    text;
 BEGIN
     items := retention._run_open(policy, true);
+    -- Every batch commits on its own and re-reads the rows it changes:
+    -- the run's transactions are READ COMMITTED whatever the session's
+    -- default (restored at the end).
+    isolation := pg_catalog.current_setting('default_transaction_isolation');
+    PERFORM pg_catalog.set_config('default_transaction_isolation', 'read committed', false);
     COMMIT;
     FOR i IN 1 .. coalesce(pg_catalog.array_length(items, 1), 0) LOOP
         item := items[i];
@@ -325,13 +304,14 @@ BEGIN
         END IF;
         COMMIT;
     END LOOP;
+    -- Pending erasure requests are processed by every full run.
+    IF policy IS NULL AND NOT cancelled THEN
+        CALL retention.process_erasures();
+    END IF;
+    PERFORM pg_catalog.set_config('default_transaction_isolation', isolation, false);
     IF cancelled THEN
         RAISE EXCEPTION 'retention.run() was cancelled' USING ERRCODE = 'query_canceled',
             HINT = 'Committed batches are kept; the next run continues where this one stopped.';
-    END IF;
-    -- Pending erasure requests are processed by every full run.
-    IF policy IS NULL THEN
-        CALL retention.process_erasures();
     END IF;
 END
 $proc$;
@@ -432,9 +412,16 @@ AS $proc$
 -- Erases each pending subject in its own transaction (atomically per
 -- subject), oldest deadline first.
 DECLARE
-    req     bigint;
-    e_state text;
+    req       bigint;
+    e_state   text;
+    isolation text := pg_catalog.current_setting('default_transaction_isolation');
 BEGIN
+    -- One READ COMMITTED transaction per subject, whatever the session's
+    -- default (restored at the end).
+    PERFORM pg_catalog.set_config('default_transaction_isolation', 'read committed', false);
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        COMMIT;
+    END IF;
     FOR req IN SELECT id FROM retention.requests WHERE status = 'received' ORDER BY due_at, id LOOP
         BEGIN
             PERFORM retention._erase_subject(req);
@@ -444,33 +431,14 @@ BEGIN
         END;
         COMMIT;
     END LOOP;
+    PERFORM pg_catalog.set_config('default_transaction_isolation', isolation, false);
 END
 $proc$;
 COMMENT ON PROCEDURE retention.process_erasures() IS
 'Processes every pending erasure request: erases the subject across its tables in foreign-key-safe order (deepest first) in one transaction per subject, keeping rows under a hold or a statutory minimum. Also run at the end of CALL retention.run().';
 
-CREATE FUNCTION retention.request_erasure_trigger()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_NARGS <> 2 OR TG_LEVEL <> 'ROW' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
-        RAISE EXCEPTION 'retention.request_erasure_trigger() must be a row-level INSERT or UPDATE trigger with the subject kind and the id column as arguments'
-            USING ERRCODE = 'trigger_protocol_violated',
-                  HINT = 'e.g. AFTER UPDATE OF deletion_requested ON customers FOR EACH ROW WHEN (NEW.deletion_requested) EXECUTE FUNCTION retention.request_erasure_trigger(''customer'', ''id'')';
-    END IF;
-    IF NOT (to_jsonb(NEW) ? TG_ARGV[1]) THEN
-        RAISE EXCEPTION 'column "%" of %.% does not exist', TG_ARGV[1], TG_TABLE_SCHEMA, TG_TABLE_NAME
-            USING ERRCODE = 'undefined_column', HINT = 'Give the id column of the subject as second argument.';
-    END IF;
-    PERFORM retention._request_from_trigger(TG_ARGV[0], to_jsonb(NEW) ->> TG_ARGV[1], TG_TABLE_NAME);
-    RETURN NEW;
-END
-$$;
 COMMENT ON FUNCTION retention.request_erasure_trigger() IS
-'Trigger function for applications: files an erasure request for the row''s subject (arguments: kind, id column), e.g. when an account is flagged for deletion; a subject with a pending request is not filed twice.';
+'Trigger function for applications: files an erasure request for the row''s subject (arguments: kind, id column), e.g. when an account is flagged for deletion; a subject with a pending request is not filed twice. Runs with the rights of the role whose change fires it, which must be a member of the kind''s owner or hold DELETE on the kind''s root table.';
 
 CREATE FUNCTION retention.verify_audit()
 RETURNS TABLE (ok boolean, entries bigint, first_broken_id bigint, problem text, head_hash text)
@@ -642,10 +610,25 @@ COMMENT ON FUNCTION retention.mask_jsonb_drop(jsonb, text[]) IS
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
+-- Batches run as the table owner and call the masking functions; the
+-- trigger functions are attached by applications. None of these reads a
+-- secret or writes the extension's tables as anyone but the caller, except
+-- _stage_pseudonym, which answers only inside a running stage statement.
+GRANT USAGE ON SCHEMA retention TO PUBLIC;
 REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
 
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO retention_admin;
+-- Blind indexes are computed inside the extension only: whoever could
+-- compute them for chosen ids could reverse the audit log's and the
+-- ledger's identifiers by trying every id.
+REVOKE EXECUTE ON FUNCTION retention._blind(text, text) FROM retention_admin;
+GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(), retention.request_erasure_trigger(),
+    retention.mask_partial(text, integer, integer, text), retention.mask_email(text, boolean),
+    retention.mask_hmac(text, bytea), retention.mask_hash_random(text),
+    retention.mask_generalise(date, text), retention.mask_generalise(bigint, bigint), retention.mask_generalise(inet, integer),
+    retention.mask_noise(double precision, double precision), retention.mask_noise(bigint, bigint), retention.mask_noise(date, integer),
+    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
 GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests TO retention_admin, retention_auditor;
 GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;

@@ -149,7 +149,8 @@ CREATE TABLE retention.holds (
     filter       text,
     reason       text NOT NULL,
     placed_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    placed_by    text NOT NULL,
+    placed_by    text NOT NULL,        -- role name when placed (for reading)
+    placed_by_role oid,                -- the placing role, checked by identity on release
     until        timestamptz,
     released_at  timestamptz,
     released_by  text,

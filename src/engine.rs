@@ -659,6 +659,20 @@ fn run_batch(
     let Some(cutoff) = it.cutoffs[idx] else {
         return done(0);
     };
+    // The batch runs as the table's owner; the policy's owner must still
+    // hold the rights the stage needs, checked before every batch.
+    let mut needed = vec!["SELECT", if stage == "purge" { "DELETE" } else { "UPDATE" }];
+    if p.skip_locked {
+        needed.push("UPDATE");
+    }
+    if let Some(missing) = security::missing_privilege(p.owner, p.target, &needed) {
+        let msg = format!(
+            "permission denied: the policy owner {} lacks {missing} on {table}",
+            security::role_name(p.owner)
+        );
+        finish(item, p.id, "failed", Some("42501"), Some(&msg));
+        return done(0);
+    }
     // A batch that hit a lock or statement timeout is retried smaller (see
     // _run_retry); the procedure passes the reduced size back in.
     let batch = size
@@ -698,6 +712,7 @@ fn run_batch(
     // Page-range bounds $6 and $7 (see Walk); NULL while batches count rows.
     args.push(pgrx::datum::DatumWithOid::null::<String>());
     args.push(pgrx::datum::DatumWithOid::null::<String>());
+    let mut needs_key = false;
     let (pending, action) = match stage.as_str() {
         "purge" => {
             // Rows other tables still reference (RESTRICT / NO ACTION) are
@@ -717,7 +732,7 @@ fn run_batch(
                 set_stage(item, next_stage(&stage));
                 return TableIterator::once((true, 0.0, 0, None));
             }
-            let key = crate::stage::keys_for(&params);
+            needs_key = crate::stage::needs_pseudonym_key(&sets);
             let rk = if params
                 .iter()
                 .any(|x| matches!(x, crate::stage::Param::RunKey))
@@ -726,7 +741,7 @@ fn run_batch(
             } else {
                 Vec::new()
             };
-            args.extend(params.iter().map(|x| x.datum(&key, &rk)));
+            args.extend(params.iter().map(|x| x.datum(&rk)));
             let set = format!("{sets}, {}", crate::stage::state_value(&state));
             let pending = with_holds(Some(crate::stage::pending_condition(&state)));
             (pending, Action::Update(set))
@@ -774,8 +789,8 @@ fn run_batch(
         None
     };
     let (selected, changed) = sanitizing(&table, || {
-        security::as_policy_owner(p.owner, || {
-            crate::stage::as_stage(|| {
+        security::as_table_owner(p.target, || {
+            crate::mask::with_stage_key(needs_key, || crate::stage::as_stage(|| {
                 Spi::connect_mut(|c| {
                     // Deferred foreign keys are checked now, inside the batch, so
                     // that a violation fails this batch and not the COMMIT after it.
@@ -810,7 +825,7 @@ fn run_batch(
                     crate::gucs::set_local(c, "lock_timeout", &previous);
                     counts
                 })
-            })
+            }))
         })
     });
     let counter = match stage.as_str() {
@@ -901,7 +916,7 @@ fn run_batch(
                 vec![cutoff.into(), 0i64.into()];
             count_args.extend(crate::erasure::hold_args(item, subject_hold.as_ref()));
             let held = sanitizing(&table, || {
-                security::as_policy_owner(p.owner, || {
+                security::as_table_owner(p.target, || {
                     Spi::get_one_with_args::<i64>(&sql, &count_args)
                         .or_raise("counting held rows")
                         .unwrap_or(0)
@@ -1070,7 +1085,7 @@ fn plan_walk(
     }
     let sql = format!("EXPLAIN (FORMAT JSON, VERBOSE) SELECT 1 FROM {table} WHERE {cond}");
     let plan = sanitizing(table, || {
-        security::as_policy_owner(p.owner, || {
+        security::as_table_owner(p.target, || {
             Spi::get_one_with_args::<pgrx::datum::Json>(&sql, args).or_raise("planning a batch")
         })
     });
@@ -1104,7 +1119,7 @@ fn plan_walk(
     if !whole {
         let sql = format!("SELECT count(*) FROM {table} WHERE {cond}");
         let n = sanitizing(table, || {
-            security::as_policy_owner(p.owner, || {
+            security::as_table_owner(p.target, || {
                 Spi::get_one_with_args::<i64>(&sql, args).or_raise("counting due rows")
             })
         })
@@ -1219,7 +1234,7 @@ fn count_blocked(item: i64, p: &Policy, table: &str, cutoff: TimestampWithTimeZo
         blocking.join(" OR ")
     );
     let blocked = sanitizing(table, || {
-        security::as_policy_owner(p.owner, || {
+        security::as_table_owner(p.target, || {
             Spi::get_one_with_args::<i64>(&sql, &[cutoff.into()])
                 .or_raise("counting blocked rows")
                 .unwrap_or(0)
@@ -1480,16 +1495,19 @@ fn preview(
     };
     let mut rows = Vec::new();
     for p in policies {
-        let (purge_cut, anon_cut, mark_cut) = Spi::get_three_with_args::<
-            TimestampWithTimeZone,
-            TimestampWithTimeZone,
-            TimestampWithTimeZone,
-        >(
-            "SELECT pg_catalog.now() - purge_after, pg_catalog.now() - anonymise_after, pg_catalog.now() - mark_after
-               FROM retention.policies WHERE id = $1",
-            &[p.id.into()],
-        )
-        .or_raise("computing the cutoffs");
+        // Cutoffs as a run computes them: under the pinned settings (UTC).
+        let (purge_cut, anon_cut, mark_cut) = security::with_pinned_settings(|| {
+            Spi::get_three_with_args::<
+                TimestampWithTimeZone,
+                TimestampWithTimeZone,
+                TimestampWithTimeZone,
+            >(
+                "SELECT pg_catalog.now() - purge_after, pg_catalog.now() - anonymise_after, pg_catalog.now() - mark_after
+                   FROM retention.policies WHERE id = $1",
+                &[p.id.into()],
+            )
+            .or_raise("computing the cutoffs")
+        });
         let Some(table) = ident::relation(p.target) else {
             rows.push((
                 p.name.clone(),
@@ -1561,7 +1579,7 @@ fn preview(
                                 } else {
                                     // Never analysed: count (the preview is not a hot path).
                                     sanitizing(&x.name, || {
-                                        security::as_policy_owner(p.owner, || {
+                                        security::as_table_owner(p.target, || {
                                             Spi::get_one::<i64>(&format!(
                                                 "SELECT count(*) FROM {}",
                                                 x.name
@@ -1597,7 +1615,7 @@ fn preview(
             }
             let due_plain = due_condition(&p);
             let (due_rows, indexed) = sanitizing(&table, || {
-                security::as_policy_owner(p.owner, || {
+                security::as_table_owner(p.target, || {
                     let n = Spi::get_one_with_args::<i64>(&count_sql, &args)
                         .or_raise("counting due rows");
                     (n, clock_indexed(&table, &due_plain, cut))
@@ -1657,7 +1675,7 @@ fn preview(
                         )
                     };
                     let n = sanitizing(&table, || {
-                        security::as_policy_owner(p.owner, || {
+                        security::as_table_owner(p.target, || {
                             Spi::get_one_with_args::<i64>(&sql, &[cut.into()])
                                 .or_raise("counting referencing rows")
                                 .unwrap_or(0)
@@ -1718,18 +1736,20 @@ fn preview(
 /// The planner's estimate of rows due for purge (or the first declared
 /// stage): cheap enough for monitoring, unlike count(*).
 pub fn backlog_estimate(p: &Policy, table: &str) -> Option<i64> {
-    let cutoff = Spi::get_one_with_args::<TimestampWithTimeZone>(
-        "SELECT pg_catalog.now() - coalesce(purge_after, anonymise_after, mark_after) FROM retention.policies WHERE id = $1",
-        &[p.id.into()],
-    )
-    .ok()
-    .flatten()?;
+    let cutoff = security::with_pinned_settings(|| {
+        Spi::get_one_with_args::<TimestampWithTimeZone>(
+            "SELECT pg_catalog.now() - coalesce(purge_after, anonymise_after, mark_after) FROM retention.policies WHERE id = $1",
+            &[p.id.into()],
+        )
+        .ok()
+        .flatten()
+    })?;
     let sql = format!(
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {}",
         due_condition(p)
     );
     PgTryBuilder::new(|| {
-        security::as_policy_owner(p.owner, || {
+        security::as_table_owner(p.target, || {
             let plan = Spi::get_one_with_args::<pgrx::datum::Json>(&sql, &[cutoff.into()])
                 .ok()
                 .flatten()?;

@@ -455,11 +455,9 @@ fn set_subject_table(
             "e.g. min_retention => interval '10 years', clock => 'issued_on', legal_ground => 'HGB §257, AO §147'",
         )
     }
-    if let Some(c) = clock {
-        let ty = security::with_pinned_search_path(|| {
-            crate::expr::analyse(crate::expr::Role::Clock, c, &table)
-        });
-        if !crate::expr::is_clock_type(ty) {
+    let clock = clock.map(|c| crate::expr::analyse(crate::expr::Role::Clock, c, &table));
+    if let Some(checked) = &clock {
+        if !crate::expr::is_clock_type(checked.ty) {
             raise(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
                 "the clock of a statutory minimum must be of type timestamptz, timestamp or date",
@@ -470,6 +468,7 @@ fn set_subject_table(
     if let Some(iv) = min_retention {
         policy::check_age("min_retention", iv);
     }
+    let clock = clock.map(|c| c.canonical);
     let updated = security::as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(
             "WITH u AS (
@@ -613,6 +612,22 @@ fn request_erasure(
     received_at: TimestampWithTimeZone,
 ) -> i64 {
     security::require_admin("file erasure requests");
+    let k = load_kind(kind);
+    security::require_kind_entitlement(kind, k.owner, k.root, "file erasure requests");
+    let now = pgrx::datum::now();
+    let skew = pgrx::datum::Interval::new(0, 0, 5 * 60 * 1_000_000).ok();
+    let latest: Option<TimestampWithTimeZone> = skew.and_then(|iv| {
+        Spi::get_one_with_args::<TimestampWithTimeZone>("SELECT $1 + $2", &[now.into(), iv.into()])
+            .ok()
+            .flatten()
+    });
+    if latest.is_some_and(|l| received_at > l) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "received_at lies in the future",
+            "Give the time the request reached you; the deadline runs from it.",
+        )
+    }
     file_request(kind, subject_id, reference, received_at)
 }
 
@@ -642,12 +657,16 @@ fn check_canonical_id(k: &Kind, subject_id: &str) {
         )
     }
     let ty = id_type(k);
+    // A domain's checks are code attached to the root table's type: they
+    // run as the root table's owner.
     let canonical = PgTryBuilder::new(|| {
-        Spi::get_one_with_args::<String>(
-            &format!("SELECT CAST($1 AS {ty})::text"),
-            &[subject_id.into()],
-        )
-        .or_raise("checking the subject id")
+        security::as_table_owner(k.root, || {
+            Spi::get_one_with_args::<String>(
+                &format!("SELECT CAST($1 AS {ty})::text"),
+                &[subject_id.into()],
+            )
+            .or_raise("checking the subject id")
+        })
     })
     .catch_others(|_| None)
     .execute();
@@ -666,7 +685,7 @@ fn file_request(
     reference: Option<&str>,
     received_at: TimestampWithTimeZone,
 ) -> i64 {
-    let k = load_kind(kind);
+    let k = security::as_extension_owner(|| load_kind(kind));
     check_canonical_id(&k, subject_id);
     let b = blind(kind, subject_id);
     let id = security::as_extension_owner(|| {
@@ -724,6 +743,8 @@ fn load_request(id: i64) -> Request {
 fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
     security::require_admin("extend erasure requests");
     let r = load_request(id);
+    let k = load_kind(&r.kind);
+    security::require_kind_entitlement(&r.kind, k.owner, k.root, "extend erasure requests");
     if r.status != "received" {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -793,6 +814,8 @@ const GROUNDS: [(&str, &str); 5] = [
 fn refuse_request(id: i64, ground: &str) -> String {
     security::require_admin("refuse erasure requests");
     let r = load_request(id);
+    let k = load_kind(&r.kind);
+    security::require_kind_entitlement(&r.kind, k.owner, k.root, "refuse erasure requests");
     if r.status != "received" {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -855,7 +878,17 @@ fn place_hold(
     }
     let blind_value = match (kind, subject_id) {
         (Some(k), Some(s)) => {
-            check_canonical_id(&load_kind(k), s);
+            let kd = load_kind(k);
+            // Holding a subject keeps its data everywhere in the kind's map:
+            // the placing role must be able to see the subjects.
+            if !security::has_table_privileges(security::current_role(), kd.root, "SELECT") {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied to hold subjects of kind \"{k}\""),
+                    "A hold on a subject needs SELECT on the kind's root table.",
+                )
+            }
+            check_canonical_id(&kd, s);
             Some(blind(k, s))
         }
         (None, None) => None,
@@ -873,11 +906,21 @@ fn place_hold(
             "e.g. place_hold('tax audit', target => 'invoices', filter => 'issued_on >= ''2020-01-01''').",
         )
     }
+    if let Some(t) = target {
+        // A hold is a legal act on data the placing role can see.
+        if !security::has_table_privileges(security::current_role(), t, "SELECT") {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to place a hold on {}", table.clone().unwrap_or_default()),
+                "A hold on a table needs SELECT on it.",
+            )
+        }
+    }
+    let mut canonical_filter = None;
     if let (Some(f), Some(t)) = (filter, &table) {
-        let ty = security::with_pinned_search_path(|| {
-            crate::expr::analyse(crate::expr::Role::Filter, f, t)
-        });
-        if ty != pg_sys::BOOLOID {
+        let checked = crate::expr::analyse(crate::expr::Role::Filter, f, t);
+        canonical_filter = Some(checked.canonical);
+        if checked.ty != pg_sys::BOOLOID {
             raise(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
                 "the filter of a hold must be a boolean expression",
@@ -891,12 +934,14 @@ fn place_hold(
             "Give target => 'table' with the filter.",
         )
     }
-    let by = security::role_name(security::current_role());
+    let me = security::current_role();
+    let by = security::role_name(me);
+    let filter = canonical_filter;
     let id = security::as_extension_owner(|| {
         Spi::get_one_with_args::<i64>(
-            "INSERT INTO retention.holds (kind, subject_blind, target, filter, reason, placed_by, until)
-             VALUES ($1, $2, $3::oid::regclass, $4, $5, $6, $7) RETURNING id",
-            &[kind.into(), blind_value.clone().into(), target.into(), filter.into(), reason.into(), by.as_str().into(), until.into()],
+            "INSERT INTO retention.holds (kind, subject_blind, target, filter, reason, placed_by, placed_by_role, until)
+             VALUES ($1, $2, $3::oid::regclass, $4, $5, $6, $7, $8) RETURNING id",
+            &[kind.into(), blind_value.clone().into(), target.into(), filter.clone().into(), reason.into(), by.as_str().into(), me.into(), until.into()],
         )
         .or_raise("storing the hold")
         .unwrap_or_default()
@@ -912,21 +957,33 @@ fn place_hold(
 fn release_hold(id: i64) -> bool {
     security::require_admin("release legal holds");
     let by = security::role_name(security::current_role());
+    // By role identity: a renamed role keeps its holds, and a hold whose
+    // role was dropped can only be released by a superuser.
     let placed_by = security::as_extension_owner(|| {
-        Spi::get_one_with_args::<String>(
-            "SELECT placed_by FROM retention.holds WHERE id = $1",
+        Spi::get_two_with_args::<bool, pg_sys::Oid>(
+            "SELECT true, placed_by_role FROM retention.holds WHERE id = $1",
             &[id.into()],
         )
-        .or_raise("reading the hold")
+        .ok()
     });
-    if let Some(owner) = placed_by.as_deref().and_then(security::role_oid) {
-        if !security::has_privs_of(security::current_role(), owner) {
-            raise(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("hold {id} was placed by another role"),
-                "A hold is released by the role that placed it, a member of that role or a superuser.",
-            )
-        }
+    let Some((Some(true), placed_by)) = placed_by else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("hold {id} does not exist"),
+            "SELECT id, reason FROM retention.holds lists the holds.",
+        )
+    };
+    let me = security::current_role();
+    let allowed = match placed_by {
+        Some(owner) if security::role_exists(owner) => security::has_privs_of(me, owner),
+        _ => unsafe { pg_sys::superuser_arg(me) },
+    };
+    if !allowed {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("hold {id} was placed by another role"),
+            "A hold is released by the role that placed it, a member of that role or a superuser.",
+        )
     }
     let released = security::as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(
@@ -1019,9 +1076,6 @@ pub struct SubjectHold {
 
 /// How [`SubjectHold::condition`] recognises held subjects.
 enum HeldBy {
-    /// One kind, and the row holds the subject id: the statement computes
-    /// the row's blind index (key $3, held blind indexes $4, kind prefix $5).
-    Blind(String),
     /// The row's linking columns are compared with keys ($4) that the kinds'
     /// owners list before each batch.
     Keys(Vec<KindKeys>),
@@ -1054,8 +1108,6 @@ fn column_base_type(target: pg_sys::Oid, column: &str) -> String {
 
 /// How a table of one kind's map reaches the subject.
 struct Link {
-    /// The row's column that holds the subject id, if one does.
-    id_column: Option<String>,
     /// The columns the row links by, and a query listing the held subjects'
     /// values of them as JSON arrays (text), with the held root ids as $4.
     columns: Vec<String>,
@@ -1068,12 +1120,10 @@ fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable]) -> Option<Link
     let root = ident::relation(k.root)?;
     let root_id = format!("{root}.{}", ident::quote(&k.id_column));
     let held = RootMatch::Held(&id_type(k));
-    let link = |id_column: Option<String>,
-                columns: Vec<String>,
+    let link = |columns: Vec<String>,
                 list: String,
                 from: String,
                 cond: String| Link {
-        id_column,
         columns,
         query: format!(
             "SELECT DISTINCT pg_catalog.jsonb_build_array({list})::text FROM {from} WHERE {cond}"
@@ -1082,7 +1132,6 @@ fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable]) -> Option<Link
     // The row holds the id: its keys are the held root ids themselves.
     let by_id = |col: &String| {
         link(
-            Some(col.clone()),
             vec![col.clone()],
             root_id.clone(),
             root.clone(),
@@ -1094,7 +1143,6 @@ fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable]) -> Option<Link
         "value" => match &t.matches {
             None => by_id(t.columns.first()?),
             Some(m) => link(
-                None,
                 t.columns.clone(),
                 format!("{root}.{}", ident::quote(m)),
                 root.clone(),
@@ -1109,7 +1157,6 @@ fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable]) -> Option<Link
             let parent_name = ident::relation(parent.target)?;
             let by_oid = |o: pg_sys::Oid| tables.iter().find(|x| x.target == o).cloned();
             link(
-                None,
                 t.columns.clone(),
                 ident::columns(Some(&parent_name), &t.parent_columns),
                 parent_name.clone(),
@@ -1167,23 +1214,6 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
         if let Some(link) = link {
             links.push((kind.clone(), link));
         }
-    }
-    if let [(
-        kind,
-        Link {
-            id_column: Some(col),
-            ..
-        },
-    )] = links.as_slice()
-    {
-        return Some(SubjectHold {
-            hold_ids,
-            condition: format!(
-                "retention.mask_hmac($5 || ({table}.{})::text, $3) = ANY ($4)",
-                ident::quote(col)
-            ),
-            how: HeldBy::Blind(kind.clone()),
-        });
     }
     if links.is_empty() {
         return None;
@@ -1247,11 +1277,6 @@ pub fn hold_args(item: i64, hold: Option<&SubjectHold>) -> Vec<pgrx::datum::Datu
         return nulls();
     };
     match &hold.how {
-        HeldBy::Blind(kind) => vec![
-            blind_key().into(),
-            held_blinds(kind).into(),
-            format!("{kind}\u{1f}").into(),
-        ],
         HeldBy::Keys(kinds) => {
             let mut all = Vec::new();
             for kk in kinds {
@@ -1290,19 +1315,13 @@ fn held_keys(item: i64, kk: &KindKeys) -> Vec<String> {
                 .collect()
         })
     };
-    security::as_policy_owner(k.owner, || {
+    // Read as the root table's owner. The blind-index key never enters a
+    // statement: the root ids are read and their blind indexes computed here.
+    security::as_table_owner(k.root, || {
         let asked = (item, kk.kind.clone(), blinds.clone());
         let cached = HELD_ROOT_IDS.with(|c| c.borrow().get(&asked).cloned());
         let ids = cached.unwrap_or_else(|| {
-            let find_ids = format!(
-                "SELECT ({id})::text FROM {root} WHERE retention.mask_hmac($2 || ({id})::text, $1) = ANY ($3)",
-                id = ident::quote(&k.id_column)
-            );
-            let prefix = format!("{}\u{1f}", kk.kind);
-            let ids = rows(
-                &find_ids,
-                &[blind_key().into(), prefix.as_str().into(), blinds.into()],
-            );
+            let ids = root_ids_of(&k, &root, &kk.kind, &blinds);
             HELD_ROOT_IDS.with(|c| c.borrow_mut().insert(asked, ids.clone()));
             ids
         });
@@ -1315,6 +1334,23 @@ fn held_keys(item: i64, kk: &KindKeys) -> Vec<String> {
                 ids.into(),
             ],
         )
+    })
+}
+
+/// The root ids (as text) of the subjects of `kind` whose blind index is one
+/// of `blinds`: every root id is read and its blind index computed in Rust,
+/// so that the key is never a parameter of a statement. Runs as the caller
+/// set up (the root table's owner).
+fn root_ids_of(k: &Kind, root: &str, kind: &str, blinds: &[String]) -> Vec<String> {
+    let key = blind_key();
+    let wanted: std::collections::HashSet<&str> = blinds.iter().map(|b| b.as_str()).collect();
+    let sql = format!("SELECT ({})::text FROM {root}", ident::quote(&k.id_column));
+    Spi::connect(|c| {
+        c.select(&sql, None, &[])
+            .or_raise("finding held subjects")
+            .filter_map(|r| r.get::<String>(1).ok().flatten())
+            .filter(|id| wanted.contains(mask::hmac_hex(&format!("{kind}\u{1f}{id}"), &key).as_str()))
+            .collect()
     })
 }
 
@@ -1449,8 +1485,25 @@ fn erase_subject(request: i64) -> String {
         // A whole-table hold on a table above this one holds its rows too.
         let mut holds_here = held_subject.clone();
         holds_here.extend(ancestor_table_holds(t, &by_oid));
+        // The kind's owner must hold the rights the action needs; the
+        // statements then run as the table's owner.
+        let needed: &[&str] = if t.action == "anonymise" {
+            &["SELECT", "UPDATE"]
+        } else {
+            &["SELECT", "DELETE"]
+        };
+        if let Some(missing) = security::missing_privilege(k.owner, t.target, needed) {
+            entry["problem"] = json!(format!(
+                "the kind's owner {} lacks {missing} on this table",
+                security::role_name(k.owner)
+            ));
+            entry["remaining"] = json!(null);
+            partial = true;
+            results.push(entry);
+            continue;
+        }
         let outcome = crate::engine::sanitizing_pub(&table, || {
-            security::as_policy_owner(k.owner, || {
+            security::as_table_owner(t.target, || {
                 crate::stage::as_stage(|| {
                     erase_table(t, &table, &cond, &subject, &holds_here, &mut entry)
                 })
@@ -1743,20 +1796,19 @@ fn minimise(
     if set_list.is_empty() {
         return 0;
     }
-    let key = crate::stage::keys_for(&params);
     let rk = mask::random_key();
     let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
         vec![subject.to_string().into(), min.into()];
-    args.extend(params.iter().map(|x| x.datum(&key, &rk)));
-    Spi::get_one_with_args::<i64>(
-        &format!(
-            "WITH u AS (UPDATE {table} SET {} WHERE {cond} RETURNING 1) SELECT count(*) FROM u",
-            set_list.join(", ")
-        ),
-        &args,
-    )
-    .or_raise("minimising rows")
-    .unwrap_or(0)
+    args.extend(params.iter().map(|x| x.datum(&rk)));
+    let sets = set_list.join(", ");
+    mask::with_stage_key(crate::stage::needs_pseudonym_key(&sets), || {
+        Spi::get_one_with_args::<i64>(
+            &format!("WITH u AS (UPDATE {table} SET {sets} WHERE {cond} RETURNING 1) SELECT count(*) FROM u"),
+            &args,
+        )
+        .or_raise("minimising rows")
+        .unwrap_or(0)
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1870,7 +1922,8 @@ fn reapply_erasures(
         // Which root rows are these subjects? Compare blind indexes; the
         // ledger never held an id.
         let key = blind_key();
-        let ids: Vec<String> = security::as_policy_owner(k.owner, || {
+        security::require_kind_entitlement(&kind, k.owner, k.root, "re-apply erasures");
+        let ids: Vec<String> = security::as_table_owner(k.root, || {
             Spi::connect(|c| {
                 c.select(
                     &format!("SELECT {}::text FROM {root}", ident::quote(&k.id_column)),
@@ -1908,12 +1961,15 @@ fn reapply_erasures(
     TableIterator::new(out)
 }
 
-/// The request an application's trigger files: kind and id column as
-/// trigger arguments; a pending request for the same subject is not repeated.
-#[pg_extern(name = "_request_from_trigger")]
-fn request_from_trigger(kind: &str, subject_id: Option<&str>, table: &str) -> Option<i64> {
+/// The request an application's trigger files (see
+/// `triggers::request_erasure_trigger`); a pending request for the same
+/// subject is not repeated. The role whose change fired the trigger must be
+/// entitled to the kind's subjects.
+pub fn request_from_trigger(kind: &str, subject_id: Option<&str>, table: &str) -> Option<i64> {
     let subject_id = subject_id?;
-    load_kind(kind);
+    // The firing role need not read the extension's tables.
+    let k = security::as_extension_owner(|| load_kind(kind));
+    security::require_kind_entitlement(kind, k.owner, k.root, "file erasure requests");
     let b = blind(kind, subject_id);
     let pending = security::as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(

@@ -149,9 +149,24 @@ fn hint_for(role: Role) -> &'static str {
     }
 }
 
-/// Analyses a single expression against a table and returns its type.
-/// Refuses unknown columns, sub-queries and volatile functions.
-pub fn analyse(role: Role, text: &str, table: &str) -> pg_sys::Oid {
+/// A declared expression after validation: its type and the canonical text
+/// to store and run.
+pub struct Checked {
+    pub ty: pg_sys::Oid,
+    /// What the server deparses from the validated tree under the pinned
+    /// settings: names resolved and qualified as validated, literals written
+    /// in one fixed form. This, not the declared text, is stored and later
+    /// embedded, so it means the same whatever session runs it.
+    pub canonical: String,
+}
+
+/// Analyses a single expression against a table: its type, and refuses
+/// unknown columns, sub-queries, volatile functions and anything that would
+/// run code not built into the server (see [`user_code_in`]). The text is
+/// parsed under the declaring session's settings (so its literals mean what
+/// the declaring role meant) with names resolved in `pg_catalog` only, then
+/// deparsed under the pinned settings into [`Checked::canonical`].
+pub fn analyse(role: Role, text: &str, table: &str) -> Checked {
     check_single_expression(role, text);
     let sql = format!("SELECT {} FROM {table} LIMIT 0", embed(text));
     let Ok(c) = CString::new(sql) else {
@@ -161,29 +176,32 @@ pub fn analyse(role: Role, text: &str, table: &str) -> pg_sys::Oid {
             hint_for(role),
         )
     };
-    let (ty, volatile, sublinks) = PgTryBuilder::new(|| unsafe {
-        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
-        let query = pg_sys::parse_analyze_fixedparams(
-            raw,
-            c.as_ptr(),
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-        );
-        let tle = pg_sys::list_nth((*query).targetList, 0) as *mut pg_sys::TargetEntry;
-        let node = (*tle).expr as *mut pg_sys::Node;
-        (
-            pg_sys::exprType(node),
-            pg_sys::contain_volatile_functions(node),
-            (*query).hasSubLinks
-                || (*query).hasAggs
-                || (*query).hasWindowFuncs
-                || (*query).hasTargetSRFs,
-        )
+    let node = PgTryBuilder::new(|| {
+        crate::security::with_pinned_search_path(|| unsafe {
+            let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+            let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
+            let query = pg_sys::parse_analyze_fixedparams(
+                raw,
+                c.as_ptr(),
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+            );
+            let tle = pg_sys::list_nth((*query).targetList, 0) as *mut pg_sys::TargetEntry;
+            let rte = pg_sys::list_nth((*query).rtable, 0) as *mut pg_sys::RangeTblEntry;
+            (
+                (*tle).expr as *mut pg_sys::Node,
+                (*rte).relid,
+                (*query).hasSubLinks
+                    || (*query).hasAggs
+                    || (*query).hasWindowFuncs
+                    || (*query).hasTargetSRFs,
+            )
+        })
     })
     .catch_others(|e| reraise(role, e))
     .execute();
+    let (node, relid, sublinks) = node;
 
     if sublinks {
         raise(
@@ -195,14 +213,81 @@ pub fn analyse(role: Role, text: &str, table: &str) -> pg_sys::Oid {
             hint_for(role),
         )
     }
-    if volatile {
+    if unsafe { pg_sys::contain_volatile_functions(node) } {
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("{} must not call volatile functions", role.word()),
             "A row's due state must not change between preview and run; use stable or immutable functions only.",
         )
     }
-    ty
+    if let Some(what) = unsafe { user_code_in(node) } {
+        raise_detail(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("{} may only use functions, operators and types built into PostgreSQL", role.word()),
+            format!("It uses {what}."),
+            "Declared expressions run with the table owner's rights inside pg_retention's statements, so they cannot call code that any role wrote. Use built-in functions, or keep the value in a column.",
+        )
+    }
+    let ty = unsafe { pg_sys::exprType(node) };
+    let canonical = crate::security::with_pinned_settings(|| unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        let ctx = pg_sys::deparse_context_for(name, relid);
+        let text = pg_sys::deparse_expression(node, ctx, false, false);
+        std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
+    });
+    Checked { ty, canonical }
+}
+
+/// The first piece of an analysed expression that would run code not built
+/// into the server: a function or operator (or the input/output function
+/// of a type) created after initdb, or a domain whose checks are. `None`
+/// when the expression only uses built-in code.
+///
+/// # Safety
+/// `node` must be an analysed expression tree.
+pub unsafe fn user_code_in(node: *mut pg_sys::Node) -> Option<String> {
+    struct Found(Option<String>);
+    unsafe extern "C-unwind" fn user_function(
+        func: pg_sys::Oid,
+        ctx: *mut std::ffi::c_void,
+    ) -> bool {
+        if func.to_u32() >= pg_sys::FirstNormalObjectId {
+            let found = &mut *(ctx as *mut Found);
+            found.0 = Some(format!("function {}", c_text(pg_sys::format_procedure(func))));
+            return true;
+        }
+        false
+    }
+    unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        if pg_sys::check_functions_in_node(node, Some(user_function), ctx) {
+            return true;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_CoerceToDomain {
+            let d = node as *mut pg_sys::CoerceToDomain;
+            if (*d).resulttype.to_u32() >= pg_sys::FirstNormalObjectId {
+                let found = &mut *(ctx as *mut Found);
+                found.0 = Some(format!(
+                    "domain {}",
+                    c_text(pg_sys::format_type_be((*d).resulttype))
+                ));
+                return true;
+            }
+        }
+        pg_sys::expression_tree_walker(node, Some(walker), ctx)
+    }
+    let mut found = Found(None);
+    walker(node, &mut found as *mut Found as *mut std::ffi::c_void);
+    found.0
+}
+
+unsafe fn c_text(p: *mut std::os::raw::c_char) -> String {
+    if p.is_null() {
+        return "?".into();
+    }
+    std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
 }
 
 /// The clock types the engine accepts.
@@ -257,11 +342,11 @@ mod tests {
     fn analyses_type() {
         Spi::run("CREATE TABLE t_expr (id int, created_at timestamptz, d date, s text)").unwrap();
         assert_eq!(
-            analyse(Role::Clock, "created_at", "t_expr"),
+            analyse(Role::Clock, "created_at", "t_expr").ty,
             pg_sys::TIMESTAMPTZOID
         );
-        assert_eq!(analyse(Role::Clock, "d", "t_expr"), pg_sys::DATEOID);
-        assert_eq!(analyse(Role::Filter, "s = 'x'", "t_expr"), pg_sys::BOOLOID);
+        assert_eq!(analyse(Role::Clock, "d", "t_expr").ty, pg_sys::DATEOID);
+        assert_eq!(analyse(Role::Filter, "s = 'x'", "t_expr").ty, pg_sys::BOOLOID);
     }
 
     #[pg_test(error = "invalid clock: column \"nope\" does not exist")]

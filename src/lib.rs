@@ -24,6 +24,7 @@ mod security;
 mod stage;
 mod status;
 mod timeout;
+mod triggers;
 
 ::pgrx::pg_module_magic!();
 

@@ -185,6 +185,47 @@ pub fn pseudonym_key() -> Vec<u8> {
     })
 }
 
+thread_local! {
+    /// The pseudonym key while a stage statement that needs it runs (see
+    /// [`with_stage_key`]); `None` otherwise.
+    static STAGE_KEY: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a stage statement) with the pseudonym key available to
+/// `retention._stage_pseudonym` when `needed`. The key is never a parameter
+/// of the statement: declared expressions and the key never meet.
+pub fn with_stage_key<R>(needed: bool, f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            STAGE_KEY.with(|k| *k.borrow_mut() = None);
+        }
+    }
+    if !needed {
+        return f();
+    }
+    let key = pseudonym_key();
+    STAGE_KEY.with(|k| *k.borrow_mut() = Some(key));
+    let _clear = Clear;
+    f()
+}
+
+/// The pseudonym mask inside a stage statement: the HMAC of `value` under
+/// the database's pseudonym key. Refused outside pg_retention's own stage
+/// statements, so that nobody can compute pseudonyms of chosen values.
+#[pg_extern(name = "_stage_pseudonym", volatile, strict, parallel_unsafe)]
+fn stage_pseudonym(value: &str) -> String {
+    let key = STAGE_KEY.with(|k| k.borrow().clone());
+    match key {
+        Some(key) if crate::stage::stage_is_active() => hmac_hex(value, &key),
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "retention._stage_pseudonym() only works inside pg_retention's anonymise statements",
+            "Members of retention_admin compute pseudonyms with retention.pseudonym(value).",
+        ),
+    }
+}
+
 /// Pseudonym of a value under the database's key (see mask_hmac). Volatile
 /// because the first call creates the key.
 #[pg_extern(volatile, strict, parallel_unsafe)]

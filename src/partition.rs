@@ -42,8 +42,14 @@ fn clock_partitioned(p: &Policy) -> bool {
     }
 }
 
-/// Partitions entirely before `cutoff`, oldest first.
+/// Partitions entirely before `cutoff`, oldest first. Bounds are printed
+/// and compared under the pinned settings, so that a `timestamp` bound is
+/// read as UTC whatever the session's TimeZone and DateStyle.
 pub fn candidates(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate> {
+    security::with_pinned_settings(|| candidates_pinned(p, cutoff))
+}
+
+fn candidates_pinned(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate> {
     if !clock_partitioned(p) {
         return Vec::new();
     }
@@ -120,7 +126,7 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
             // this partition's work.
             let ok = PgTryBuilder::new(|| {
                 in_subtransaction(|| {
-                    security::as_policy_owner(p.owner, || {
+                    security::as_table_owner(p.target, || {
                         Spi::connect_mut(|c| {
                             crate::gucs::set_local(
                                 c,

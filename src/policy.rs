@@ -362,10 +362,11 @@ fn batch_key(target: pg_sys::Oid) -> Option<Vec<String>> {
     .or_raise("finding the target's key")
 }
 
-fn check_clock(clock: &str, table: &str) -> pg_sys::Oid {
-    // Analysed with the search_path the engine will use: names outside
-    // pg_catalog must be schema-qualified.
-    let ty = security::with_pinned_search_path(|| expr::analyse(Role::Clock, clock, table));
+/// Validates a clock; returns its type and canonical text (see
+/// `expr::analyse`: names outside pg_catalog must be schema-qualified).
+fn check_clock(clock: &str, table: &str) -> (pg_sys::Oid, String) {
+    let checked = expr::analyse(Role::Clock, clock, table);
+    let ty = checked.ty;
     if !expr::is_clock_type(ty) {
         raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -373,18 +374,20 @@ fn check_clock(clock: &str, table: &str) -> pg_sys::Oid {
             "Cast it if it holds a point in time, e.g. to_timestamp(epoch_seconds), or name another column.",
         )
     }
-    ty
+    (ty, checked.canonical)
 }
 
-fn check_filter(filter: &str, table: &str) {
-    let ty = security::with_pinned_search_path(|| expr::analyse(Role::Filter, filter, table));
-    if ty != pg_sys::BOOLOID {
+/// Validates a filter; returns its canonical text.
+fn check_filter(filter: &str, table: &str) -> String {
+    let checked = expr::analyse(Role::Filter, filter, table);
+    if checked.ty != pg_sys::BOOLOID {
         raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            format!("filter must be a boolean expression, not {}", type_name(ty)),
+            format!("filter must be a boolean expression, not {}", type_name(checked.ty)),
             "Write a condition, e.g. status = 'closed'.",
         )
     }
+    checked.canonical
 }
 
 pub fn type_name(ty: pg_sys::Oid) -> String {
@@ -450,10 +453,10 @@ fn create_policy(
             "to skip rows locked by other sessions (FOR UPDATE SKIP LOCKED); declare the policy with skip_locked => false otherwise",
         );
     }
-    let clock_type = check_clock(clock, &table);
-    if let Some(f) = filter {
-        check_filter(f, &table);
-    }
+    let (clock_type, clock) = check_clock(clock, &table);
+    let clock = clock.as_str();
+    let filter = filter.map(|f| check_filter(f, &table));
+    let filter = filter.as_deref();
     let purge_after = purge_after.map(|iv| check_age("purge_after", iv));
     check_minimum(purge_after, min_retention, min_retention_ground);
     check_batch_size(batch_size);
@@ -556,10 +559,11 @@ fn alter_policy(
         )
     }
     let table = check_target(p.target);
-    let clock_type = clock.map(|c| check_clock(c, &table));
-    if let Some(f) = filter {
-        check_filter(f, &table);
-    }
+    let checked_clock = clock.map(|c| check_clock(c, &table));
+    let clock_type = checked_clock.as_ref().map(|c| c.0);
+    let clock = checked_clock.as_ref().map(|c| c.1.as_str());
+    let filter = filter.map(|f| check_filter(f, &table));
+    let filter = filter.as_deref();
     if let Some(iv) = purge_after {
         check_age("purge_after", iv);
         if !p.purge {

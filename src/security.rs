@@ -2,11 +2,20 @@
 //!
 //! The extension's own tables belong to the role that created the extension
 //! and are not writable by anyone else; the Rust entry points check the
-//! caller's membership in `retention_admin` and then write those tables as the
-//! extension owner. Row changes on a policy's target run as the policy's
-//! owner, inside a security-restricted operation (as PostgreSQL does for
-//! maintenance commands), so nobody can make the extension delete rows they
-//! could not delete themselves.
+//! caller's rights and then write those tables as the extension owner, with
+//! fixed statements on values of built-in types only.
+//!
+//! Statements on application tables run as the table's owner, inside a
+//! security-restricted operation and under pinned settings
+//! ([`as_table_owner`]), as PostgreSQL's maintenance commands do: code
+//! attached to a table (triggers, row security, defaults, index
+//! expressions, foreign-key actions) only ever runs with the rights of the
+//! role that owns it. Before that, the rights of the role on whose behalf
+//! the statement runs (a policy's owner, a subject kind's owner) are
+//! checked, so nobody can make the extension delete rows they could not
+//! delete themselves. Declared expressions may call built-in code only
+//! (see `expr`), so running them as the table owner lends nobody's rights
+//! to anybody.
 
 use crate::error::{raise, OrRaise};
 use pgrx::prelude::*;
@@ -25,6 +34,11 @@ pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
     } else {
         Some(oid)
     }
+}
+
+/// Whether a role with this OID exists.
+pub fn role_exists(oid: pg_sys::Oid) -> bool {
+    unsafe { !pg_sys::GetUserNameFromId(oid, true).is_null() }
 }
 
 /// The role whose rights apply right now (SQL `current_user`).
@@ -97,12 +111,45 @@ pub fn require_policy_control(policy: &str, owner: pg_sys::Oid) {
     }
 }
 
-/// Runs `f` with `search_path` pinned to `pg_catalog, pg_temp`, restoring
-/// the caller's setting afterwards. Everything the extension executes with
-/// someone else's rights runs this way, so that objects planted in the
-/// caller's schemas (operators, functions) cannot be picked up by the
-/// extension's statements or by a policy's clock and filter.
+/// The settings every statement the extension generates runs under, and
+/// every declared expression is analysed and deparsed under: what SQL text
+/// means (string literals, names, the zone of a `timestamp`, how dates,
+/// intervals, floats and bytes are written) never depends on the session
+/// that declared or runs it. A `timestamp` clock is read as UTC.
+pub const PINNED_SETTINGS: &[(&str, &str)] = &[
+    ("search_path", "pg_catalog, pg_temp"),
+    ("standard_conforming_strings", "on"),
+    ("backslash_quote", "safe_encoding"),
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("xmloption", "content"),
+    ("xmlbinary", "base64"),
+    ("transform_null_equals", "off"),
+    ("array_nulls", "on"),
+    ("lc_monetary", "C"),
+    ("lc_numeric", "C"),
+    ("lc_time", "C"),
+    ("row_security", "on"),
+];
+
+/// Runs `f` with every setting of [`PINNED_SETTINGS`] pinned, restoring the
+/// caller's settings afterwards (an ERROR in `f` restores them with the
+/// (sub)transaction it aborts).
+pub fn with_pinned_settings<R>(f: impl FnOnce() -> R) -> R {
+    with_settings(PINNED_SETTINGS, f)
+}
+
+/// Runs `f` with only `search_path` pinned to `pg_catalog, pg_temp`: names
+/// in declared text resolve as they will when the extension runs it, while
+/// literals still mean what they meant in the declaring session.
 pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    with_settings(&PINNED_SETTINGS[..1], f)
+}
+
+fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
     struct Restore(i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -114,17 +161,22 @@ pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
     }
     let level = unsafe { pg_sys::NewGUCNestLevel() };
     let _restore = Restore(level);
-    unsafe {
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pgrx::PgLogLevel::ERROR as i32,
-            false,
-        );
+    for (name, value) in settings {
+        let (Ok(n), Ok(v)) = (CString::new(*name), CString::new(*value)) else {
+            continue;
+        };
+        unsafe {
+            pg_sys::set_config_option(
+                n.as_ptr(),
+                v.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                pgrx::PgLogLevel::ERROR as i32,
+                false,
+            );
+        }
     }
     f()
 }
@@ -142,7 +194,7 @@ fn with_user<R>(role: pg_sys::Oid, restricted: bool, f: impl FnOnce() -> R) -> R
             unsafe { pg_sys::SetUserIdAndSecContext(self.uid, self.ctx) }
         }
     }
-    with_pinned_search_path(|| {
+    with_pinned_settings(|| {
         let mut uid = pg_sys::InvalidOid;
         let mut ctx: i32 = 0;
         unsafe { pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx) };
@@ -156,9 +208,90 @@ fn with_user<R>(role: pg_sys::Oid, restricted: bool, f: impl FnOnce() -> R) -> R
     })
 }
 
-/// Runs `f` as a policy's owner, in a security-restricted operation.
-pub fn as_policy_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+/// The role that owns a relation, or `None` when there is no such relation.
+pub fn table_owner(rel: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    Spi::connect(|c| {
+        crate::plans::select(
+            c,
+            "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+            &[rel.into()],
+        )
+        .and_then(|rows| match rows.is_empty() {
+            true => Ok(None),
+            false => rows.first().get::<pg_sys::Oid>(1),
+        })
+    })
+    .or_raise("looking up a table owner")
+}
+
+/// Runs `f` as the owner of table `rel`, in a security-restricted operation
+/// under the pinned settings, as PostgreSQL's own maintenance commands
+/// (VACUUM, ANALYZE, REFRESH MATERIALIZED VIEW) do: the table's triggers,
+/// row-security policies, defaults, index expressions and foreign-key
+/// actions run with the rights of the role that wrote them, never with the
+/// rights of whoever declared or runs a policy. Every statement that reads
+/// or changes an application table runs inside this.
+pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let Some(owner) = table_owner(rel) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("table with OID {} does not exist", rel.to_u32()),
+            "The table was dropped; drop or change the policy or subject map that names it.",
+        )
+    };
     with_user(owner, true, f)
+}
+
+/// Whether `role` holds every privilege of `privileges` (e.g. `SELECT`,
+/// `DELETE`) on relation `rel`.
+pub fn has_table_privileges(role: pg_sys::Oid, rel: pg_sys::Oid, privileges: &str) -> bool {
+    Spi::connect(|c| {
+        crate::plans::select(
+            c,
+            "SELECT pg_catalog.has_table_privilege($1::oid, $2::oid, $3)",
+            &[role.into(), rel.into(), privileges.into()],
+        )
+        .and_then(|rows| match rows.is_empty() {
+            true => Ok(None),
+            false => rows.first().get::<bool>(1),
+        })
+    })
+    .or_raise("checking table privileges")
+    .unwrap_or(false)
+}
+
+/// The first of `privileges` that `role` lacks on `rel`, if any.
+pub fn missing_privilege<'a>(
+    role: pg_sys::Oid,
+    rel: pg_sys::Oid,
+    privileges: &[&'a str],
+) -> Option<&'a str> {
+    privileges
+        .iter()
+        .find(|p| !has_table_privileges(role, rel, p))
+        .copied()
+}
+
+/// Whether the calling role may act on the data of a subject kind: it is a
+/// member of the kind's owner, or holds DELETE on the kind's root table
+/// (the right to erase that data itself).
+pub fn entitled_to_kind(owner: pg_sys::Oid, root: pg_sys::Oid) -> bool {
+    let me = current_role();
+    has_privs_of(me, owner) || has_table_privileges(me, root, "DELETE")
+}
+
+/// Refuses callers not entitled to a kind's subjects (see [`entitled_to_kind`]).
+pub fn require_kind_entitlement(kind: &str, owner: pg_sys::Oid, root: pg_sys::Oid, action: &str) {
+    if !entitled_to_kind(owner, root) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to {action} for subject kind \"{kind}\""),
+            format!(
+                "Only members of role \"{}\" (the kind's owner) and roles with DELETE on the kind's root table may {action}.",
+                role_name(owner)
+            ),
+        )
+    }
 }
 
 /// The role that owns the extension and its tables.

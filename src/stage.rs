@@ -7,7 +7,6 @@
 
 use crate::error::{raise, OrRaise};
 use crate::ident;
-use crate::mask;
 use crate::policy::{self, Policy};
 use crate::security;
 use pgrx::datum::{DatumWithOid, Interval, JsonB};
@@ -36,8 +35,7 @@ pub fn as_stage<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether a pg_retention stage statement is running in this backend.
-#[pg_extern(name = "_stage_active", stable, parallel_unsafe)]
-fn stage_active() -> bool {
+pub fn stage_is_active() -> bool {
     STAGE_ACTIVE.with(|s| s.get())
 }
 
@@ -436,12 +434,11 @@ pub enum Param {
     Bool(bool),
     Text(String),
     TextArray(Vec<String>),
-    PseudonymKey,
     RunKey,
 }
 
 impl Param {
-    pub fn datum(&self, pseudonym_key: &[u8], run_key: &[u8]) -> DatumWithOid<'static> {
+    pub fn datum(&self, run_key: &[u8]) -> DatumWithOid<'static> {
         match self {
             Param::Int(v) => (*v).into(),
             Param::BigInt(v) => (*v).into(),
@@ -449,7 +446,6 @@ impl Param {
             Param::Bool(v) => (*v).into(),
             Param::Text(v) => v.clone().into(),
             Param::TextArray(v) => v.clone().into(),
-            Param::PseudonymKey => pseudonym_key.to_vec().into(),
             Param::RunKey => run_key.to_vec().into(),
         }
     }
@@ -557,12 +553,15 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
             if fam != Family::Text || short_text {
                 refuse_type(strategy, col_name, t)
             }
-            let key = if strategy == "pseudonym" {
-                Param::PseudonymKey
+            if strategy == "pseudonym" {
+                // The key stays out of the statement (see mask::with_stage_key).
+                e(format!("retention._stage_pseudonym({c}::text)"), vec![])
             } else {
-                Param::RunKey
-            };
-            e(format!("retention.mask_hmac({c}::text, {{}})"), vec![key])
+                e(
+                    format!("retention.mask_hmac({c}::text, {{}})"),
+                    vec![Param::RunKey],
+                )
+            }
         }
         "generalise" => match fam {
             Family::Date | Family::Timestamp => {
@@ -751,13 +750,10 @@ pub fn mask_plan(p: &Policy, table: &str, first_param: usize) -> (String, Vec<Pa
     (sets.join(", "), params)
 }
 
-/// The pseudonym key when a plan needs it (read once per batch).
-pub fn keys_for(params: &[Param]) -> Vec<u8> {
-    if params.iter().any(|p| matches!(p, Param::PseudonymKey)) {
-        mask::pseudonym_key()
-    } else {
-        Vec::new()
-    }
+/// Whether a plan's SET list uses the pseudonym key (see
+/// `mask::with_stage_key`).
+pub fn needs_pseudonym_key(sets: &str) -> bool {
+    sets.contains("retention._stage_pseudonym(")
 }
 
 // ---------------------------------------------------------------------------
