@@ -64,31 +64,55 @@ fn entry_value(
     })
 }
 
+/// The newest entry's hash as committed now, read with the latest snapshot
+/// (not the transaction's): called with the chain's lock held, it is the
+/// true head whatever the isolation level, so that the chain has no forks
+/// even under REPEATABLE READ or SERIALIZABLE.
+fn latest_head() -> Option<String> {
+    Spi::connect(|_c| unsafe {
+        let plan = pg_sys::SPI_prepare(
+            c"SELECT hash FROM retention.audit_log ORDER BY id DESC LIMIT 1".as_ptr(),
+            0,
+            std::ptr::null_mut(),
+        );
+        if plan.is_null() {
+            crate::error::raise(
+                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "pg_retention: reading the audit log failed",
+                "This is a defect in pg_retention; please report it with the statement that led to it.",
+            )
+        }
+        let rc = pg_sys::SPI_execute_snapshot(
+            plan,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            true,
+            false,
+            1,
+        );
+        let mut head = None;
+        if rc == pg_sys::SPI_OK_SELECT as i32 && pg_sys::SPI_processed == 1 {
+            let table = pg_sys::SPI_tuptable;
+            let value = pg_sys::SPI_getvalue(*(*table).vals, (*table).tupdesc, 1);
+            if !value.is_null() {
+                head = Some(std::ffi::CStr::from_ptr(value).to_string_lossy().into_owned());
+            }
+        }
+        pg_sys::SPI_freeplan(plan);
+        head
+    })
+}
+
 /// Appends an entry; returns its hash. Serialised by a transaction-level
 /// advisory lock so that the chain has no forks.
 pub fn append(event: &str, details: Value) -> String {
-    // The chain's head must be read after the lock is held, with a fresh
-    // snapshot: only READ COMMITTED gives one.
-    let isolation =
-        Spi::get_one::<String>("SELECT pg_catalog.current_setting('transaction_isolation')")
-            .or_raise("reading the isolation level")
-            .unwrap_or_default();
-    if isolation != "read committed" {
-        crate::error::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
-            "pg_retention writes its audit log in READ COMMITTED transactions only",
-            "Run this at the default isolation level; under REPEATABLE READ two writers could fork the hash chain.",
-        )
-    }
     let actor = security::role_name(security::current_role());
     security::as_extension_owner(|| {
         Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(1380275249, 0)")
             .or_raise("locking the audit log");
-        let prev = Spi::get_one::<String>(
-            "SELECT (SELECT hash FROM retention.audit_log ORDER BY id DESC LIMIT 1)",
-        )
-        .or_raise("reading the audit log")
-        .unwrap_or_else(|| "0".repeat(64));
+        let prev = latest_head().unwrap_or_else(|| "0".repeat(64));
         let (id, at, xid) = Spi::connect_mut(|c| {
             let r = c
                 .update(

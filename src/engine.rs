@@ -1748,7 +1748,9 @@ pub fn backlog_estimate(p: &Policy, table: &str) -> Option<i64> {
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {}",
         due_condition(p)
     );
-    PgTryBuilder::new(|| {
+    // An error (the table changed, a lock) means no estimate; it is caught
+    // in its own subtransaction.
+    crate::partition::try_in_subtransaction(std::panic::AssertUnwindSafe(|| {
         security::as_table_owner(p.target, || {
             let plan = Spi::get_one_with_args::<pgrx::datum::Json>(&sql, &[cutoff.into()])
                 .ok()
@@ -1760,9 +1762,9 @@ pub fn backlog_estimate(p: &Policy, table: &str) -> Option<i64> {
                 .as_f64()
                 .map(|r| r.round() as i64)
         })
-    })
-    .catch_others(|_| None)
-    .execute()
+    }))
+    .ok()
+    .flatten()
 }
 
 /// Whether an index can find due rows: plan the due condition with

@@ -340,32 +340,69 @@ mod tests {
 
     #[pg_test]
     fn analyses_type() {
-        Spi::run("CREATE TABLE t_expr (id int, created_at timestamptz, d date, s text)").unwrap();
+        Spi::run("CREATE TABLE public.t_expr (id int, created_at timestamptz, d date, s text)").unwrap();
         assert_eq!(
-            analyse(Role::Clock, "created_at", "t_expr").ty,
+            analyse(Role::Clock, "created_at", "public.t_expr").ty,
             pg_sys::TIMESTAMPTZOID
         );
-        assert_eq!(analyse(Role::Clock, "d", "t_expr").ty, pg_sys::DATEOID);
-        assert_eq!(analyse(Role::Filter, "s = 'x'", "t_expr").ty, pg_sys::BOOLOID);
+        assert_eq!(analyse(Role::Clock, "d", "public.t_expr").ty, pg_sys::DATEOID);
+        assert_eq!(analyse(Role::Filter, "s = 'x'", "public.t_expr").ty, pg_sys::BOOLOID);
+        // Stored in the server's canonical form, with literals typed.
+        assert_eq!(
+            analyse(Role::Filter, "s IN ('x', 'y')", "public.t_expr").canonical,
+            "(s = ANY (ARRAY['x'::text, 'y'::text]))"
+        );
     }
 
     #[pg_test(error = "invalid clock: column \"nope\" does not exist")]
     fn refuses_missing_column() {
-        Spi::run("CREATE TABLE t_expr2 (id int)").unwrap();
-        analyse(Role::Clock, "nope", "t_expr2");
+        Spi::run("CREATE TABLE public.t_expr2 (id int)").unwrap();
+        analyse(Role::Clock, "nope", "public.t_expr2");
     }
 
     #[pg_test(error = "filter must not call volatile functions")]
     fn refuses_volatile() {
-        Spi::run("CREATE TABLE t_expr3 (id int)").unwrap();
-        analyse(Role::Filter, "random() < 0.5", "t_expr3");
+        Spi::run("CREATE TABLE public.t_expr3 (id int)").unwrap();
+        analyse(Role::Filter, "random() < 0.5", "public.t_expr3");
+    }
+
+    #[pg_test(error = "filter may only use functions, operators and types built into PostgreSQL")]
+    fn refuses_functions_some_role_wrote() {
+        Spi::run("CREATE TABLE public.t_expr5 (id int)").unwrap();
+        Spi::run("CREATE FUNCTION public.f_expr5(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'")
+            .unwrap();
+        analyse(Role::Filter, "public.f_expr5(id)", "public.t_expr5");
+    }
+
+    /// Literals mean what they meant to the declaring session; the stored
+    /// form reads the same under the pinned settings.
+    #[pg_test]
+    fn canonical_form_does_not_depend_on_session_settings() {
+        Spi::run("CREATE TABLE public.t_expr6 (s text, at timestamptz)").unwrap();
+        Spi::run("SET standard_conforming_strings = off").unwrap();
+        Spi::run("SET escape_string_warning = off").unwrap();
+        Spi::run("SET TimeZone = 'Pacific/Kiritimati'").unwrap();
+        Spi::run("SET DateStyle = 'SQL, DMY'").unwrap();
+        let c = analyse(
+            Role::Filter,
+            r"s = 'a\' OR true' AND at > '02/01/2020 00:00'",
+            "public.t_expr6",
+        )
+        .canonical;
+        Spi::run("RESET standard_conforming_strings").unwrap();
+        Spi::run("RESET TimeZone").unwrap();
+        Spi::run("RESET DateStyle").unwrap();
+        assert_eq!(
+            c,
+            "((s = 'a'' OR true'::text) AND (at > '2020-01-01 10:00:00+00'::timestamp with time zone))"
+        );
     }
 
     #[pg_test(
         error = "filter must not contain sub-queries, aggregates, window or set-returning functions"
     )]
     fn refuses_subquery() {
-        Spi::run("CREATE TABLE t_expr4 (id int)").unwrap();
-        analyse(Role::Filter, "id IN (SELECT 1)", "t_expr4");
+        Spi::run("CREATE TABLE public.t_expr4 (id int)").unwrap();
+        analyse(Role::Filter, "id IN (SELECT 1)", "public.t_expr4");
     }
 }

@@ -87,13 +87,12 @@ fn candidates_pinned(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate
     let mut out: Vec<(String, Candidate)> = Vec::new();
     for (oid, tuples, upper) in parts {
         let Some(upper) = upper else { continue };
-        let fits = PgTryBuilder::new(|| {
+        let fits = try_in_subtransaction(std::panic::AssertUnwindSafe(|| {
             Spi::get_one_with_args::<bool>(&check, &[upper.as_str().into(), cutoff.into()])
                 .or_raise("comparing partition bounds")
                 .unwrap_or(false)
-        })
-        .catch_others(|_| false)
-        .execute();
+        }))
+        .unwrap_or(false);
         if fits {
             if let Some(name) = ident::relation(oid) {
                 out.push((

@@ -13,25 +13,22 @@ use pgrx::PgSqlErrorCode;
 
 /// Raises a clear error unless pg_cron can schedule jobs from this database.
 fn require_pg_cron() {
-    let preload =
-        Spi::get_one::<String>("SELECT pg_catalog.current_setting('shared_preload_libraries')")
-            .or_raise("reading shared_preload_libraries")
-            .unwrap_or_default();
-    if !preload
-        .split(',')
-        .any(|l| l.trim().trim_matches('"') == "pg_cron")
-    {
+    // pg_cron defines its settings when the server preloads it. They are
+    // read here without the privilege check of current_setting(): a
+    // scheduling admin need not be able to read server settings.
+    let cron_db = unsafe {
+        let p = pg_sys::GetConfigOption(c"cron.database_name".as_ptr(), true, false);
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    let Some(cron_db) = cron_db else {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "pg_cron is not loaded",
             "Add pg_cron to shared_preload_libraries, set cron.database_name, restart the server and CREATE EXTENSION pg_cron in that database; or call CALL retention.run() from any other scheduler.",
         )
-    }
-    let (cron_db, here) = Spi::get_two::<String, String>(
-        "SELECT pg_catalog.current_setting('cron.database_name', true), pg_catalog.current_database()::text",
-    )
-    .or_raise("reading cron.database_name");
-    let cron_db = cron_db.unwrap_or_else(|| "postgres".into());
+    };
+    let here = Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
+        .or_raise("reading the database name");
     let here = here.unwrap_or_default();
     if cron_db != here {
         raise(
@@ -43,7 +40,8 @@ fn require_pg_cron() {
         )
     }
     let installed = Spi::get_one::<bool>(
-        "SELECT pg_catalog.to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL",
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = 'cron' AND p.proname = 'schedule_in_database')",
     )
     .or_raise("looking for pg_cron")
     .unwrap_or(false);

@@ -135,6 +135,18 @@ pub const PINNED_SETTINGS: &[(&str, &str)] = &[
     ("row_security", "on"),
 ];
 
+/// Refuses callers that may not change a subject kind owned by `owner`.
+pub fn require_kind_control(kind: &str, owner: pg_sys::Oid) {
+    require_admin("change subject maps");
+    if !has_privs_of(current_role(), owner) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be a member of role \"{}\" to change subject kind \"{kind}\"", role_name(owner)),
+            "A subject kind can be changed or dropped by its owner, members of the owner role and superusers.",
+        )
+    }
+}
+
 /// Runs `f` with every setting of [`PINNED_SETTINGS`] pinned, restoring the
 /// caller's settings afterwards (an ERROR in `f` restores them with the
 /// (sub)transaction it aborts).

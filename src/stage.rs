@@ -501,13 +501,12 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
             };
             // The value must be valid for the column's type (checked now).
             let typed = format!("SELECT CAST($1::text AS {t}) IS NOT NULL");
-            let ok = PgTryBuilder::new(|| {
+            let ok = crate::partition::try_in_subtransaction(std::panic::AssertUnwindSafe(|| {
                 Spi::get_one_with_args::<bool>(&typed, &[v.as_str().into()])
                     .or_raise("checking the constant");
                 true
-            })
-            .catch_others(|_| false)
-            .execute();
+            }))
+            .unwrap_or(false);
             if !ok {
                 raise(
                     PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,

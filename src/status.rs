@@ -70,13 +70,20 @@ pub fn next_cron_time(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>>
 /// The pg_cron schedule that covers a policy (its own job, else the job for
 /// all policies), when pg_cron is installed in this database.
 fn schedule_of(policy: &str) -> Option<String> {
-    let has_cron = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL")
-        .or_raise("looking for pg_cron")
-        .unwrap_or(false);
-    if !has_cron {
+    // Found through the catalogue, not to_regclass(): that raises an error
+    // for a role without USAGE on schema cron.
+    let readable = Spi::get_one::<bool>(
+        "SELECT coalesce((SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+                                 AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = 'cron' AND c.relname = 'job'), false)",
+    )
+    .or_raise("looking for pg_cron")
+    .unwrap_or(false);
+    if !readable {
         return None;
     }
-    PgTryBuilder::new(|| {
+    crate::partition::try_in_subtransaction(std::panic::AssertUnwindSafe(|| {
         Spi::get_one_with_args::<String>(
             "SELECT schedule FROM cron.job
               WHERE active AND database = pg_catalog.current_database()
@@ -85,10 +92,10 @@ fn schedule_of(policy: &str) -> Option<String> {
             &[policy.into()],
         )
         .or_raise("reading the pg_cron schedule")
-    })
-    // pg_cron's tables may not be readable by this role: no schedule then.
-    .catch_others(|_| None)
-    .execute()
+    }))
+    // Any other error reading pg_cron's table: no schedule then.
+    .ok()
+    .flatten()
 }
 
 fn to_chrono(ts: TimestampWithTimeZone) -> Option<DateTime<Utc>> {

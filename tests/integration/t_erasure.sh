@@ -39,7 +39,8 @@ SQL
 }
 
 # An application files requests through the trigger function, once per
-# pending subject, without being a retention admin.
+# pending subject, without being a retention admin: it needs the right to
+# erase the kind's data itself (DELETE on the root table), nothing more.
 test_request_erasure_trigger() {
   fresh_db erasetrigger
   q >/dev/null <<'SQL'
@@ -53,6 +54,12 @@ DROP ROLE IF EXISTS it_app;
 CREATE ROLE it_app NOLOGIN;
 GRANT SELECT, UPDATE ON accounts TO it_app;
 SQL
+  # Without DELETE on the root table the trigger refuses (and the update
+  # with it).
+  local out; out="$(q -c "SET ROLE it_app" -c "UPDATE accounts SET delete_me = true WHERE id = 1" 2>&1 || true)"
+  [[ "$out" == *"permission denied to file erasure requests"* ]] || fail "not refused: $out"
+  expect_eq "$(val "SELECT count(*) FROM retention.requests")" 0 "nothing filed"
+  q -c "GRANT DELETE ON accounts TO it_app" >/dev/null
   q -c "SET ROLE it_app" -c "UPDATE accounts SET delete_me = true WHERE id = 1" -c "UPDATE accounts SET delete_me = true WHERE id = 1" >/dev/null
   expect_eq "$(val "SELECT count(*) || ' ' || min(status) || ' ' || min(reference) FROM retention.requests")" \
     "1 received filed by a trigger on accounts" "one request"

@@ -52,13 +52,23 @@ SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', filter => 'random() < 0.5')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', filter => 'count(*) > 0')$$);
 
--- Declared expressions are resolved with search_path = pg_catalog, pg_temp
--- (as they are when runs execute them with the owner's rights): functions
--- outside pg_catalog must be schema-qualified.
+-- Declared expressions are resolved with search_path = pg_catalog, pg_temp,
+-- and may only call code built into PostgreSQL: they run inside statements
+-- executed as the table's owner, so a function some role wrote is refused
+-- even when it is schema-qualified.
 CREATE FUNCTION public.is_test_order(bigint) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT $1 < 0';
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '1 year', filter => 'is_test_order(id)')$$);
 SELECT pg_temp.refused($$SELECT retention.create_policy('p_q', 'orders', 'created_at', '1 year', filter => 'public.is_test_order(id)')$$);
-SELECT retention.drop_policy('p_q');
+-- So is an operator some role wrote, and a domain whose checks run code.
+CREATE FUNCTION public.bigint_eq_text(bigint, text) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT $1::text = $2';
+CREATE OPERATOR public.=== (LEFTARG = bigint, RIGHTARG = text, FUNCTION = public.bigint_eq_text);
+SELECT pg_temp.refused($$SELECT retention.create_policy('p_o', 'orders', 'created_at', '1 year', filter => 'id OPERATOR(public.===) ''1''')$$);
+CREATE DOMAIN public.positive AS bigint CHECK (public.is_test_order(-VALUE));
+SELECT pg_temp.refused($$SELECT retention.create_policy('p_d', 'orders', 'created_at', '1 year', filter => 'id::public.positive > 0')$$);
+-- What is stored is the server's canonical form of the validated expression.
+SELECT retention.create_policy('p_c', 'orders', 'created_at', '1 year', filter => $$note IN ('a', 'b') AND created_at > '2020-01-01'$$) > 0 AS created;
+SELECT filter FROM retention.policies WHERE name = 'p_c';
+SELECT retention.drop_policy('p_c');
 
 -- purge_after must be positive and leave a representable cutoff; batch_size positive; batch_pause not negative.
 SELECT pg_temp.refused($$SELECT retention.create_policy('p', 'orders', 'created_at', '0 days')$$);

@@ -129,8 +129,15 @@ SET ROLE sb_legal;
 SELECT retention.place_hold('litigation', target => 'sb.logins') AS hold \gset
 RESET ROLE;
 ALTER ROLE sb_legal RENAME TO sb_legal_department;
+SELECT set_config('sb.hold', :'hold', false) IS NOT NULL AS noted;
 SET ROLE sb_mallory;
-SELECT retention.release_hold(:hold);
+DO $$
+BEGIN
+    PERFORM retention.release_hold(current_setting('sb.hold')::bigint);
+    RAISE NOTICE 'released by another admin';
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'refused with SQLSTATE %', SQLSTATE;
+END $$;
 RESET ROLE;
 SET ROLE sb_legal_department;
 SELECT retention.release_hold(:hold) AS released_by_its_role;
