@@ -161,6 +161,11 @@ BEGIN
             USING ERRCODE = 'trigger_protocol_violated',
                   HINT = 'CREATE TRIGGER ... BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION retention.touch(''last_activity_at'')';
     END IF;
+    -- pg_retention's own stage writes (mark, anonymise) never restart a
+    -- row's retention period.
+    IF pg_catalog.current_setting('retention.stage_write', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
     col := TG_ARGV[0];
     SELECT a.atttypid::regtype INTO ty
       FROM pg_attribute a
@@ -275,9 +280,16 @@ BEGIN
                     failed := true;
             END;
             IF retryable THEN
-                -- The failed batch was rolled back; retry it with half the rows.
+                -- The failed batch was rolled back; retry it with half the rows
+                -- (-1: the caller's own statement_timeout expired: stop).
                 size := retention._run_retry(item, size, e_state);
-                IF size IS NULL THEN
+                IF size OPERATOR(pg_catalog.=) -1 THEN
+                    size := NULL;
+                    failed := true;
+                    cancelled := true;
+                    e_msg := 'run cancelled: the statement_timeout of the calling session expired';
+                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                ELSIF size IS NULL THEN
                     failed := true;
                     e_table := NULL; e_constraint := NULL; e_column := NULL;
                 ELSE
@@ -450,12 +462,18 @@ COMMENT ON PROCEDURE retention.process_erasures() IS
 COMMENT ON FUNCTION retention.request_erasure_trigger() IS
 'Trigger function for applications: files an erasure request for the row''s subject (arguments: kind, id column), e.g. when an account is flagged for deletion; a subject with a pending request is not filed twice. Runs with the rights of the role whose change fires it, which must be a member of the kind''s owner or hold DELETE on the kind''s root table.';
 
-CREATE FUNCTION retention.verify_audit()
+CREATE FUNCTION retention.verify_audit(anchor jsonb DEFAULT NULL)
 RETURNS TABLE (ok boolean, entries bigint, first_broken_id bigint, problem text, head_hash text)
 LANGUAGE sql STABLE
-BEGIN ATOMIC SELECT * FROM retention._verify_audit(); END;
-COMMENT ON FUNCTION retention.verify_audit() IS
-'Recomputes the audit log''s hash chain; names the first entry that was altered, removed or reordered.';
+BEGIN ATOMIC SELECT * FROM retention._verify_audit($1); END;
+COMMENT ON FUNCTION retention.verify_audit(jsonb) IS
+'Recomputes the audit log''s hash chain; names the first entry that was altered, removed or reordered. With ANCHOR (a value of retention.audit_anchor() kept outside the database) it also checks that the entry the anchor names is still there, unchanged, and that the chain has not shrunk: removing entries from the end of the chain is found only this way.';
+
+CREATE FUNCTION retention.audit_anchor()
+RETURNS jsonb LANGUAGE sql STABLE
+RETURN retention._audit_anchor();
+COMMENT ON FUNCTION retention.audit_anchor() IS
+'The audit chain''s anchor: its number of entries and its newest entry''s id and hash. Keep it outside the database (retention.erasure_ledger() includes one) and pass it to retention.verify_audit(anchor) later: entries removed from the end of the chain are found that way.';
 
 CREATE FUNCTION retention.erasure_certificate(request bigint)
 RETURNS jsonb LANGUAGE sql STABLE
@@ -479,10 +497,15 @@ SELECT concat_ws(E'\n',
                               coalesce(' (' || (t ->> 'retained_ground') || ')', ''), t ->> 'held',
                               coalesce(' (' || (SELECT string_agg('hold ' || (h ->> 'hold') || ': ' || (h ->> 'reason'), '; ')
                                                   FROM jsonb_array_elements(t -> 'holds') h) || ')', ''),
-                              coalesce(', ' || (t ->> 'kept_referenced') || ' kept: rows kept elsewhere still reference them', '')), E'\n')
+                              coalesce(', ' || (t ->> 'kept_referenced') || ' kept: rows kept elsewhere still reference them', '') ||
+                              coalesce(', ' || (t ->> 'remaining') || ' REMAINING: ' || coalesce(t ->> 'problem', 'not erased'), '')), E'\n')
        FROM jsonb_array_elements(c -> 'tables') t),
     'Audit chain: ' || coalesce(c ->> 'audit_hash', '-') ||
-        CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END)
+        CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END ||
+        CASE WHEN NOT (c ->> 'audit_entry_found')::boolean AND c ->> 'status' <> 'received'
+             THEN '; ITS COMPLETION ENTRY IS MISSING FROM THE CHAIN' ELSE '' END ||
+        CASE WHEN (c ->> 'audit_record_matches')::boolean THEN '; the request record matches its audit entries'
+             ELSE '; THE REQUEST RECORD DIFFERS FROM ITS AUDIT ENTRIES' END)
 FROM (SELECT retention.erasure_certificate($1) AS c) s;
 END;
 COMMENT ON FUNCTION retention.erasure_certificate_text(bigint) IS 'The erasure certificate as text an auditor can read.';
@@ -642,7 +665,8 @@ GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
 GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests TO retention_admin, retention_auditor;
 GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;
-GRANT EXECUTE ON FUNCTION retention.verify_audit(), retention._verify_audit(),
+GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit(jsonb),
+    retention.audit_anchor(), retention._audit_anchor(),
     retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
     retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
     retention.subject_map(text), retention._subject_map(text) TO retention_auditor;

@@ -159,20 +159,11 @@ pub fn append(event: &str, details: Value) -> String {
     })
 }
 
-#[pg_extern(name = "_verify_audit")]
+/// The chain's entries in order: (id, at, actor, xid, event, details,
+/// prev_hash, hash).
 #[allow(clippy::type_complexity)]
-fn verify_audit() -> TableIterator<
-    'static,
-    (
-        name!(ok, bool),
-        name!(entries, i64),
-        name!(first_broken_id, Option<i64>),
-        name!(problem, Option<String>),
-        name!(head_hash, Option<String>),
-    ),
-> {
-    security::require_reader("verify the audit log");
-    let rows: Vec<(i64, String, String, i64, String, Value, String, String)> = Spi::connect(|c| {
+fn chain() -> Vec<(i64, String, String, i64, String, Value, String, String)> {
+    Spi::connect(|c| {
         c.select("SELECT id, at, actor, xid, event, details, prev_hash, hash FROM retention.audit_log ORDER BY id", None, &[])
             .or_raise("reading the audit log")
             .map(|r| {
@@ -189,34 +180,86 @@ fn verify_audit() -> TableIterator<
                 )
             })
             .collect()
+    })
+}
+
+/// The chain's anchor: how many entries it has and its newest entry's id
+/// and hash. Kept outside the database (with the erasure ledger, in a
+/// ticket, a mail to the DPO), it lets `verify_audit(anchor)` detect that
+/// entries were removed from the end of the chain, which the chain alone
+/// cannot show.
+#[pg_extern(name = "_audit_anchor")]
+pub fn audit_anchor() -> JsonB {
+    security::require_reader("read the audit anchor");
+    let rows = chain();
+    let last = rows.last();
+    let at = crate::security::with_pinned_settings(|| {
+        Spi::get_one::<String>("SELECT pg_catalog.now()::text").or_raise("reading the time")
     });
-    let mut prev = "0".repeat(64);
+    JsonB(serde_json::json!({
+        "entries": rows.len(),
+        "last_id": last.map(|r| r.0),
+        "head_hash": last.map(|r| r.7.clone()),
+        "taken_at": at,
+    }))
+}
+
+#[pg_extern(name = "_verify_audit")]
+#[allow(clippy::type_complexity)]
+fn verify_audit(
+    anchor: default!(Option<JsonB>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(ok, bool),
+        name!(entries, i64),
+        name!(first_broken_id, Option<i64>),
+        name!(problem, Option<String>),
+        name!(head_hash, Option<String>),
+    ),
+> {
+    security::require_reader("verify the audit log");
+    let rows = chain();
     let n = rows.len() as i64;
+    let broken = |id: Option<i64>, why: String| TableIterator::once((false, n, id, Some(why), None));
+    // An anchor taken earlier names an entry that must still be there,
+    // unchanged, and a count the chain cannot have fallen below.
+    if let Some(JsonB(a)) = &anchor {
+        let last_id = a.get("last_id").and_then(|v| v.as_i64());
+        let head = a.get("head_hash").and_then(|v| v.as_str());
+        let entries = a.get("entries").and_then(|v| v.as_i64()).unwrap_or(0);
+        if let (Some(id), Some(h)) = (last_id, head) {
+            match rows.iter().find(|r| r.0 == id) {
+                None => {
+                    return broken(
+                        Some(id),
+                        format!("entry {id} named by the anchor is missing (entries were removed from the chain)"),
+                    )
+                }
+                Some(r) if r.7 != h => {
+                    return broken(Some(id), format!("entry {id} differs from the anchor's hash"))
+                }
+                _ => {}
+            }
+        }
+        if n < entries {
+            return broken(None, format!("the chain has {n} entries, fewer than the anchor's {entries}"));
+        }
+    }
+    let mut prev = "0".repeat(64);
     for (id, at, actor, xid, event, details, prev_hash, hash) in rows {
         if prev_hash != prev {
-            return TableIterator::once((
-                false,
-                n,
+            return broken(
                 Some(id),
-                Some(
-                    "prev_hash does not match the previous entry (entry removed or reordered)"
-                        .into(),
-                ),
-                None,
-            ));
+                "prev_hash does not match the previous entry (entry removed or reordered)".into(),
+            );
         }
         let expect = entry_hash(
             &prev,
             &entry_value(id, &at, &actor, xid, &event, &details, &prev_hash),
         );
         if expect != hash {
-            return TableIterator::once((
-                false,
-                n,
-                Some(id),
-                Some("content does not match its hash (entry altered)".into()),
-                None,
-            ));
+            return broken(Some(id), "content does not match its hash (entry altered)".into());
         }
         prev = hash;
     }

@@ -632,6 +632,17 @@ fn run_batch(
         }
         (None, h) => h,
     };
+    // Rows whose deletion would reach a held row through a cascading
+    // foreign key (ON DELETE CASCADE, SET NULL, SET DEFAULT) are kept by the
+    // purge stage and counted as held.
+    let cascade = crate::erasure::cascade_held(p.target, &table, 0)
+        .map(|c| format!("NOT coalesce(({c}), false)"));
+    let not_held_purge: Option<String> = match (&not_held, &cascade) {
+        (Some(h), Some(c)) => Some(format!("{h} AND {c}")),
+        (Some(h), None) => Some(h.clone()),
+        (None, Some(c)) => Some(c.clone()),
+        (None, None) => None,
+    };
     let with_holds = |cond: Option<String>| -> Option<String> {
         match (cond, &not_held) {
             (Some(c), Some(h)) => Some(format!("{c} AND {h}")),
@@ -686,6 +697,7 @@ fn run_batch(
         && !it.partitions_checked
         && holds.is_empty()
         && subject_hold.is_none()
+        && cascade.is_none()
     {
         // Whole partitions first; the boundary partition is left to batches.
         // The removal is a batch of its own and counts in max_batch_ms.
@@ -718,7 +730,11 @@ fn run_batch(
             // Rows other tables still reference (RESTRICT / NO ACTION) are
             // left out instead of failing the batch.
             let refs = crate::refs::references(p.target);
-            let unblocked = with_holds(crate::refs::unblocked_condition(&refs, &table));
+            let unblocked = with_holds(match (crate::refs::unblocked_condition(&refs, &table), &cascade) {
+                (Some(u), Some(c)) => Some(format!("{u} AND {c}")),
+                (None, Some(c)) => Some(c.clone()),
+                (u, None) => u,
+            });
             (unblocked, Action::Delete)
         }
         "anonymise" => {
@@ -907,7 +923,7 @@ fn run_batch(
     }
     if stage == "purge" {
         count_blocked(item, &p, &table, cutoff);
-        if let Some(h) = &not_held {
+        if let Some(h) = &not_held_purge {
             let sql = format!(
                 "SELECT count(*) FROM {table} WHERE {} AND NOT ({h}) AND $2 IS NOT NULL",
                 due_condition(&p)
@@ -1293,10 +1309,15 @@ fn report_progress(
 /// After a batch failed with a lock timeout, statement timeout, deadlock or
 /// serialization failure: the size to retry with (half, down to a floor),
 /// or NULL when the floor was reached and the policy should be left for the
-/// next run. Counts the retry in the run log.
+/// next run. Counts the retry in the run log. Returns -1 for a statement
+/// timeout that was the caller's own (see `timeout::last_timer_was_ours`):
+/// the run must end.
 #[pg_extern(name = "_run_retry")]
 fn run_retry(item: i64, size: Option<i32>, sqlstate: &str) -> Option<i32> {
     security::require_admin("run retention policies");
+    if sqlstate == "57014" && !crate::timeout::last_timer_was_ours() {
+        return Some(-1);
+    }
     let it = load_item(item)?;
     require_own_item(it.policy_id, item);
     let p = policy::load_by_id(it.policy_id)?;
@@ -1698,6 +1719,11 @@ fn preview(
                             r.action_words()
                         ),
                     });
+                }
+            }
+            if action != "purge" {
+                if let Some(note) = crate::stage::clock_trigger_note(p.target, &table) {
+                    notes.push(note);
                 }
             }
             if action == "anonymise" {
@@ -2221,6 +2247,51 @@ mod tests {
         .unwrap();
         assert_eq!(run_in_transaction("paused"), 0);
         assert_eq!(ids("t_pause"), "1");
+    }
+
+    /// The extension's own stage writes never restart a retention period:
+    /// retention.touch() skips them, and an application's own clock trigger
+    /// can, with retention.stage_write in its WHEN clause; preview names a
+    /// trigger that does not.
+    #[pg_test]
+    fn stage_writes_never_move_a_clock() {
+        Spi::run(
+            "CREATE TABLE public.tc_accounts (id int PRIMARY KEY, email text, last_update timestamptz NOT NULL,
+                                              seen timestamptz NOT NULL, anonymised_at timestamptz);
+             INSERT INTO public.tc_accounts
+                  SELECT g, 'a' || g || '@x.example', now() - interval '3 years', now() - interval '3 years'
+                    FROM generate_series(1, 4) g;
+             CREATE FUNCTION public.tc_stamp() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN NEW.last_update := now(); RETURN NEW; END $$;
+             CREATE TRIGGER stamp BEFORE UPDATE ON public.tc_accounts FOR EACH ROW
+                 WHEN (current_setting('retention.stage_write', true) IS DISTINCT FROM 'on')
+                 EXECUTE FUNCTION public.tc_stamp();
+             CREATE TRIGGER touch BEFORE UPDATE ON public.tc_accounts FOR EACH ROW
+                 EXECUTE FUNCTION retention.touch('seen');
+             SELECT retention.create_policy('tc', 'public.tc_accounts', 'last_update', NULL);
+             SELECT retention.add_stage('tc', interval '1 year', 'anonymise', column_name => 'anonymised_at');
+             SELECT retention.set_mask('tc', 'email', 'null');",
+        )
+        .unwrap();
+        let note = |sql: &str| -> String {
+            Spi::get_one::<String>(sql).unwrap().unwrap_or_default()
+        };
+        let preview = "SELECT coalesce(note, '') FROM retention.preview('tc') WHERE action = 'anonymise'";
+        assert!(!note(preview).contains("trigger"), "{}", note(preview));
+        assert_eq!(run_in_transaction("tc"), 4);
+        assert_eq!(count("SELECT count(*) FROM public.tc_accounts WHERE email IS NULL AND anonymised_at IS NOT NULL"), 4);
+        // Neither clock moved.
+        assert_eq!(count("SELECT count(*) FROM public.tc_accounts WHERE last_update > now() - interval '1 day' OR seen > now() - interval '1 day'"), 0);
+        assert_eq!(Spi::get_one::<String>("SELECT current_setting('retention.stage_write')").unwrap().unwrap(), "off");
+        // The application's own updates still restart it.
+        Spi::run("UPDATE public.tc_accounts SET email = 'b@x.example' WHERE id = 1").unwrap();
+        assert_eq!(count("SELECT count(*) FROM public.tc_accounts WHERE last_update = now() AND seen = now()"), 1);
+        // A clock trigger that cannot tell the stages apart is named.
+        Spi::run(
+            "CREATE TRIGGER stamp_too BEFORE UPDATE ON public.tc_accounts FOR EACH ROW EXECUTE FUNCTION public.tc_stamp()",
+        )
+        .unwrap();
+        assert!(note(preview).contains("stamp_too"), "{}", note(preview));
     }
 
     #[pg_test]

@@ -688,18 +688,20 @@ fn file_request(
     let k = security::as_extension_owner(|| load_kind(kind));
     check_canonical_id(&k, subject_id);
     let b = blind(kind, subject_id);
-    let id = security::as_extension_owner(|| {
-        Spi::get_one_with_args::<i64>(
+    // Dates as text under the pinned settings: the audit entry records
+    // exactly what the request row holds, for the certificate to compare.
+    let (id, received, due) = security::as_extension_owner(|| {
+        Spi::get_three_with_args::<i64, String, String>(
             "INSERT INTO retention.erasure_requests (kind, subject_id, subject_blind, reference, received_at, due_at)
-             VALUES ($1, $2, $3, $4, $5, $5 + interval '1 month') RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $5 + interval '1 month') RETURNING id, received_at::text, due_at::text",
             &[kind.into(), subject_id.into(), b.as_str().into(), reference.into(), received_at.into()],
         )
         .or_raise("storing the request")
-        .unwrap_or_default()
     });
+    let id = id.unwrap_or_default();
     audit::append(
         "erasure requested",
-        json!({"request": id, "kind": kind, "subject": b}),
+        json!({"request": id, "kind": kind, "subject": b, "received_at": received, "due_at": due}),
     );
     id
 }
@@ -713,9 +715,21 @@ struct Request {
 }
 
 fn load_request(id: i64) -> Request {
+    load_request_locking(id, false)
+}
+
+/// The request; with `lock`, its row is locked first (FOR UPDATE), so that
+/// a second session processing the same request waits, then sees the
+/// request's final state and leaves it alone.
+fn load_request_locking(id: i64, lock: bool) -> Request {
+    let sql = if lock {
+        "SELECT id, kind, subject_id, subject_blind, status FROM retention.erasure_requests WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT id, kind, subject_id, subject_blind, status FROM retention.erasure_requests WHERE id = $1"
+    };
     let r = security::as_extension_owner(|| {
-        Spi::connect(|c| {
-            c.select("SELECT id, kind, subject_id, subject_blind, status FROM retention.erasure_requests WHERE id = $1", None, &[id.into()])
+        Spi::connect_mut(|c| {
+            c.update(sql, None, &[id.into()])
                 .or_raise("reading the request")
                 .next()
                 .map(|r| {
@@ -762,8 +776,8 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
             "GDPR Art. 12(3): the data subject is told the reasons within the first month.",
         )
     }
-    let due = security::as_extension_owner(|| {
-        Spi::get_one_with_args::<TimestampWithTimeZone>(
+    let (due, due_text) = security::as_extension_owner(|| {
+        Spi::get_two_with_args::<TimestampWithTimeZone, String>(
             "WITH u AS (
                 UPDATE retention.erasure_requests
                    SET extended_months = extended_months + $2, extension_reason = $3,
@@ -771,7 +785,7 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
                  WHERE id = $1 AND $2 > 0 AND extended_months + $2 <= 2
                    AND pg_catalog.now() <= received_at + interval '1 month'
                 RETURNING due_at)
-             SELECT (SELECT due_at FROM u)",
+             SELECT (SELECT due_at FROM u), (SELECT due_at::text FROM u)",
             &[id.into(), months.into(), reason.into()],
         )
         .or_raise("extending the request")
@@ -785,7 +799,7 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
     };
     audit::append(
         "erasure request extended",
-        json!({"request": id, "months": months}),
+        json!({"request": id, "months": months, "due_at": due_text}),
     );
     due
 }
@@ -840,17 +854,17 @@ fn refuse_request(id: i64, ground: &str) -> String {
         )
     };
     let label = format!("Art. {code}: {text}");
-    security::as_extension_owner(|| {
-        Spi::run_with_args(
+    let completed = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<String>(
             "UPDATE retention.erasure_requests SET status = 'refused', refusal_ground = $2, subject_id = NULL,
-                    completed_at = pg_catalog.now() WHERE id = $1",
+                    completed_at = pg_catalog.now() WHERE id = $1 RETURNING completed_at::text",
             &[id.into(), label.as_str().into()],
         )
         .or_raise("refusing the request")
     });
     audit::append(
         "erasure request refused",
-        json!({"request": id, "ground": code}),
+        json!({"request": id, "ground": code, "completed_at": completed}),
     );
     label
 }
@@ -1001,29 +1015,118 @@ fn release_hold(id: i64) -> bool {
     released
 }
 
-/// Active holds on a table: (id, reason, filter). A NULL filter holds the
-/// whole table.
+/// Active holds that apply to a table's rows: (id, reason, filter), where
+/// a NULL filter holds the whole table. Holds apply through the partition
+/// tree and inheritance both ways: a hold on an ancestor (a partitioned
+/// parent) applies to the table as declared, and a hold on a descendant (a
+/// partition, a child table) holds that descendant's rows, which its filter
+/// then names with `tableoid` (so a policy on the parent keeps them).
 pub fn table_holds(target: pg_sys::Oid) -> Vec<(i64, String, Option<String>)> {
-    Spi::connect(|c| {
+    let rows: Vec<(i64, String, Option<String>, Option<Vec<pg_sys::Oid>>)> = Spi::connect(|c| {
         crate::plans::select(
             c,
-            "SELECT id, reason, filter FROM retention.holds
-              WHERE target = $1::oid::regclass AND released_at IS NULL
-                AND (until IS NULL OR until > pg_catalog.now()) ORDER BY id",
+            "WITH RECURSIVE up(rel) AS (
+                 SELECT $1::oid
+                  UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.rel),
+             down(rel) AS (
+                 SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = $1::oid
+                  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.rel)
+             SELECT h.id, h.reason, h.filter,
+                    CASE WHEN h.target::oid IN (SELECT rel FROM up) THEN NULL
+                         ELSE (WITH RECURSIVE sub(rel) AS (
+                                   SELECT h.target::oid
+                                    UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN sub ON i.inhparent = sub.rel)
+                               SELECT pg_catalog.array_agg(rel ORDER BY rel) FROM sub) END
+               FROM retention.holds h
+              WHERE (h.target::oid IN (SELECT rel FROM up) OR h.target::oid IN (SELECT rel FROM down))
+                AND h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now())
+              ORDER BY h.id",
             &[target.into()],
         )
         .or_raise("reading holds")
         .map(|r| {
+            let e = "reading holds";
             (
-                r.get::<i64>(1).or_raise("reading holds").unwrap_or(0),
-                r.get::<String>(2)
-                    .or_raise("reading holds")
-                    .unwrap_or_default(),
-                r.get::<String>(3).or_raise("reading holds"),
+                r.get::<i64>(1).or_raise(e).unwrap_or(0),
+                r.get::<String>(2).or_raise(e).unwrap_or_default(),
+                r.get::<String>(3).or_raise(e),
+                r.get::<Vec<pg_sys::Oid>>(4).or_raise(e),
             )
         })
         .collect()
-    })
+    });
+    rows.into_iter()
+        .map(|(id, reason, filter, below)| {
+            let filter = match below {
+                None => filter,
+                // OIDs come from the catalogue as numbers, never from a user.
+                Some(oids) => {
+                    let list = oids
+                        .iter()
+                        .map(|o| o.to_u32().to_string())
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let rows_of = format!("tableoid OPERATOR(pg_catalog.=) ANY ('{{{list}}}'::pg_catalog.oid[])");
+                    Some(match filter {
+                        None => rows_of,
+                        Some(f) => format!("{rows_of} AND {}", crate::expr::embed(&f)),
+                    })
+                }
+            };
+            (id, reason, filter)
+        })
+        .collect()
+}
+
+/// True for a row of `outer` (the target's table name or an alias) whose
+/// deletion would reach a held row through a foreign key's ON DELETE
+/// CASCADE, SET NULL or SET DEFAULT, at any depth of cascades: such a row is
+/// kept (and counted as held), so that no held row is ever deleted or
+/// changed by pg_retention, directly or by the server's foreign-key
+/// actions. None when no referencing table has a hold.
+pub fn cascade_held(target: pg_sys::Oid, outer: &str, depth: usize) -> Option<String> {
+    // Deeper chains (and cycles) end here: beyond this depth the row is
+    // kept whenever the chain goes on through a cascading key.
+    const MAX_DEPTH: usize = 8;
+    let mut parts = Vec::new();
+    for r in crate::refs::references(target) {
+        // RESTRICT / NO ACTION: the referenced row is kept anyway.
+        if r.blocks() {
+            continue;
+        }
+        let alias = format!("held_{depth}");
+        let pairs = r
+            .child_columns
+            .iter()
+            .zip(&r.parent_columns)
+            .map(|(c, p)| format!("{alias}.{} = {outer}.{}", ident::quote(c), ident::quote(p)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let holds = table_holds(r.child_oid);
+        let mut held = Vec::new();
+        if holds.iter().any(|h| h.2.is_none()) {
+            held.push("true".to_string());
+        } else if !holds.is_empty() {
+            // The filters name the child's columns, unqualified: inside the
+            // sub-query they resolve to the child's row.
+            held.push(held_condition(holds.iter()));
+        }
+        if r.on_delete == "c" {
+            if depth + 1 >= MAX_DEPTH {
+                held.push("true".to_string());
+            } else if let Some(deeper) = cascade_held(r.child_oid, &alias, depth + 1) {
+                held.push(deeper);
+            }
+        }
+        if !held.is_empty() {
+            parts.push(format!(
+                "EXISTS (SELECT 1 FROM {} {alias} WHERE {pairs} AND ({}))",
+                r.child,
+                held.join(" OR ")
+            ));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" OR "))
 }
 
 /// `coalesce(<filter>, false) OR ...`: a row matches one of the holds'
@@ -1445,21 +1548,15 @@ fn subject_condition(
     }
 }
 
-fn count_where(table: &str, cond: &str, subject: &str) -> i64 {
-    Spi::get_one_with_args::<i64>(
-        &format!("SELECT count(*) FROM {table} WHERE {cond}"),
-        &[subject.into()],
-    )
-    .or_raise("counting the subject's rows")
-    .unwrap_or(0)
-}
 
 /// Erases the subject of one request across its tables, in one
 /// transaction. Returns the request's new status.
 #[pg_extern(name = "_erase_subject")]
 fn erase_subject(request: i64) -> String {
     security::require_admin("process erasure requests");
-    let r = load_request(request);
+    // Overlapping runs (the nightly job and a manual call) process each
+    // request once: the second waits for the first and finds it done.
+    let r = load_request_locking(request, true);
     if r.status != "received" {
         return r.status;
     }
@@ -1497,7 +1594,9 @@ fn erase_subject(request: i64) -> String {
                 "the kind's owner {} lacks {missing} on this table",
                 security::role_name(k.owner)
             ));
-            entry["remaining"] = json!(null);
+            entry["remaining"] = json!(security::as_table_owner(t.target, || {
+                count_args(&table, &cond, &[subject.clone().into()])
+            }));
             partial = true;
             results.push(entry);
             continue;
@@ -1505,7 +1604,7 @@ fn erase_subject(request: i64) -> String {
         let outcome = crate::engine::sanitizing_pub(&table, || {
             security::as_table_owner(t.target, || {
                 crate::stage::as_stage(|| {
-                    erase_table(t, &table, &cond, &subject, &holds_here, &mut entry)
+                    erase_table(t, &table, &cond, &subject, &holds_here, &by_oid, request, &mut entry)
                 })
             })
         });
@@ -1521,19 +1620,26 @@ fn erase_subject(request: i64) -> String {
         .iter()
         .map(|e| {
             json!({"table": e["table"], "purged": e["purged"], "anonymised": e["anonymised"],
-                        "retained": e["retained"], "held": e["held"]})
+                        "retained": e["retained"], "held": e["held"],
+                        "kept_referenced": e.get("kept_referenced").cloned().unwrap_or(json!(0)),
+                        "remaining": e.get("remaining").cloned().unwrap_or(json!(0))})
         })
         .collect();
+    let results = Value::Array(results);
+    let completed_at = security::as_extension_owner(|| {
+        Spi::get_one::<String>("SELECT pg_catalog.now()::text").or_raise("reading the time")
+    });
     let hash = audit::append(
         "erasure completed",
-        json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status, "tables": summary}),
+        json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status, "tables": summary,
+               "result": results, "completed_at": completed_at}),
     );
     security::as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE retention.erasure_requests
                 SET status = $2, subject_id = NULL, completed_at = pg_catalog.now(), result = $3, audit_hash = $4
-              WHERE id = $1",
-            &[r.id.into(), status.into(), JsonB(Value::Array(results)).into(), hash.as_str().into()],
+              WHERE id = $1 AND status = 'received'",
+            &[r.id.into(), status.into(), JsonB(results).into(), hash.as_str().into()],
         )
         .or_raise("closing the request")
     });
@@ -1611,17 +1717,97 @@ fn ancestor_table_holds(
     out
 }
 
+/// The parameters every statement of one table's erasure binds: $1 the
+/// subject id (text), $2 the statutory minimum (interval), $3..$5 the
+/// subject holds' parameters (see [`hold_args`]). Mask parameters follow.
+type Args = Vec<pgrx::datum::DatumWithOid<'static>>;
+
+/// True for a row of `t` below a row that a filtered hold keeps, at any
+/// depth of the subject map (an order's items and their notes, under a
+/// disputed order), with the ids and reasons of those holds. None when no
+/// table above `t` has a filtered hold.
+fn below_held(
+    t: &SubjectTable,
+    by_oid: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>,
+    depth: usize,
+) -> Option<(String, Vec<(i64, String)>)> {
+    if depth > 16 {
+        return None;
+    }
+    let parent = by_oid(t.parent?)?;
+    let table = ident::relation(t.target)?;
+    let parent_name = ident::relation(parent.target)?;
+    let filtered: Vec<(i64, String, Option<String>)> = table_holds(parent.target)
+        .into_iter()
+        .filter(|h| h.2.is_some())
+        .collect();
+    let mut conds = Vec::new();
+    let mut ids: Vec<(i64, String)> = filtered.iter().map(|h| (h.0, h.1.clone())).collect();
+    if !filtered.is_empty() {
+        conds.push(held_condition(filtered.iter()));
+    }
+    if let Some((deeper, more)) = below_held(&parent, by_oid, depth + 1) {
+        conds.push(deeper);
+        ids.extend(more);
+    }
+    if conds.is_empty() {
+        return None;
+    }
+    Some((
+        format!(
+            "({}) IN (SELECT {} FROM {parent_name} WHERE {})",
+            ident::columns(Some(&table), &t.columns),
+            ident::columns(Some(&parent_name), &t.parent_columns),
+            conds.join(" OR ")
+        ),
+        ids,
+    ))
+}
+
+fn count_args(table: &str, cond: &str, args: &[pgrx::datum::DatumWithOid<'static>]) -> i64 {
+    Spi::get_one_with_args::<i64>(&format!("SELECT count(*) FROM {table} WHERE {cond}"), args)
+        .or_raise("counting the subject's rows")
+        .unwrap_or(0)
+}
+
+fn hold_names(entry: &mut Value, holds: impl Iterator<Item = (i64, String)>) {
+    let mut list = entry["holds"].as_array().cloned().unwrap_or_default();
+    for (id, reason) in holds {
+        let v = json!({"hold": id, "reason": reason});
+        if !list.contains(&v) {
+            list.push(v);
+        }
+    }
+    entry["holds"] = Value::Array(list);
+}
+
 /// Erases one table's rows of the subject; fills `entry`. Returns whether
-/// anything was kept (held or retained).
+/// anything was kept (held, retained, referenced, remaining).
+///
+/// Every row the erasure reaches ends in one counted outcome: held (by a
+/// hold on the subject, on the table or a table above it, by a filtered
+/// hold on a row above it at any depth, or by a hold on a subject of any
+/// kind whose map holds the table), retained (a statutory minimum, a NULL
+/// clock included), kept because kept rows still reference it, purged or
+/// anonymised; and what is still there after the DELETE is remaining.
+#[allow(clippy::too_many_arguments)]
 fn erase_table(
     t: &SubjectTable,
     table: &str,
     cond: &str,
     subject: &str,
     subject_holds: &[(i64, String)],
+    by_oid: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>,
+    request: i64,
     entry: &mut Value,
 ) -> bool {
-    let total = count_where(table, cond, subject);
+    // Holds on subjects of every kind whose map holds this table (the
+    // subject of another kind linked to these rows, e.g. a held customer's
+    // orders in an erased shop).
+    let others = subject_hold(t.target, table);
+    let mut args: Args = vec![subject.to_string().into(), t.min_retention.into()];
+    args.extend(hold_args(-request, others.as_ref()));
+    let total = count_args(table, cond, &args);
     if total == 0 {
         return false;
     }
@@ -1643,72 +1829,71 @@ fn erase_table(
         entry["holds"] = Value::Array(names);
         return true;
     }
-    let mut keep = Vec::new();
+    let mut keep: Vec<String> = Vec::new();
     let mut kept_any = false;
-    // Rows below a held row (their parent is held by a filter) stay too.
-    if let Some(parent) = t.parent {
-        let parent_holds: Vec<(i64, String, Option<String>)> = table_holds(parent)
-            .into_iter()
-            .filter(|h| h.2.is_some())
-            .collect();
-        if let (false, Some(parent_name)) = (parent_holds.is_empty(), ident::relation(parent)) {
-            let held_cond = held_condition(parent_holds.iter());
-            let cols = ident::columns(Some(table), &t.columns);
-            let pcols = ident::columns(None, &t.parent_columns);
-            let below =
-                format!("({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {held_cond})");
-            let n = count_where(table, &format!("{cond} AND {below}"), subject);
-            if n > 0 {
-                entry["held"] = json!(n);
-                entry["holds"] = Value::Array(
-                    parent_holds.iter().map(|(id, reason, _)| json!({"hold": id, "reason": reason, "via": parent_name})).collect(),
-                );
-                kept_any = true;
-            }
-            keep.push(format!("NOT {below}"));
+    let mut held_total = 0i64;
+    // Each kind of hold, counted over the rows no earlier kind kept.
+    let mut hold_kind = |keep: &mut Vec<String>, held_if: String, names: Vec<(i64, String)>, entry: &mut Value| {
+        let mut c = format!("{cond} AND coalesce(({held_if}), false)");
+        for k in keep.iter() {
+            c.push_str(" AND ");
+            c.push_str(k);
         }
+        let n = count_args(table, &c, &args);
+        if n > 0 {
+            held_total += n;
+            hold_names(entry, names.into_iter());
+            kept_any = true;
+        }
+        keep.push(format!("NOT coalesce(({held_if}), false)"));
+    };
+    // Rows below a row kept by a filtered hold, at any depth.
+    if let Some((below, ids)) = below_held(t, by_oid, 0) {
+        hold_kind(&mut keep, below, ids, entry);
     }
-    // Rows matching a hold's filter stay.
+    // Rows matching a hold's filter on this table (or on a table above it
+    // in the partition tree, or a partition's rows).
     let filtered: Vec<&(i64, String, Option<String>)> =
         holds.iter().filter(|h| h.2.is_some()).collect();
     if !filtered.is_empty() {
-        let held_cond = held_condition(filtered.iter().copied());
-        let held = count_where(table, &format!("{cond} AND ({held_cond})"), subject);
-        if held > 0 {
-            entry["held"] = json!(entry["held"].as_i64().unwrap_or(0) + held);
-            entry["holds"] = Value::Array(
-                filtered
-                    .iter()
-                    .map(|(id, reason, _)| json!({"hold": id, "reason": reason}))
-                    .collect(),
-            );
-            kept_any = true;
+        let names = filtered.iter().map(|h| (h.0, h.1.clone())).collect();
+        hold_kind(&mut keep, held_condition(filtered.iter().copied()), names, entry);
+    }
+    if let Some(sh) = &others {
+        let names = sh.hold_ids.iter().map(|id| (*id, hold_reason(*id))).collect();
+        hold_kind(&mut keep, sh.condition.clone(), names, entry);
+    }
+    // Rows whose deletion would reach a held row through a cascading
+    // foreign key stay.
+    if t.action != "anonymise" {
+        if let Some(c) = cascade_held(t.target, table, 0) {
+            hold_kind(&mut keep, c, Vec::new(), entry);
         }
-        keep.push(format!("NOT ({held_cond})"));
+    }
+    drop(hold_kind);
+    if held_total > 0 {
+        entry["held"] = json!(held_total);
     }
     // Rows under a statutory minimum are restricted and minimised instead.
     let masking = masking_policy(t.target);
-    if let (Some(min), Some(clock)) = (t.min_retention, &t.clock) {
+    if let (Some(_), Some(clock)) = (t.min_retention, &t.clock) {
+        // A row whose clock is NULL cannot be shown to be past the minimum:
+        // it is retained (and counted), never silently skipped.
         let under = format!(
-            "{} >= pg_catalog.now() - $2::interval",
-            crate::expr::embed(clock)
+            "({clock} IS NULL OR {clock} >= pg_catalog.now() - $2::interval)",
+            clock = crate::expr::embed(clock)
         );
         let mut under_cond = format!("{cond} AND {under}");
         if !keep.is_empty() {
             under_cond = format!("{under_cond} AND {}", keep.join(" AND "));
         }
-        let retained = Spi::get_one_with_args::<i64>(
-            &format!("SELECT count(*) FROM {table} WHERE {under_cond}"),
-            &[subject.into(), min.into()],
-        )
-        .or_raise("counting retained rows")
-        .unwrap_or(0);
+        let retained = count_args(table, &under_cond, &args);
         if retained > 0 {
             kept_any = true;
             entry["retained"] = json!(retained);
             entry["retained_ground"] = json!(t.legal_ground);
             if let Some(p) = &masking {
-                minimise(p, table, &under_cond, subject, Some(min));
+                minimise(p, table, &under_cond, &args);
             }
         }
         keep.push(format!("NOT ({under})"));
@@ -1718,19 +1903,16 @@ fn erase_table(
         where_.push_str(" AND ");
         where_.push_str(k);
     }
-    // $2 (the minimum) is bound in every statement, used or not: the
-    // parameter types are given explicitly.
-    let min_arg = t.min_retention;
     match t.action.as_str() {
         "anonymise" => match &masking {
             Some(p) => {
-                let n = minimise(p, table, &where_, subject, min_arg);
+                let n = minimise(p, table, &where_, &args);
                 entry["anonymised"] = json!(n);
             }
             None => {
                 // The table's masks are gone: nothing can be anonymised, and
                 // the request must not claim otherwise.
-                entry["not_anonymised"] = json!(count_where(table, cond, subject));
+                entry["not_anonymised"] = json!(count_args(table, cond, &args));
                 entry["problem"] = json!("no policy on this table declares masks any more");
                 kept_any = true;
             }
@@ -1749,12 +1931,7 @@ fn erase_table(
                 .collect();
             let unblocked = (!still_referenced.is_empty()).then(|| still_referenced.join(" AND "));
             if let Some(unblocked) = unblocked {
-                let referenced = Spi::get_one_with_args::<i64>(
-                    &format!("SELECT count(*) FROM {table} WHERE {where_} AND NOT ({unblocked})"),
-                    &[subject.into(), min_arg.into()],
-                )
-                .or_raise("counting referenced rows")
-                .unwrap_or(0);
+                let referenced = count_args(table, &format!("{where_} AND NOT ({unblocked})"), &args);
                 if referenced > 0 {
                     entry["kept_referenced"] = json!(referenced);
                     kept_any = true;
@@ -1763,26 +1940,49 @@ fn erase_table(
             }
             let n = Spi::get_one_with_args::<i64>(
                 &format!("WITH d AS (DELETE FROM {table} WHERE {where_} RETURNING 1) SELECT count(*) FROM d"),
-                &[subject.into(), min_arg.into()],
+                &args,
             )
             .or_raise("erasing rows")
             .unwrap_or(0);
             entry["purged"] = json!(n);
+            // What the certificate states is checked against the data: the
+            // subject's rows are counted again with row security off (where
+            // a policy would hide rows from the table's owner, the count
+            // fails and the request stays pending). Rows a trigger or a rule
+            // kept (a soft delete) are remaining, and the request is then
+            // never completed.
+            let left = crate::gucs::with_local("row_security", "off", || count_args(table, cond, &args));
+            let accounted = ["held", "retained", "kept_referenced"]
+                .iter()
+                .map(|k| entry[*k].as_i64().unwrap_or(0))
+                .sum::<i64>();
+            if left > accounted {
+                entry["remaining"] = json!(left - accounted);
+                entry["problem"] = json!(
+                    "rows of the subject remain after the DELETE (a trigger, a rule or row security kept them)"
+                );
+                kept_any = true;
+            }
         }
     }
     kept_any
 }
 
+/// The reason of a hold, for certificates.
+fn hold_reason(id: i64) -> String {
+    security::as_extension_owner(|| {
+        Spi::get_one_with_args::<String>("SELECT reason FROM retention.holds WHERE id = $1", &[id.into()])
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    })
+}
+
 /// Applies a policy's masks (and marker) to the rows matching `cond`;
-/// returns the number of rows changed.
-fn minimise(
-    p: &policy::Policy,
-    table: &str,
-    cond: &str,
-    subject: &str,
-    min: Option<Interval>,
-) -> i64 {
-    let (sets, params) = crate::stage::mask_plan(p, table, 3);
+/// returns the number of rows changed. `args` are the erasure's parameters
+/// ($1..$5); the masks' own follow from $6.
+fn minimise(p: &policy::Policy, table: &str, cond: &str, args: &Args) -> i64 {
+    let (sets, params) = crate::stage::mask_plan(p, table, args.len() + 1);
     let mut set_list = Vec::new();
     if !sets.is_empty() {
         set_list.push(sets);
@@ -1797,18 +1997,21 @@ fn minimise(
         return 0;
     }
     let rk = mask::random_key();
-    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
-        vec![subject.to_string().into(), min.into()];
-    args.extend(params.iter().map(|x| x.datum(&rk)));
+    let mut all: Args = args.iter().map(clone_arg).collect();
+    all.extend(params.iter().map(|x| x.datum(&rk)));
     let sets = set_list.join(", ");
     mask::with_stage_key(crate::stage::needs_pseudonym_key(&sets), || {
         Spi::get_one_with_args::<i64>(
             &format!("WITH u AS (UPDATE {table} SET {sets} WHERE {cond} RETURNING 1) SELECT count(*) FROM u"),
-            &args,
+            &all,
         )
         .or_raise("minimising rows")
         .unwrap_or(0)
     })
+}
+
+fn clone_arg(a: &pgrx::datum::DatumWithOid<'static>) -> pgrx::datum::DatumWithOid<'static> {
+    unsafe { pgrx::datum::DatumWithOid::new_from_datum(a.datum(), a.oid()) }
 }
 
 // ---------------------------------------------------------------------------
@@ -1856,6 +2059,39 @@ fn erasure_certificate(request: i64) -> JsonB {
             .unwrap_or(false)
         });
         m.insert("audit_entry_found".into(), json!(found));
+        // Everything the certificate states must be what the audit chain
+        // recorded: receipt and due dates, extensions, the outcome and each
+        // table's counts. An edit of the request row shows here.
+        let matches = security::as_extension_owner(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM retention.audit_log a
+                                 WHERE a.event = 'erasure requested' AND (a.details ->> 'request')::bigint = r.id
+                                   AND a.details ->> 'received_at' = r.received_at::text)
+                    AND coalesce((SELECT a.details ->> 'due_at' FROM retention.audit_log a
+                                   WHERE a.event IN ('erasure requested', 'erasure request extended')
+                                     AND (a.details ->> 'request')::bigint = r.id
+                                   ORDER BY a.id DESC LIMIT 1) = r.due_at::text, false)
+                    AND CASE r.status
+                        WHEN 'received' THEN true
+                        WHEN 'refused' THEN EXISTS (
+                            SELECT 1 FROM retention.audit_log a
+                             WHERE a.event = 'erasure request refused' AND (a.details ->> 'request')::bigint = r.id
+                               AND a.details ->> 'completed_at' = r.completed_at::text)
+                        ELSE EXISTS (
+                            SELECT 1 FROM retention.audit_log a
+                             WHERE a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id
+                               AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status
+                               AND a.details -> 'result' = r.result
+                               AND a.details ->> 'completed_at' = r.completed_at::text)
+                        END
+                   FROM retention.erasure_requests r WHERE r.id = $1",
+                &[request.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        });
+        m.insert("audit_record_matches".into(), json!(matches));
         m.insert(
             "issued_at".into(),
             json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text")
@@ -1869,7 +2105,8 @@ fn erasure_certificate(request: i64) -> JsonB {
 #[pg_extern(name = "_erasure_ledger")]
 fn erasure_ledger(since: Option<TimestampWithTimeZone>) -> JsonB {
     security::require_reader("read the erasure ledger");
-    security::as_extension_owner(|| {
+    let anchor = crate::audit::audit_anchor().0;
+    let ledger = security::as_extension_owner(|| {
         Spi::get_one_with_args::<JsonB>(
             "SELECT coalesce(jsonb_agg(jsonb_build_object('request', id, 'kind', kind, 'subject', subject_blind,
                                                         'completed_at', completed_at) ORDER BY id), '[]'::jsonb)
@@ -1879,7 +2116,15 @@ fn erasure_ledger(since: Option<TimestampWithTimeZone>) -> JsonB {
         )
         .or_raise("reading the ledger")
         .unwrap_or(JsonB(json!([])))
-    })
+    });
+    // The chain's anchor travels with the ledger, kept outside the
+    // database: verify_audit(anchor) then finds a truncated chain.
+    let mut items = match ledger.0 {
+        Value::Array(v) => v,
+        _ => Vec::new(),
+    };
+    items.push(json!({"audit_anchor": anchor}));
+    JsonB(Value::Array(items))
 }
 
 #[pg_extern(name = "_reapply_erasures")]

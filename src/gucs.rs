@@ -11,6 +11,9 @@ pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static PROGRESS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 /// Days of run history kept in retention.run_log (0: keep all).
 pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(400);
+/// On while one of pg_retention's own stage statements (mark, anonymise,
+/// an erasure's DELETE or UPDATE) runs; read-only for everyone else.
+pub static STAGE_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn init() {
     GucRegistry::define_bool_guc(
@@ -30,6 +33,14 @@ pub fn init() {
         86_400,
         GucContext::Userset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"retention.stage_write",
+        c"On while pg_retention's own stage statements change rows.",
+        c"Set by pg_retention, not by users: a trigger that maintains a clock column can skip pg_retention's writes with WHEN (current_setting('retention.stage_write', true) IS DISTINCT FROM 'on').",
+        &STAGE_WRITE,
+        GucContext::Internal,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"retention.run_history_days",

@@ -13,6 +13,7 @@ use pgrx::prelude::*;
 pub struct Reference {
     pub constraint: String,
     pub child: String,
+    pub child_oid: pg_sys::Oid,
     pub child_columns: Vec<String>,
     pub parent_columns: Vec<String>,
     /// pg_constraint.confdeltype: a (no action), r, c, n, d.
@@ -86,6 +87,7 @@ pub fn references(target: pg_sys::Oid) -> Vec<Reference> {
             |(constraint, child, on_delete, child_columns, parent_columns)| {
                 Some(Reference {
                     constraint,
+                    child_oid: child,
                     child: ident::relation(child)?,
                     child_columns,
                     parent_columns,

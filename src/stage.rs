@@ -21,16 +21,36 @@ thread_local! {
     static STAGE_ACTIVE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f` as a stage statement (see `STAGE_ACTIVE`).
+/// Runs `f` as a stage statement (see `STAGE_ACTIVE`), with the setting
+/// `retention.stage_write` on, so that triggers can tell pg_retention's own
+/// writes from the application's (`retention.touch()` does: the extension's
+/// stages never move a clock).
 pub fn as_stage<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset;
+    struct Reset(i32);
     impl Drop for Reset {
         fn drop(&mut self) {
             STAGE_ACTIVE.with(|s| s.set(false));
+            // While an ERROR unwinds, transaction abort restores the setting.
+            if !std::thread::panicking() {
+                unsafe { pg_sys::AtEOXact_GUC(true, self.0) }
+            }
         }
     }
     STAGE_ACTIVE.with(|s| s.set(true));
-    let _reset = Reset;
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    let _reset = Reset(level);
+    unsafe {
+        pg_sys::set_config_option(
+            c"retention.stage_write".as_ptr(),
+            c"on".as_ptr(),
+            pg_sys::GucContext::PGC_INTERNAL,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
     f()
 }
 
@@ -230,6 +250,9 @@ fn add_stage(
                 )
             }
             owner_check("UPDATE", &format!("for a {action} stage"));
+            if let Some(note) = clock_trigger_note(p.target, &table) {
+                pgrx::notice!("policy \"{policy_name}\": {note}");
+            }
             (Some(col.to_string()), Some(ty))
         }
     };
@@ -753,6 +776,38 @@ pub fn mask_plan(p: &Policy, table: &str, first_param: usize) -> (String, Vec<Pa
 /// `mask::with_stage_key`).
 pub fn needs_pseudonym_key(sets: &str) -> bool {
     sets.contains("retention._stage_pseudonym(")
+}
+
+/// The application's own row-level BEFORE UPDATE triggers on `target` that
+/// do not tell pg_retention's stage writes apart (their definition does not
+/// mention `retention.stage_write`): if one of them resets the clock column
+/// (a `last_update` maintained by the application), every mark or anonymise
+/// stage restarts the row's retention period and the purge stage never
+/// comes. Returns a note naming them, or None.
+pub fn clock_trigger_note(target: pg_sys::Oid, table: &str) -> Option<String> {
+    let names: Vec<String> = Spi::connect(|c| {
+        c.select(
+            "SELECT t.tgname::text FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                AND (t.tgtype::int & 19) = 19
+                AND t.tgfoid NOT IN ('retention.touch()'::pg_catalog.regprocedure,
+                                     'retention.refuse_restricted_update()'::pg_catalog.regprocedure)
+                AND pg_catalog.strpos(pg_catalog.pg_get_triggerdef(t.oid), 'retention.stage_write') = 0
+              ORDER BY 1",
+            None,
+            &[target.into()],
+        )
+        .or_raise("reading triggers")
+        .filter_map(|r| r.get::<String>(1).ok().flatten())
+        .collect()
+    });
+    if names.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "BEFORE UPDATE trigger(s) {} on {table} also fire for the mark and anonymise stages' updates; if one sets the clock column, those stages restart the retention period and the purge stage never comes: add WHEN (current_setting('retention.stage_write', true) IS DISTINCT FROM 'on') to it",
+        names.iter().map(|n| ident::quote(n)).collect::<Vec<_>>().join(", ")
+    ))
 }
 
 // ---------------------------------------------------------------------------

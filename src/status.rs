@@ -32,37 +32,67 @@ fn field_matches(field: &str, value: u32, min: u32, max: u32) -> Option<bool> {
     Some(false)
 }
 
+/// The values from `min` to `max` that a cron field matches; `None` when the
+/// field is not understood.
+fn field_values(field: &str, min: u32, max: u32) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for v in min..=max {
+        if field_matches(field, v, min, max)? {
+            out.push(v);
+        }
+    }
+    Some(out)
+}
+
 /// The next time after `after` (UTC, pg_cron's default time zone) at which a
 /// five-field cron expression fires; None for expressions this does not
 /// understand (e.g. '@daily', '30 seconds') or that never fire within two
-/// years.
+/// years. Bounded work: each field's matching values are listed once, then
+/// at most two years of days are stepped through, and within the first
+/// matching day the first matching hour and minute are picked.
 pub fn next_cron_time(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
     if fields.len() != 5 {
         return None;
     }
+    let minutes = field_values(fields[0], 0, 59)?;
+    let hours = field_values(fields[1], 0, 23)?;
+    let doms = field_values(fields[2], 1, 31)?;
+    let months = field_values(fields[3], 1, 12)?;
+    let dows = field_values(fields[4], 0, 7)?;
+    if minutes.is_empty() || hours.is_empty() || months.is_empty() {
+        return None;
+    }
+    let dom_restricted = fields[2] != "*";
+    let dow_restricted = fields[4] != "*";
     let start = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
-    let mut t = start;
-    for _ in 0..(2 * 366 * 24 * 60) {
-        let dom_restricted = fields[2] != "*";
-        let dow_restricted = fields[4] != "*";
-        let dom = field_matches(fields[2], t.day(), 1, 31)?;
-        let dow = field_matches(fields[4], t.weekday().num_days_from_sunday(), 0, 7)?
-            || (t.weekday().num_days_from_sunday() == 0 && field_matches(fields[4], 7, 0, 7)?);
+    let mut day = start.date_naive();
+    for _ in 0..(2 * 366) {
+        let dow = day.weekday().num_days_from_sunday();
+        let dom_ok = doms.contains(&day.day());
+        let dow_ok = dows.contains(&dow) || (dow == 0 && dows.contains(&7));
         // As in cron: with both day fields restricted, either may match.
         let day_ok = if dom_restricted && dow_restricted {
-            dom || dow
+            dom_ok || dow_ok
         } else {
-            dom && dow
+            dom_ok && dow_ok
         };
-        if day_ok
-            && field_matches(fields[3], t.month(), 1, 12)?
-            && field_matches(fields[1], t.hour(), 0, 23)?
-            && field_matches(fields[0], t.minute(), 0, 59)?
-        {
-            return Some(t);
+        if day_ok && months.contains(&day.month()) {
+            let first = day == start.date_naive();
+            for &h in &hours {
+                if first && h < start.hour() {
+                    continue;
+                }
+                for &m in &minutes {
+                    if first && h == start.hour() && m < start.minute() {
+                        continue;
+                    }
+                    let t = Utc.from_utc_datetime(&day.and_hms_opt(h, m, 0)?);
+                    return Some(t);
+                }
+            }
         }
-        t += Duration::minutes(1);
+        day = day.succ_opt()?;
     }
     None
 }
@@ -286,5 +316,12 @@ mod tests {
         );
         assert_eq!(next_cron_time("@daily", t), None);
         assert_eq!(next_cron_time("61 * * * *", t), None);
+        // Expressions that never fire end after at most two years of days.
+        assert_eq!(next_cron_time("0 0 31 2 *", t), None);
+        assert_eq!(next_cron_time("0 0 30 2 *", t), None);
+        assert_eq!(
+            next_cron_time("59 23 * * *", at("2026-11-29T23:59:30Z")),
+            Some(at("2026-11-30T23:59:00Z"))
+        );
     }
 }

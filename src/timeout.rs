@@ -21,15 +21,30 @@ pub struct StatementTimer {
     armed: bool,
 }
 
+thread_local! {
+    /// Whether the last batch's statement timer was pg_retention's own (as
+    /// opposed to the caller's statement_timeout, already running).
+    static LAST_WAS_OURS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether a statement timeout in the last batch came from the timer that
+/// pg_retention armed for it. When the caller's own statement_timeout was
+/// running, a timeout is the caller's: it ends the run, it is not retried.
+pub fn last_timer_was_ours() -> bool {
+    LAST_WAS_OURS.with(|c| c.get())
+}
+
 impl StatementTimer {
     pub fn start(ms: i64) -> StatementTimer {
         let ms = ms.clamp(1, i32::MAX as i64) as c_int;
         unsafe {
             if get_timeout_active(STATEMENT_TIMEOUT) {
+                LAST_WAS_OURS.with(|c| c.set(false));
                 return StatementTimer { armed: false };
             }
             enable_timeout_after(STATEMENT_TIMEOUT, ms);
         }
+        LAST_WAS_OURS.with(|c| c.set(true));
         StatementTimer { armed: true }
     }
 }

@@ -67,3 +67,31 @@ SQL
   expect_eq "$(val "SELECT string_agg(id::text, ',') FROM accounts")" 2 "fritz erased"
   q -c "DROP OWNED BY it_app" -c "DROP ROLE it_app" >/dev/null
 }
+
+# Overlapping processing (the nightly run and a manual call) erases each
+# request once: the second session waits for the first, finds the request
+# done and leaves its certificate alone.
+test_overlapping_processing_erases_once() {
+  fresh_db eraseoverlap
+  q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE customers (id int PRIMARY KEY, name text);
+CREATE TABLE orders (id int PRIMARY KEY, customer int REFERENCES customers);
+INSERT INTO customers VALUES (1, 'Fritz'), (2, 'Gina');
+INSERT INTO orders VALUES (1, 1), (2, 1), (3, 2);
+SELECT retention.register_subject('customer', 'customers', 'id');
+SELECT retention.request_erasure('customer', '1');
+SQL
+  open_session first
+  say first "BEGIN; SELECT retention._erase_subject(1);"
+  wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"
+  q -c "CALL retention.process_erasures()" >/dev/null 2>&1 &
+  local second=$!
+  wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+  say first "COMMIT;"
+  close_session first
+  wait "$second"
+  expect_eq "$(val "SELECT status FROM retention.requests WHERE id = 1")" "completed" "completed once"
+  expect_eq "$(val "SELECT string_agg(t ->> 'purged', ',' ORDER BY t ->> 'table') FROM jsonb_array_elements(retention.erasure_certificate(1) -> 'tables') t")" "1,2" "certificate keeps the first counts"
+  expect_eq "$(val "SELECT count(*) FROM retention.audit_log WHERE event = 'erasure completed'")" 1 "one audit entry"
+}

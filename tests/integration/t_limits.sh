@@ -115,3 +115,24 @@ SQL
   grep -q '"logs": 30 purged, 0 anonymised, 0 marked in 3 batches' <<<"$out" || fail "final counts: $out"
   expect_eq "$(val "SELECT count(*) FROM logs")" 0 "purged when on"
 }
+
+# The caller's own statement_timeout (an operator's or a pg_cron job's
+# safety limit) ends the run: it is not mistaken for a batch's timeout and
+# retried, and the run log is closed.
+test_callers_statement_timeout_ends_the_run() {
+  fresh_db callertimeout
+  q >/dev/null <<'SQL'
+CREATE TABLE slow (id int PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO slow SELECT g, now() - interval '1 year' FROM generate_series(1, 40) g;
+CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_catalog.pg_sleep(0.1); RETURN OLD; END $$;
+CREATE TRIGGER s BEFORE DELETE ON slow FOR EACH ROW EXECUTE FUNCTION slow_delete();
+SELECT retention.create_policy('slow_30d', 'slow', 'at', interval '30 days', batch_size => 20);
+SQL
+  local out; out="$(q -c "SET statement_timeout = '1s'" -c "CALL retention.run()" 2>&1 || true)"
+  [[ "$out" == *"retention.run() was cancelled"* ]] || fail "the run was not cancelled: $out"
+  expect_eq "$(val "SELECT status || ' ' || retries || ' ' || error_code FROM retention.runs")" "failed 0 57014" "run log closed, no retry"
+  expect_eq "$(val "SELECT count(*) FROM slow")" 40 "the cancelled batch was rolled back, nothing more ran"
+  # Without the caller's limit the same policy runs to the end.
+  q -c "CALL retention.run()" >/dev/null
+  expect_eq "$(val "SELECT count(*) FROM slow")" 0 "purged by the next run"
+}

@@ -1,0 +1,76 @@
+-- A certificate never claims more than was done: every row the erasure
+-- reaches ends in one counted outcome, checked against the data.
+CREATE SCHEMA proof;
+SET search_path = proof, public;
+CREATE TABLE people (id int PRIMARY KEY, name text);
+-- A soft-delete trigger: the application keeps "deleted" rows.
+CREATE TABLE notes (id int PRIMARY KEY, person int NOT NULL, body text, deleted boolean NOT NULL DEFAULT false);
+CREATE FUNCTION notes_soft_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE proof.notes SET deleted = true WHERE id = OLD.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER soft BEFORE DELETE ON notes FOR EACH ROW EXECUTE FUNCTION notes_soft_delete();
+-- Invoices must be kept 10 years; one has no date yet (a draft).
+CREATE TABLE invoices (id int PRIMARY KEY, person int NOT NULL, issued_on date, billed_to text);
+INSERT INTO people VALUES (42, 'Alice'), (43, 'Bob');
+INSERT INTO notes VALUES (1, 42, 'about Alice'), (2, 43, 'about Bob');
+INSERT INTO invoices VALUES (1, 42, current_date - 4000, 'Alice'), (2, 42, NULL, 'Alice'),
+                            (3, 42, current_date - 10, 'Alice');
+SELECT retention.register_subject('proof_person', 'people', 'id', follow_foreign_keys => false);
+SELECT retention.add_subject_table('proof_person', 'notes', 'person');
+SELECT retention.add_subject_table('proof_person', 'invoices', 'person');
+SELECT retention.set_subject_table('proof_person', 'invoices', min_retention => interval '10 years',
+                                   legal_ground => 'HGB §257', clock => 'issued_on');
+SELECT retention.request_erasure('proof_person', '42') AS request \gset
+CALL retention.process_erasures();
+-- The soft-deleted note is still there: the request is not completed, and
+-- the certificate says what remains. The undated invoice is retained and
+-- counted, like the recent one; the old one is erased.
+SELECT status FROM retention.requests WHERE id = :request;
+SELECT t ->> 'table' AS table_name, t ->> 'purged' AS purged, t ->> 'retained' AS retained,
+       t ->> 'remaining' AS remaining, t ->> 'problem' AS problem
+  FROM jsonb_array_elements(retention.erasure_certificate(:request) -> 'tables') t ORDER BY 1;
+SELECT id, issued_on IS NULL AS undated FROM invoices ORDER BY id;
+SELECT id, deleted FROM notes ORDER BY id;
+SELECT strpos(retention.erasure_certificate_text(:request), 'REMAINING') > 0 AS certificate_says_remaining;
+-- The audit chain records the same outcome.
+SELECT details -> 'tables' @> '[{"remaining": 1}]' AS audited_remaining
+  FROM retention.audit_log WHERE event = 'erasure completed' AND (details ->> 'request')::bigint = :request;
+
+-- The certificate is checked against the audit chain: an edit of the
+-- request row (here by a superuser) shows in the certificate.
+SELECT strpos(retention.erasure_certificate_text(:request), 'the request record matches its audit entries') > 0 AS matches_before;
+UPDATE retention.erasure_requests SET received_at = received_at + interval '20 days' WHERE id = :request;
+SELECT (retention.erasure_certificate(:request) ->> 'audit_record_matches')::boolean AS matches_after_edit,
+       strpos(retention.erasure_certificate_text(:request), 'DIFFERS FROM ITS AUDIT ENTRIES') > 0 AS certificate_says_so;
+UPDATE retention.erasure_requests SET received_at = received_at - interval '20 days' WHERE id = :request;
+
+-- A request cannot be received in the future (it would make any erasure
+-- look on time).
+SELECT retention.request_erasure('proof_person', '43', received_at => now() + interval '2 days');
+
+-- Removing entries from the end of the chain leaves a valid chain; only an
+-- anchor kept outside the database shows it. The ledger carries one.
+SELECT (retention.erasure_ledger() -> -1) ? 'audit_anchor' AS ledger_has_anchor;
+SELECT retention.audit_anchor() AS anchor \gset
+-- (The chain of this suite carries the entry forged in 10_erasure; the
+-- anchor's own check comes first and is what is shown here.)
+SELECT coalesce(problem, '') NOT LIKE '%anchor%' AS anchor_entry_present FROM retention.verify_audit(:'anchor');
+SELECT coalesce((SELECT first_broken_id FROM retention.verify_audit()), 0) AS broken_before \gset
+ALTER TABLE retention.audit_log DISABLE TRIGGER audit_log_no_update;
+DELETE FROM retention.audit_log WHERE id = (SELECT max(id) FROM retention.audit_log);
+ALTER TABLE retention.audit_log ENABLE TRIGGER audit_log_no_update;
+-- The chain alone reports nothing new ...
+SELECT coalesce(first_broken_id, 0) = :broken_before AS chain_alone_sees_no_change FROM retention.verify_audit();
+-- ... the anchor names the missing entry.
+SELECT ok AS with_anchor_ok, first_broken_id = (:'anchor'::jsonb ->> 'last_id')::bigint AS names_the_entry,
+       problem LIKE '%named by the anchor is missing%' AS says_removed
+  FROM retention.verify_audit(:'anchor');
+
+-- Clean up.
+SET client_min_messages = warning;
+DELETE FROM retention.erasure_requests WHERE kind = 'proof_person';
+SELECT retention.drop_subject('proof_person');
+DROP SCHEMA proof CASCADE;
+RESET search_path;
