@@ -2,7 +2,7 @@
 # Each installs whatever is missing first (scripts/ensure-toolchain.sh).
 SHELL := /bin/bash
 
-.PHONY: all setup install test run stop bench clean
+.PHONY: all setup install test run stop bench fuzz clean
 
 all: test
 
@@ -23,6 +23,14 @@ stop:
 
 bench: setup
 	@bash bench/run.sh $(BENCH_ARGS)
+
+# Randomized oracle test: make fuzz CASES=1000 SEED=1 (prints the seed of
+# every failing case).
+CASES ?= 200
+SEED ?= 1
+fuzz: install
+	@bash scripts/cluster.sh start test >/dev/null
+	@bash tests/fuzz/run.sh $(CASES) $(SEED)
 
 clean:
 	@bash scripts/cluster.sh destroy demo || true

@@ -51,6 +51,17 @@ else
   failed=$((failed + 1))
 fi
 
+section "randomized oracle (tests/fuzz, fixed seed)"
+fuzz_log=target/fuzz.log
+bash tests/fuzz/run.sh "${FUZZ_CASES:-40}" "${FUZZ_SEED:-20261130}" 2>&1 | tee "$fuzz_log" | grep -vE "^\s*$" | tail -20
+if line="$(grep -E '^fuzz: ' "$fuzz_log" | tail -1)" && [[ -n "$line" ]]; then
+  # One test: every case must pass.
+  f="$(sed -E 's/^fuzz: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")"
+  if ((f == 0)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+else
+  failed=$((failed + 1))
+fi
+
 echo
 echo "total: $passed passed, $failed failed"
 ((failed == 0))

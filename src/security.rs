@@ -177,6 +177,12 @@ fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
         let (Ok(n), Ok(v)) = (CString::new(*name), CString::new(*value)) else {
             continue;
         };
+        // Already in force (nested calls, or the session's own value): the
+        // check and assign hooks need not run again.
+        let current = unsafe { pg_sys::GetConfigOption(n.as_ptr(), true, false) };
+        if !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } == v.as_c_str() {
+            continue;
+        }
         unsafe {
             pg_sys::set_config_option(
                 n.as_ptr(),

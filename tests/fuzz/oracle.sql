@@ -1,0 +1,217 @@
+-- Randomized oracle test: one case = random tables, policies, holds and an
+-- erasure request, an oracle computed before the run, then the run, then a
+-- comparison. Loaded once per database by tests/fuzz/run.sh.
+--
+-- The model: a root table p, a child c (c.pid -> p.id) and a grandchild g
+-- (g.cid -> c.id), each foreign key with a random ON DELETE action; a purge
+-- policy on each table with some probability (clock at, 365 days, maybe
+-- filtered by flag, small random batches); a legal hold on each table with
+-- some probability (whole table, or rows with keep_me); with some
+-- probability an erasure request for one subject of kind p.
+-- The oracle decides, before anything runs, which rows must exist
+-- afterwards and with which values: held rows are never deleted or
+-- changed, due rows go unless a hold, a referencing row or a statutory rule
+-- keeps them, and the foreign keys' actions apply to what goes.
+CREATE SCHEMA IF NOT EXISTS fuzz;
+
+CREATE OR REPLACE FUNCTION fuzz.setup(seed bigint) RETURNS text LANGUAGE plpgsql AS $fn$
+DECLARE
+    actions text[] := ARRAY['CASCADE', 'SET NULL', 'RESTRICT', 'NO ACTION'];
+    a_pc text; a_cg text;
+    pol jsonb := '{}'; hld jsonb := '{}';
+    t text; n int; i int;
+    erase_id int;
+    d text;
+BEGIN
+    PERFORM setseed(((seed % 2000000) - 1000000) / 1000001.0);
+    DROP SCHEMA IF EXISTS fz CASCADE;
+    CREATE SCHEMA fz;
+    a_pc := actions[1 + floor(random() * 4)::int];
+    a_cg := actions[1 + floor(random() * 4)::int];
+    -- A cascade into rows that a RESTRICT key still protects fails the
+    -- batch; that is an error, not an outcome, and outside the model.
+    IF a_pc = 'CASCADE' AND a_cg IN ('RESTRICT', 'NO ACTION') THEN
+        a_cg := 'SET NULL';
+    END IF;
+    CREATE TABLE fz.p (id int PRIMARY KEY, at timestamptz NOT NULL, flag boolean NOT NULL, keep_me boolean NOT NULL);
+    EXECUTE format('CREATE TABLE fz.c (id int PRIMARY KEY, pid int REFERENCES fz.p ON DELETE %s, at timestamptz NOT NULL,
+                                       flag boolean NOT NULL, keep_me boolean NOT NULL)', a_pc);
+    EXECUTE format('CREATE TABLE fz.g (id int PRIMARY KEY, cid int REFERENCES fz.c ON DELETE %s, at timestamptz NOT NULL,
+                                       flag boolean NOT NULL, keep_me boolean NOT NULL)', a_cg);
+    CREATE INDEX ON fz.c (pid);
+    CREATE INDEX ON fz.g (cid);
+    -- Ages in whole days, never within a day of the 365-day cutoff.
+    n := 2 + floor(random() * 10)::int;
+    INSERT INTO fz.p SELECT k, now() - (CASE WHEN random() < 0.5 THEN 1 + floor(random() * 360) ELSE 370 + floor(random() * 400) END) * interval '1 day',
+                            random() < 0.5, random() < 0.25
+      FROM generate_series(1, n) k;
+    n := floor(random() * 18)::int;
+    INSERT INTO fz.c SELECT k, CASE WHEN random() < 0.1 THEN NULL ELSE (SELECT id FROM fz.p WHERE k > 0 ORDER BY random() LIMIT 1) END,
+                            now() - (CASE WHEN random() < 0.5 THEN 1 + floor(random() * 360) ELSE 370 + floor(random() * 400) END) * interval '1 day',
+                            random() < 0.5, random() < 0.25
+      FROM generate_series(1, n) k;
+    n := floor(random() * 24)::int;
+    IF EXISTS (SELECT 1 FROM fz.c) THEN
+        INSERT INTO fz.g SELECT k, CASE WHEN random() < 0.1 THEN NULL ELSE (SELECT id FROM fz.c WHERE k > 0 ORDER BY random() LIMIT 1) END,
+                                now() - (CASE WHEN random() < 0.5 THEN 1 + floor(random() * 360) ELSE 370 + floor(random() * 400) END) * interval '1 day',
+                                random() < 0.5, random() < 0.25
+          FROM generate_series(1, n) k;
+    END IF;
+    FOREACH t IN ARRAY ARRAY['p', 'c', 'g'] LOOP
+        IF random() < 0.65 THEN
+            pol := pol || jsonb_build_object(t, CASE WHEN random() < 0.4 THEN 'flag' ELSE 'all' END);
+            PERFORM retention.create_policy('fz_' || t, ('fz.' || t)::regclass, 'at', interval '365 days',
+                        filter => CASE WHEN pol ->> t = 'flag' THEN 'flag' END,
+                        batch_size => 1 + floor(random() * 6)::int, drop_partitions => false);
+        END IF;
+        IF random() < 0.35 THEN
+            hld := hld || jsonb_build_object(t, CASE WHEN random() < 0.25 THEN 'whole' ELSE 'keep_me' END);
+            PERFORM retention.place_hold('fuzz hold on ' || t, target => ('fz.' || t)::regclass,
+                        filter => CASE WHEN hld ->> t = 'keep_me' THEN 'keep_me' END);
+        END IF;
+    END LOOP;
+    IF random() < 0.5 THEN
+        PERFORM retention.register_subject('fz_person', 'fz.p', 'id');
+        erase_id := (SELECT id FROM fz.p ORDER BY random() LIMIT 1);
+        PERFORM retention.request_erasure('fz_person', erase_id::text);
+    END IF;
+
+    -- What a row's own table does to it.
+    CREATE TABLE fz.model (t text PRIMARY KEY, policy text, hold text);
+    INSERT INTO fz.model SELECT x, pol ->> x, hld ->> x FROM unnest(ARRAY['p', 'c', 'g']) x;
+    -- The oracle: the run's expected end state, simulated on copies.
+    -- Policies run children first: g, then c, then p; erasures last.
+    CREATE TABLE fz.sp AS SELECT * FROM fz.p;
+    CREATE TABLE fz.sc AS SELECT * FROM fz.c;
+    CREATE TABLE fz.sg AS SELECT * FROM fz.g;
+    -- Held rows before anything runs, for an independent check.
+    CREATE TABLE fz.held_before AS
+        SELECT 'p' AS t, to_jsonb(x) AS r FROM fz.p x WHERE fuzz.held('p', x.keep_me)
+        UNION ALL SELECT 'c', to_jsonb(x) FROM fz.c x WHERE fuzz.held('c', x.keep_me)
+        UNION ALL SELECT 'g', to_jsonb(x) FROM fz.g x WHERE fuzz.held('g', x.keep_me);
+    DELETE FROM fz.sg x WHERE fuzz.due('g', x.at, x.flag) AND NOT fuzz.held('g', x.keep_me);
+    DELETE FROM fz.sc x WHERE fuzz.due('c', x.at, x.flag) AND NOT fuzz.held('c', x.keep_me)
+        AND NOT (a_cg IN ('RESTRICT', 'NO ACTION') AND EXISTS (SELECT 1 FROM fz.sg y WHERE y.cid = x.id))
+        AND NOT (a_cg IN ('CASCADE', 'SET NULL') AND EXISTS (SELECT 1 FROM fz.sg y WHERE y.cid = x.id AND fuzz.held('g', y.keep_me)));
+    PERFORM fuzz.apply_c_to_g(a_cg);
+    DELETE FROM fz.sp x WHERE fuzz.due('p', x.at, x.flag) AND NOT fuzz.held('p', x.keep_me)
+        AND NOT (a_pc IN ('RESTRICT', 'NO ACTION') AND EXISTS (SELECT 1 FROM fz.sc y WHERE y.pid = x.id))
+        AND NOT (a_pc IN ('CASCADE', 'SET NULL') AND EXISTS (
+                SELECT 1 FROM fz.sc y WHERE y.pid = x.id
+                   AND (fuzz.held('c', y.keep_me)
+                        OR (a_pc = 'CASCADE' AND a_cg IN ('CASCADE', 'SET NULL')
+                            AND EXISTS (SELECT 1 FROM fz.sg z WHERE z.cid = y.id AND fuzz.held('g', z.keep_me))))));
+    IF a_pc = 'CASCADE' THEN
+        DELETE FROM fz.sc y WHERE y.pid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fz.sp x WHERE x.id = y.pid);
+        PERFORM fuzz.apply_c_to_g(a_cg);
+    ELSIF a_pc = 'SET NULL' THEN
+        UPDATE fz.sc y SET pid = NULL WHERE y.pid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fz.sp x WHERE x.id = y.pid);
+    END IF;
+    IF erase_id IS NOT NULL THEN
+        PERFORM fuzz.erase(erase_id);
+    END IF;
+    d := format('seed %s: p->c %s, c->g %s, policies %s, holds %s, erase %s; rows p %s c %s g %s',
+                seed, a_pc, a_cg, pol, hld, coalesce(erase_id::text, '-'),
+                (SELECT count(*) FROM fz.p), (SELECT count(*) FROM fz.c), (SELECT count(*) FROM fz.g));
+    RETURN d;
+END
+$fn$;
+
+-- The foreign key c -> g's action on the simulated grandchildren of c rows
+-- that are gone.
+CREATE OR REPLACE FUNCTION fuzz.apply_c_to_g(action text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF action = 'CASCADE' THEN
+        DELETE FROM fz.sg y WHERE y.cid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fz.sc x WHERE x.id = y.cid);
+    ELSIF action = 'SET NULL' THEN
+        UPDATE fz.sg y SET cid = NULL WHERE y.cid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fz.sc x WHERE x.id = y.cid);
+    END IF;
+END $$;
+
+-- Whether a row is due for its table's policy / kept by its table's hold.
+CREATE OR REPLACE FUNCTION fuzz.due(tab text, at timestamptz, flag boolean) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT m.policy IS NOT NULL AND at < now() - interval '365 days' AND (m.policy = 'all' OR flag)
+                       FROM fz.model m WHERE m.t = tab), false);
+END $$;
+CREATE OR REPLACE FUNCTION fuzz.held(tab text, keep_me boolean) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT m.hold = 'whole' OR (m.hold = 'keep_me' AND keep_me) FROM fz.model m WHERE m.t = tab), false);
+END $$;
+
+-- Erasure of subject s (kind p): deepest table first. A whole-table hold
+-- on a table or above it keeps its rows; a row below a row held by a
+-- filter (any depth) stays; a row still referenced by a kept row stays.
+CREATE OR REPLACE FUNCTION fuzz.erase(s int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    whole_p boolean := (SELECT hold = 'whole' FROM fz.model WHERE t = 'p') IS TRUE;
+    whole_c boolean := (SELECT hold = 'whole' FROM fz.model WHERE t = 'c') IS TRUE;
+    whole_g boolean := (SELECT hold = 'whole' FROM fz.model WHERE t = 'g') IS TRUE;
+BEGIN
+    IF NOT (whole_g OR whole_c OR whole_p) THEN
+        DELETE FROM fz.sg z WHERE z.cid IN (SELECT y.id FROM fz.sc y WHERE y.pid = s)
+           AND NOT fuzz.held('g', z.keep_me)
+           AND NOT EXISTS (SELECT 1 FROM fz.sc y WHERE y.id = z.cid AND fuzz.held('c', y.keep_me))
+           AND NOT EXISTS (SELECT 1 FROM fz.sp x WHERE x.id = s AND fuzz.held('p', x.keep_me));
+    END IF;
+    IF NOT (whole_c OR whole_p) THEN
+        DELETE FROM fz.sc y WHERE y.pid = s
+           AND NOT fuzz.held('c', y.keep_me)
+           AND NOT EXISTS (SELECT 1 FROM fz.sp x WHERE x.id = s AND fuzz.held('p', x.keep_me))
+           AND NOT EXISTS (SELECT 1 FROM fz.sg z WHERE z.cid = y.id);
+    END IF;
+    IF NOT whole_p THEN
+        DELETE FROM fz.sp x WHERE x.id = s AND NOT fuzz.held('p', x.keep_me)
+           AND NOT EXISTS (SELECT 1 FROM fz.sc y WHERE y.pid = x.id);
+    END IF;
+END $$;
+
+-- Compares the end state with the oracle; returns the differences (none:
+-- the case passed).
+CREATE OR REPLACE FUNCTION fuzz.check() RETURNS SETOF text LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN QUERY
+    SELECT 'p ' || coalesce(a.id, e.id) || ': ' || CASE WHEN a.id IS NULL THEN 'gone, expected to exist'
+                                                        WHEN e.id IS NULL THEN 'exists, expected gone'
+                                                        ELSE 'differs' END
+      FROM fz.p a FULL JOIN fz.sp e ON a.id = e.id
+     WHERE a IS DISTINCT FROM e
+    UNION ALL
+    SELECT 'c ' || coalesce(a.id, e.id) || ': ' || CASE WHEN a.id IS NULL THEN 'gone, expected to exist'
+                                                        WHEN e.id IS NULL THEN 'exists, expected gone'
+                                                        ELSE 'differs' END
+      FROM fz.c a FULL JOIN fz.sc e ON a.id = e.id
+     WHERE a IS DISTINCT FROM e
+    UNION ALL
+    SELECT 'g ' || coalesce(a.id, e.id) || ': ' || CASE WHEN a.id IS NULL THEN 'gone, expected to exist'
+                                                        WHEN e.id IS NULL THEN 'exists, expected gone'
+                                                        ELSE 'differs' END
+      FROM fz.g a FULL JOIN fz.sg e ON a.id = e.id
+     WHERE a IS DISTINCT FROM e
+    UNION ALL
+    -- Independent of the simulation: every held row is there, unchanged.
+    SELECT 'held row changed or gone: ' || h.t || ' ' || (h.r ->> 'id')
+      FROM fz.held_before h
+     WHERE NOT EXISTS (SELECT 1 FROM fz.p x WHERE h.t = 'p' AND to_jsonb(x) = h.r)
+       AND NOT EXISTS (SELECT 1 FROM fz.c x WHERE h.t = 'c' AND to_jsonb(x) = h.r)
+       AND NOT EXISTS (SELECT 1 FROM fz.g x WHERE h.t = 'g' AND to_jsonb(x) = h.r)
+    UNION ALL
+    -- No run failed, and every request ended.
+    SELECT 'policy ' || policy || ' ' || status || coalesce(': ' || error, '')
+      FROM retention.runs WHERE policy LIKE 'fz\_%' AND status NOT IN ('succeeded', 'skipped')
+    UNION ALL
+    SELECT 'request ' || id || ' is ' || status FROM retention.requests WHERE kind = 'fz_person' AND status = 'received';
+END
+$fn$;
+
+-- Removes what a case declared.
+CREATE OR REPLACE FUNCTION fuzz.teardown() RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM retention.drop_policy(name) FROM retention.policies WHERE name LIKE 'fz\_%';
+    UPDATE retention.holds SET released_at = now() WHERE released_at IS NULL AND reason LIKE 'fuzz hold%';
+    DELETE FROM retention.erasure_requests WHERE kind = 'fz_person';
+    PERFORM retention.drop_subject('fz_person') FROM retention.subject_kinds WHERE kind = 'fz_person';
+    DELETE FROM retention.run_log WHERE policy LIKE 'fz\_%';
+    DROP SCHEMA IF EXISTS fz CASCADE;
+END
+$fn$;
