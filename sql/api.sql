@@ -373,11 +373,11 @@ COMMENT ON FUNCTION retention.add_subject_table(text, regclass, text, text, text
 
 CREATE FUNCTION retention.set_subject_table(kind text, target regclass, action text DEFAULT NULL,
                                             min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
-                                            clock text DEFAULT NULL)
+                                            clock text DEFAULT NULL, mask_policy text DEFAULT NULL)
 RETURNS boolean LANGUAGE sql VOLATILE
-RETURN retention._set_subject_table($1, $2::oid, $3, $4, $5, $6);
-COMMENT ON FUNCTION retention.set_subject_table(text, regclass, text, interval, text, text) IS
-'Sets the erasure ACTION of a table in the subject map (purge, or anonymise with the masks of the table''s policy) and a statutory minimum: rows whose CLOCK is younger than MIN_RETENTION are kept, restricted and minimised instead of erased, naming LEGAL_GROUND (e.g. HGB §257, AO §147).';
+RETURN retention._set_subject_table($1, $2::oid, $3, $4, $5, $6, $7);
+COMMENT ON FUNCTION retention.set_subject_table(text, regclass, text, interval, text, text, text) IS
+'Sets the erasure ACTION of a table in the subject map (purge, or anonymise) and a statutory minimum: rows whose CLOCK is younger than MIN_RETENTION are kept, restricted and minimised instead of erased, naming LEGAL_GROUND (e.g. HGB §257, AO §147). Anonymising uses the masks of MASK_POLICY, a policy on the table that the caller controls; without it, the one such policy with masks (an error if there are several). The choice is recorded: masks of policies other roles declare are never used.';
 
 CREATE FUNCTION retention.drop_subject(kind text)
 RETURNS boolean LANGUAGE sql VOLATILE

@@ -137,6 +137,7 @@ CREATE TABLE retention.subject_tables (
     min_retention  interval,            -- statutory minimum (e.g. 10 years for books)
     legal_ground   text,
     clock          text,                -- column the minimum runs from
+    mask_policy    bigint,              -- anonymise: the policy whose masks apply (chosen by the kind's owner)
     PRIMARY KEY (kind, target)
 );
 

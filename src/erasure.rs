@@ -104,13 +104,16 @@ struct SubjectTable {
     min_retention: Option<Interval>,
     legal_ground: Option<String>,
     clock: Option<String>,
+    /// The policy whose masks an anonymising erasure applies (its id),
+    /// chosen by the kind's owner.
+    mask_policy: Option<i64>,
 }
 
 fn load_tables(kind: &str) -> Vec<SubjectTable> {
     Spi::connect(|c| {
         c.select(
             "SELECT target::oid, link, depth, parent::oid, columns, parent_columns, matches, path, action,
-                    min_retention, legal_ground, clock
+                    min_retention, legal_ground, clock, mask_policy
                FROM retention.subject_tables WHERE kind = $1
               ORDER BY depth DESC, link = 'root', target::oid",
             None,
@@ -132,6 +135,7 @@ fn load_tables(kind: &str) -> Vec<SubjectTable> {
                 min_retention: r.get::<Interval>(10).or_raise(e),
                 legal_ground: r.get::<String>(11).or_raise(e),
                 clock: r.get::<String>(12).or_raise(e),
+                mask_policy: r.get::<i64>(13).or_raise(e),
             }
         })
         .collect()
@@ -239,6 +243,7 @@ fn register_subject(
         min_retention: None,
         legal_ground: None,
         clock: None,
+        mask_policy: None,
     };
     insert_table(kind, &root_entry);
     let mut found = 1;
@@ -299,6 +304,7 @@ fn register_subject(
                         min_retention: None,
                         legal_ground: None,
                         clock: None,
+                        mask_policy: None,
                     },
                 );
                 found += 1;
@@ -391,6 +397,7 @@ fn add_subject_table(
             min_retention: None,
             legal_ground: None,
             clock: None,
+            mask_policy: None,
         },
     );
     audit::append("subject table added", json!({"kind": kind, "table": table}));
@@ -414,15 +421,39 @@ fn check_action(action: &str) -> &'static str {
 
 /// The policy whose masks (and marker) an anonymise action or a retained
 /// row uses: the first policy on the table that has masks.
-fn masking_policy(target: pg_sys::Oid) -> Option<policy::Policy> {
-    let id = Spi::get_one_with_args::<i64>(
-        "SELECT p.id FROM retention.policies p WHERE p.target = $1::oid::regclass
-            AND EXISTS (SELECT 1 FROM retention.masks m WHERE m.policy_id = p.id) ORDER BY p.name LIMIT 1",
-        &[target.into()],
-    )
-    .ok()
-    .flatten()?;
-    policy::load_by_id(id)
+/// The policies on `target` with masks whose owner `role` has the
+/// privileges of: the only ones whose masks a kind's owner may choose.
+fn mask_candidates(target: pg_sys::Oid, role: pg_sys::Oid) -> Vec<policy::Policy> {
+    let ids: Vec<i64> = Spi::connect(|c| {
+        c.select(
+            "SELECT p.id FROM retention.policies p WHERE p.target = $1::oid::regclass
+                AND EXISTS (SELECT 1 FROM retention.masks m WHERE m.policy_id = p.id) ORDER BY p.name",
+            None,
+            &[target.into()],
+        )
+        .or_raise("reading policies")
+        .filter_map(|r| r.get::<i64>(1).ok().flatten())
+        .collect()
+    });
+    ids.into_iter()
+        .filter_map(policy::load_by_id)
+        .filter(|p| security::has_privs_of(role, p.owner))
+        .collect()
+}
+
+/// The policy whose masks (and markers) an erasure applies to the rows of
+/// `t`: the one the kind's owner chose with set_subject_table (recorded by
+/// id), never one that another role declared. None when it is gone.
+fn masking_policy(t: &SubjectTable, kind_owner: pg_sys::Oid) -> Option<policy::Policy> {
+    match t.mask_policy {
+        Some(id) => policy::load_by_id(id).filter(|p| security::has_privs_of(kind_owner, p.owner)),
+        // A statutory minimum on a table without an anonymise action: the
+        // one policy with masks that the kind's owner controls, if any.
+        None => {
+            let mut c = mask_candidates(t.target, kind_owner);
+            (c.len() == 1).then(|| c.remove(0))
+        }
+    }
 }
 
 #[pg_extern(name = "_set_subject_table")]
@@ -433,19 +464,60 @@ fn set_subject_table(
     min_retention: Option<Interval>,
     legal_ground: Option<&str>,
     clock: Option<&str>,
+    mask_policy: Option<&str>,
 ) -> bool {
     security::require_admin("change subject maps");
     let k = load_kind(kind);
     security::require_kind_control(kind, k.owner);
     let table = policy::check_target(target);
     let action = action.map(check_action);
-    if action == Some("anonymise") && masking_policy(target).is_none() {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("no policy on {table} declares masks"),
-            "Anonymising erasure uses the masks of the table's policy: declare them with retention.set_mask first.",
-        )
-    }
+    // Anonymising erasure uses the masks of one policy on the table, named
+    // now and recorded: the caller must control it (a policy another role
+    // declared on the same table is never used).
+    let mask_policy_id: Option<i64> = match (mask_policy, action) {
+        (Some(name), _) => {
+            let p = policy::load_one(name);
+            if p.target != target {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("policy \"{name}\" does not govern {table}"),
+                    "Name a policy on this table whose masks the erasure should apply.",
+                )
+            }
+            if !security::has_privs_of(security::current_role(), p.owner) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("must be a member of role \"{}\" to use the masks of policy \"{name}\"", security::role_name(p.owner)),
+                    "An erasure applies only masks that the kind's owner controls.",
+                )
+            }
+            if mask_candidates(target, p.owner).iter().all(|c| c.id != p.id) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("policy \"{name}\" declares no masks"),
+                    "Declare them with retention.set_mask first.",
+                )
+            }
+            Some(p.id)
+        }
+        (None, Some("anonymise")) => {
+            let c = mask_candidates(target, security::current_role());
+            match c.as_slice() {
+                [one] => Some(one.id),
+                [] => raise(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("no policy on {table} that you control declares masks"),
+                    "Anonymising erasure uses the masks of a policy on the table: declare them with retention.set_mask first.",
+                ),
+                _ => raise(
+                    PgSqlErrorCode::ERRCODE_AMBIGUOUS_PARAMETER,
+                    format!("several policies on {table} declare masks"),
+                    "Name the one to use: set_subject_table(..., mask_policy => 'name').",
+                ),
+            }
+        }
+        _ => None,
+    };
     if min_retention.is_some() != clock.is_some()
         || (min_retention.is_some() && legal_ground.is_none())
     {
@@ -476,7 +548,8 @@ fn set_subject_table(
                     action = coalesce($3, action),
                     min_retention = coalesce($4, min_retention),
                     legal_ground = coalesce($5, legal_ground),
-                    clock = coalesce($6, clock)
+                    clock = coalesce($6, clock),
+                    mask_policy = CASE WHEN coalesce($3, action) = 'anonymise' THEN coalesce($7, mask_policy) END
                  WHERE kind = $1 AND target = $2::oid::regclass RETURNING 1)
              SELECT count(*) > 0 FROM u",
             &[
@@ -486,6 +559,7 @@ fn set_subject_table(
                 min_retention.into(),
                 legal_ground.into(),
                 clock.into(),
+                mask_policy_id.into(),
             ],
         )
         .or_raise("changing the subject map")
@@ -1604,7 +1678,7 @@ fn erase_subject(request: i64) -> String {
         let outcome = crate::engine::sanitizing_pub(&table, || {
             security::as_table_owner(t.target, || {
                 crate::stage::as_stage(|| {
-                    erase_table(t, &table, &cond, &subject, &holds_here, &by_oid, request, &mut entry)
+                    erase_table(t, &table, &cond, &subject, &holds_here, &by_oid, request, k.owner, &mut entry)
                 })
             })
         });
@@ -1799,6 +1873,7 @@ fn erase_table(
     subject_holds: &[(i64, String)],
     by_oid: &dyn Fn(pg_sys::Oid) -> Option<SubjectTable>,
     request: i64,
+    kind_owner: pg_sys::Oid,
     entry: &mut Value,
 ) -> bool {
     // Holds on subjects of every kind whose map holds this table (the
@@ -1875,7 +1950,7 @@ fn erase_table(
         entry["held"] = json!(held_total);
     }
     // Rows under a statutory minimum are restricted and minimised instead.
-    let masking = masking_policy(t.target);
+    let masking = masking_policy(t, kind_owner);
     if let (Some(_), Some(clock)) = (t.min_retention, &t.clock) {
         // A row whose clock is NULL cannot be shown to be past the minimum:
         // it is retained (and counted), never silently skipped.

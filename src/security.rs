@@ -162,6 +162,17 @@ pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
+    with_settings_as(pg_sys::GucContext::PGC_USERSET, settings, f)
+}
+
+/// Runs `f` with `settings` in force, set in `context` (PGC_INTERNAL for
+/// the extension's own read-only settings), restoring the previous values
+/// afterwards; the one place that sets server settings for a scope.
+pub fn with_settings_as<R>(
+    context: pg_sys::GucContext::Type,
+    settings: &[(&str, &str)],
+    f: impl FnOnce() -> R,
+) -> R {
     struct Restore(i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -187,7 +198,7 @@ fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
             pg_sys::set_config_option(
                 n.as_ptr(),
                 v.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
+                context,
                 pg_sys::GucSource::PGC_S_SESSION,
                 pg_sys::GucAction::GUC_ACTION_SAVE,
                 true,

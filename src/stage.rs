@@ -26,32 +26,19 @@ thread_local! {
 /// writes from the application's (`retention.touch()` does: the extension's
 /// stages never move a clock).
 pub fn as_stage<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(i32);
+    struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
             STAGE_ACTIVE.with(|s| s.set(false));
-            // While an ERROR unwinds, transaction abort restores the setting.
-            if !std::thread::panicking() {
-                unsafe { pg_sys::AtEOXact_GUC(true, self.0) }
-            }
         }
     }
     STAGE_ACTIVE.with(|s| s.set(true));
-    let level = unsafe { pg_sys::NewGUCNestLevel() };
-    let _reset = Reset(level);
-    unsafe {
-        pg_sys::set_config_option(
-            c"retention.stage_write".as_ptr(),
-            c"on".as_ptr(),
-            pg_sys::GucContext::PGC_INTERNAL,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pgrx::PgLogLevel::ERROR as i32,
-            false,
-        );
-    }
-    f()
+    let _reset = Reset;
+    security::with_settings_as(
+        pg_sys::GucContext::PGC_INTERNAL,
+        &[("retention.stage_write", "on")],
+        f,
+    )
 }
 
 /// Whether a pg_retention stage statement is running in this backend.

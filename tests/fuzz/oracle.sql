@@ -171,23 +171,19 @@ END $$;
 CREATE OR REPLACE FUNCTION fuzz.check() RETURNS SETOF text LANGUAGE plpgsql AS $fn$
 BEGIN
     RETURN QUERY
-    SELECT 'p ' || coalesce(a.id, e.id) || ': ' || CASE WHEN a.id IS NULL THEN 'gone, expected to exist'
-                                                        WHEN e.id IS NULL THEN 'exists, expected gone'
-                                                        ELSE 'differs' END
-      FROM fz.p a FULL JOIN fz.sp e ON a.id = e.id
-     WHERE a IS DISTINCT FROM e
-    UNION ALL
-    SELECT 'c ' || coalesce(a.id, e.id) || ': ' || CASE WHEN a.id IS NULL THEN 'gone, expected to exist'
-                                                        WHEN e.id IS NULL THEN 'exists, expected gone'
-                                                        ELSE 'differs' END
-      FROM fz.c a FULL JOIN fz.sc e ON a.id = e.id
-     WHERE a IS DISTINCT FROM e
-    UNION ALL
-    SELECT 'g ' || coalesce(a.id, e.id) || ': ' || CASE WHEN a.id IS NULL THEN 'gone, expected to exist'
-                                                        WHEN e.id IS NULL THEN 'exists, expected gone'
-                                                        ELSE 'differs' END
-      FROM fz.g a FULL JOIN fz.sg e ON a.id = e.id
-     WHERE a IS DISTINCT FROM e
+    WITH actual AS (
+        SELECT 'p' AS t, to_jsonb(x) AS r FROM fz.p x
+        UNION ALL SELECT 'c', to_jsonb(x) FROM fz.c x
+        UNION ALL SELECT 'g', to_jsonb(x) FROM fz.g x),
+    expected AS (
+        SELECT 'p' AS t, to_jsonb(x) AS r FROM fz.sp x
+        UNION ALL SELECT 'c', to_jsonb(x) FROM fz.sc x
+        UNION ALL SELECT 'g', to_jsonb(x) FROM fz.sg x)
+    SELECT coalesce(a.t, e.t) || ' ' || (coalesce(a.r, e.r) ->> 'id') || ': '
+           || CASE WHEN a.r IS NULL THEN 'missing or changed, expected ' || e.r::text
+                   ELSE 'not expected: ' || a.r::text END
+      FROM actual a FULL JOIN expected e ON a.t = e.t AND a.r = e.r
+     WHERE a.r IS NULL OR e.r IS NULL
     UNION ALL
     -- Independent of the simulation: every held row is there, unchanged.
     SELECT 'held row changed or gone: ' || h.t || ' ' || (h.r ->> 'id')

@@ -68,9 +68,43 @@ SELECT ok AS with_anchor_ok, first_broken_id = (:'anchor'::jsonb ->> 'last_id'):
        problem LIKE '%named by the anchor is missing%' AS says_removed
   FROM retention.verify_audit(:'anchor');
 
+-- An anonymising erasure applies the masks the kind's owner chose, never
+-- those of a policy another admin declared on the same table.
+SET client_min_messages = warning;
+CREATE ROLE pf_dpo NOLOGIN IN ROLE retention_admin;
+CREATE ROLE pf_other NOLOGIN IN ROLE retention_admin;
+GRANT USAGE, CREATE ON SCHEMA proof TO pf_dpo;
+GRANT USAGE ON SCHEMA proof TO pf_other;
+RESET client_min_messages;
+SET ROLE pf_dpo;
+CREATE TABLE proof.members (id int PRIMARY KEY, email text, age int, left_at timestamptz NOT NULL, anonymised_at timestamptz);
+INSERT INTO proof.members VALUES (42, 'alice@example.com', 37, now());
+GRANT SELECT ON proof.members TO pf_other;
+SELECT retention.create_policy('pf_lifecycle', 'proof.members', 'left_at', NULL) > 0 AS created;
+SELECT retention.add_stage('pf_lifecycle', interval '2 years', 'anonymise', column_name => 'anonymised_at') > 0 AS added;
+SELECT retention.set_mask('pf_lifecycle', 'email', 'email', '{"keep_domain": false}');
+SELECT retention.register_subject('pf_member', 'proof.members', 'id');
+RESET ROLE;
+SET ROLE pf_other;
+SELECT retention.create_policy('aaa', 'proof.members', 'left_at', NULL, skip_locked => false) > 0 AS created;
+SELECT retention.set_mask('aaa', 'age', 'generalise', '{"width": 1}');
+RESET ROLE;
+SET ROLE pf_dpo;
+-- The other admin's policy is not a candidate, and cannot be named.
+SELECT retention.set_subject_table('pf_member', 'proof.members', action => 'anonymise', mask_policy => 'aaa');
+SELECT retention.set_subject_table('pf_member', 'proof.members', action => 'anonymise');
+SELECT retention.request_erasure('pf_member', '42') AS member_request \gset
+CALL retention.process_erasures();
+RESET ROLE;
+SELECT id, email, age, anonymised_at IS NOT NULL AS anonymised FROM proof.members;
+SELECT status FROM retention.requests WHERE id = :member_request;
+
 -- Clean up.
 SET client_min_messages = warning;
-DELETE FROM retention.erasure_requests WHERE kind = 'proof_person';
-SELECT retention.drop_subject('proof_person');
+DELETE FROM retention.erasure_requests WHERE kind IN ('proof_person', 'pf_member');
+SELECT retention.drop_subject('proof_person'), retention.drop_subject('pf_member');
+SELECT retention.drop_policy('aaa'), retention.drop_policy('pf_lifecycle');
 DROP SCHEMA proof CASCADE;
+DROP OWNED BY pf_dpo, pf_other;
+DROP ROLE pf_dpo, pf_other;
 RESET search_path;
