@@ -178,6 +178,30 @@ CREATE TABLE retention.erasure_requests (
     audit_hash     text                -- head of the audit chain at completion
 );
 
+-- Requests change only through pg_retention's functions (which set the
+-- read-only setting retention.request_write for their own statements): a
+-- certificate is never rewritten behind the audit chain's back. A superuser
+-- who disables the guard is found by the certificate, which compares the
+-- request with its audit entries.
+CREATE FUNCTION retention.erasure_requests_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.current_setting('retention.request_write', true) IS DISTINCT FROM 'on' THEN
+        RAISE EXCEPTION 'erasure requests are changed by pg_retention''s functions only' USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Use retention.extend_request, retention.refuse_request or retention.process_erasures.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION retention.erasure_requests_guard() IS
+    'Trigger function refusing UPDATE, DELETE and TRUNCATE on retention.erasure_requests except by pg_retention''s own functions.';
+CREATE TRIGGER erasure_requests_guard BEFORE UPDATE OR DELETE ON retention.erasure_requests
+    FOR EACH ROW EXECUTE FUNCTION retention.erasure_requests_guard();
+CREATE TRIGGER erasure_requests_no_truncate BEFORE TRUNCATE ON retention.erasure_requests
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.erasure_requests_guard();
+
 -- The audit log: append-only, hash-chained, no personal data.
 CREATE SEQUENCE retention.audit_log_id_seq;
 CREATE TABLE retention.audit_log (

@@ -97,7 +97,11 @@ fn latest_head() -> Option<String> {
             let table = pg_sys::SPI_tuptable;
             let value = pg_sys::SPI_getvalue(*(*table).vals, (*table).tupdesc, 1);
             if !value.is_null() {
-                head = Some(std::ffi::CStr::from_ptr(value).to_string_lossy().into_owned());
+                head = Some(
+                    std::ffi::CStr::from_ptr(value)
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
         pg_sys::SPI_freeplan(plan);
@@ -221,7 +225,8 @@ fn verify_audit(
     security::require_reader("verify the audit log");
     let rows = chain();
     let n = rows.len() as i64;
-    let broken = |id: Option<i64>, why: String| TableIterator::once((false, n, id, Some(why), None));
+    let broken =
+        |id: Option<i64>, why: String| TableIterator::once((false, n, id, Some(why), None));
     // An anchor taken earlier names an entry that must still be there,
     // unchanged, and a count the chain cannot have fallen below.
     if let Some(JsonB(a)) = &anchor {
@@ -243,7 +248,10 @@ fn verify_audit(
             }
         }
         if n < entries {
-            return broken(None, format!("the chain has {n} entries, fewer than the anchor's {entries}"));
+            return broken(
+                None,
+                format!("the chain has {n} entries, fewer than the anchor's {entries}"),
+            );
         }
     }
     let mut prev = "0".repeat(64);
@@ -259,7 +267,10 @@ fn verify_audit(
             &entry_value(id, &at, &actor, xid, &event, &details, &prev_hash),
         );
         if expect != hash {
-            return broken(Some(id), "content does not match its hash (entry altered)".into());
+            return broken(
+                Some(id),
+                "content does not match its hash (entry altered)".into(),
+            );
         }
         prev = hash;
     }

@@ -730,11 +730,13 @@ fn run_batch(
             // Rows other tables still reference (RESTRICT / NO ACTION) are
             // left out instead of failing the batch.
             let refs = crate::refs::references(p.target);
-            let unblocked = with_holds(match (crate::refs::unblocked_condition(&refs, &table), &cascade) {
-                (Some(u), Some(c)) => Some(format!("{u} AND {c}")),
-                (None, Some(c)) => Some(c.clone()),
-                (u, None) => u,
-            });
+            let unblocked = with_holds(
+                match (crate::refs::unblocked_condition(&refs, &table), &cascade) {
+                    (Some(u), Some(c)) => Some(format!("{u} AND {c}")),
+                    (None, Some(c)) => Some(c.clone()),
+                    (u, None) => u,
+                },
+            );
             (unblocked, Action::Delete)
         }
         "anonymise" => {
@@ -806,42 +808,44 @@ fn run_batch(
     };
     let (selected, changed) = sanitizing(&table, || {
         security::as_table_owner(p.target, || {
-            crate::mask::with_stage_key(needs_key, || crate::stage::as_stage(|| {
-                Spi::connect_mut(|c| {
-                    // Deferred foreign keys are checked now, inside the batch, so
-                    // that a violation fails this batch and not the COMMIT after it.
-                    c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[])
-                        .or_raise("running a batch");
-                    let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
-                    // The batch's lock_timeout is for its statement only: the
-                    // run-log update and the audit entry after it keep the
-                    // session's setting.
-                    let previous = crate::gucs::read(c, "lock_timeout");
-                    if let Some(fast) = &fast_sql {
-                        crate::gucs::set_local(
-                            c,
-                            "lock_timeout",
-                            &p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS).to_string(),
-                        );
-                        let attempt = crate::partition::try_in_subtransaction(
-                            std::panic::AssertUnwindSafe(|| run_counts(c, fast, &args, range)),
-                        );
-                        match attempt {
-                            Ok(counts) => {
-                                crate::gucs::set_local(c, "lock_timeout", &previous);
-                                return counts;
+            crate::mask::with_stage_key(needs_key, || {
+                crate::stage::as_stage(|| {
+                    Spi::connect_mut(|c| {
+                        // Deferred foreign keys are checked now, inside the batch, so
+                        // that a violation fails this batch and not the COMMIT after it.
+                        c.update("SET CONSTRAINTS ALL IMMEDIATE", None, &[])
+                            .or_raise("running a batch");
+                        let _timer = crate::timeout::StatementTimer::start(p.statement_timeout_ms);
+                        // The batch's lock_timeout is for its statement only: the
+                        // run-log update and the audit entry after it keep the
+                        // session's setting.
+                        let previous = crate::gucs::read(c, "lock_timeout");
+                        if let Some(fast) = &fast_sql {
+                            crate::gucs::set_local(
+                                c,
+                                "lock_timeout",
+                                &p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS).to_string(),
+                            );
+                            let attempt = crate::partition::try_in_subtransaction(
+                                std::panic::AssertUnwindSafe(|| run_counts(c, fast, &args, range)),
+                            );
+                            match attempt {
+                                Ok(counts) => {
+                                    crate::gucs::set_local(c, "lock_timeout", &previous);
+                                    return counts;
+                                }
+                                Err(e) if e.is_lock_timeout() => {}
+                                Err(e) => e.rethrow(),
                             }
-                            Err(e) if e.is_lock_timeout() => {}
-                            Err(e) => e.rethrow(),
                         }
-                    }
-                    // The policy's lock_timeout for this batch's statement.
-                    crate::gucs::set_local(c, "lock_timeout", &p.lock_timeout_ms.to_string());
-                    let counts = run_counts(c, &sql, &args, range && !p.skip_locked);
-                    crate::gucs::set_local(c, "lock_timeout", &previous);
-                    counts
+                        // The policy's lock_timeout for this batch's statement.
+                        crate::gucs::set_local(c, "lock_timeout", &p.lock_timeout_ms.to_string());
+                        let counts = run_counts(c, &sql, &args, range && !p.skip_locked);
+                        crate::gucs::set_local(c, "lock_timeout", &previous);
+                        counts
+                    })
                 })
-            }))
+            })
         })
     });
     let counter = match stage.as_str() {
@@ -1578,7 +1582,14 @@ fn preview(
             ));
             continue;
         }
-        if let (true, true, Some(c)) = (p.purge, p.drop_partitions, purge_cut) {
+        // As a run decides: no whole partitions while a hold applies to the
+        // table, its partitions or its referencing tables.
+        let held_somewhere = !crate::erasure::table_holds(p.target).is_empty()
+            || crate::erasure::subject_hold(p.target, &table).is_some()
+            || crate::erasure::cascade_held(p.target, &table, 0).is_some();
+        if let (true, true, Some(c), false) =
+            (p.purge, p.drop_partitions, purge_cut, held_somewhere)
+        {
             let parts = crate::partition::candidates(&p, c);
             if !parts.is_empty() {
                 let names: Vec<String> = parts.iter().map(|x| x.name.clone()).collect();
@@ -2273,16 +2284,21 @@ mod tests {
              SELECT retention.set_mask('tc', 'email', 'null');",
         )
         .unwrap();
-        let note = |sql: &str| -> String {
-            Spi::get_one::<String>(sql).unwrap().unwrap_or_default()
-        };
-        let preview = "SELECT coalesce(note, '') FROM retention.preview('tc') WHERE action = 'anonymise'";
+        let note =
+            |sql: &str| -> String { Spi::get_one::<String>(sql).unwrap().unwrap_or_default() };
+        let preview =
+            "SELECT coalesce(note, '') FROM retention.preview('tc') WHERE action = 'anonymise'";
         assert!(!note(preview).contains("trigger"), "{}", note(preview));
         assert_eq!(run_in_transaction("tc"), 4);
         assert_eq!(count("SELECT count(*) FROM public.tc_accounts WHERE email IS NULL AND anonymised_at IS NOT NULL"), 4);
         // Neither clock moved.
         assert_eq!(count("SELECT count(*) FROM public.tc_accounts WHERE last_update > now() - interval '1 day' OR seen > now() - interval '1 day'"), 0);
-        assert_eq!(Spi::get_one::<String>("SELECT current_setting('retention.stage_write')").unwrap().unwrap(), "off");
+        assert_eq!(
+            Spi::get_one::<String>("SELECT current_setting('retention.stage_write')")
+                .unwrap()
+                .unwrap(),
+            "off"
+        );
         // The application's own updates still restart it.
         Spi::run("UPDATE public.tc_accounts SET email = 'b@x.example' WHERE id = 1").unwrap();
         assert_eq!(count("SELECT count(*) FROM public.tc_accounts WHERE last_update = now() AND seen = now()"), 1);

@@ -487,11 +487,17 @@ fn set_subject_table(
             if !security::has_privs_of(security::current_role(), p.owner) {
                 raise(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                    format!("must be a member of role \"{}\" to use the masks of policy \"{name}\"", security::role_name(p.owner)),
+                    format!(
+                        "must be a member of role \"{}\" to use the masks of policy \"{name}\"",
+                        security::role_name(p.owner)
+                    ),
                     "An erasure applies only masks that the kind's owner controls.",
                 )
             }
-            if mask_candidates(target, p.owner).iter().all(|c| c.id != p.id) {
+            if mask_candidates(target, p.owner)
+                .iter()
+                .all(|c| c.id != p.id)
+            {
                 raise(
                     PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!("policy \"{name}\" declares no masks"),
@@ -792,6 +798,16 @@ fn load_request(id: i64) -> Request {
     load_request_locking(id, false)
 }
 
+/// Runs `f`, which changes erasure requests, with the setting that their
+/// guard trigger lets through (see sql/schema.sql).
+fn writing_requests<R>(f: impl FnOnce() -> R) -> R {
+    security::with_settings_as(
+        pg_sys::GucContext::PGC_INTERNAL,
+        &[("retention.request_write", "on")],
+        f,
+    )
+}
+
 /// The request; with `lock`, its row is locked first (FOR UPDATE), so that
 /// a second session processing the same request waits, then sees the
 /// request's final state and leaves it alone.
@@ -850,9 +866,10 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
             "GDPR Art. 12(3): the data subject is told the reasons within the first month.",
         )
     }
-    let (due, due_text) = security::as_extension_owner(|| {
-        Spi::get_two_with_args::<TimestampWithTimeZone, String>(
-            "WITH u AS (
+    let (due, due_text) = writing_requests(|| {
+        security::as_extension_owner(|| {
+            Spi::get_two_with_args::<TimestampWithTimeZone, String>(
+                "WITH u AS (
                 UPDATE retention.erasure_requests
                    SET extended_months = extended_months + $2, extension_reason = $3,
                        due_at = received_at + (1 + extended_months + $2) * interval '1 month'
@@ -860,9 +877,10 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
                    AND pg_catalog.now() <= received_at + interval '1 month'
                 RETURNING due_at)
              SELECT (SELECT due_at FROM u), (SELECT due_at::text FROM u)",
-            &[id.into(), months.into(), reason.into()],
-        )
-        .or_raise("extending the request")
+                &[id.into(), months.into(), reason.into()],
+            )
+            .or_raise("extending the request")
+        })
     });
     let Some(due) = due else {
         raise(
@@ -928,13 +946,15 @@ fn refuse_request(id: i64, ground: &str) -> String {
         )
     };
     let label = format!("Art. {code}: {text}");
-    let completed = security::as_extension_owner(|| {
-        Spi::get_one_with_args::<String>(
+    let completed = writing_requests(|| {
+        security::as_extension_owner(|| {
+            Spi::get_one_with_args::<String>(
             "UPDATE retention.erasure_requests SET status = 'refused', refusal_ground = $2, subject_id = NULL,
                     completed_at = pg_catalog.now() WHERE id = $1 RETURNING completed_at::text",
             &[id.into(), label.as_str().into()],
         )
         .or_raise("refusing the request")
+        })
     });
     audit::append(
         "erasure request refused",
@@ -999,7 +1019,10 @@ fn place_hold(
         if !security::has_table_privileges(security::current_role(), t, "SELECT") {
             raise(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("permission denied to place a hold on {}", table.clone().unwrap_or_default()),
+                format!(
+                    "permission denied to place a hold on {}",
+                    table.clone().unwrap_or_default()
+                ),
                 "A hold on a table needs SELECT on it.",
             )
         }
@@ -1140,7 +1163,9 @@ pub fn table_holds(target: pg_sys::Oid) -> Vec<(i64, String, Option<String>)> {
                         .map(|o| o.to_u32().to_string())
                         .collect::<Vec<_>>()
                         .join(",");
-                    let rows_of = format!("tableoid OPERATOR(pg_catalog.=) ANY ('{{{list}}}'::pg_catalog.oid[])");
+                    let rows_of = format!(
+                        "tableoid OPERATOR(pg_catalog.=) ANY ('{{{list}}}'::pg_catalog.oid[])"
+                    );
                     Some(match filter {
                         None => rows_of,
                         Some(f) => format!("{rows_of} AND {}", crate::expr::embed(&f)),
@@ -1297,10 +1322,7 @@ fn kind_link(t: &SubjectTable, k: &Kind, tables: &[SubjectTable]) -> Option<Link
     let root = ident::relation(k.root)?;
     let root_id = format!("{root}.{}", ident::quote(&k.id_column));
     let held = RootMatch::Held(&id_type(k));
-    let link = |columns: Vec<String>,
-                list: String,
-                from: String,
-                cond: String| Link {
+    let link = |columns: Vec<String>, list: String, from: String, cond: String| Link {
         columns,
         query: format!(
             "SELECT DISTINCT pg_catalog.jsonb_build_array({list})::text FROM {from} WHERE {cond}"
@@ -1526,7 +1548,9 @@ fn root_ids_of(k: &Kind, root: &str, kind: &str, blinds: &[String]) -> Vec<Strin
         c.select(&sql, None, &[])
             .or_raise("finding held subjects")
             .filter_map(|r| r.get::<String>(1).ok().flatten())
-            .filter(|id| wanted.contains(mask::hmac_hex(&format!("{kind}\u{1f}{id}"), &key).as_str()))
+            .filter(|id| {
+                wanted.contains(mask::hmac_hex(&format!("{kind}\u{1f}{id}"), &key).as_str())
+            })
             .collect()
     })
 }
@@ -1569,11 +1593,13 @@ impl RootMatch<'_> {
         }
     }
 
-    /// `expr` holds one of the matched ids as a value (compared as text).
-    fn value(&self, expr: &str) -> String {
+    /// `expr`, a column of type `ty` (its base type), holds one of the
+    /// matched ids as a value: compared in the column's type, as a foreign
+    /// key would (7.00 in a numeric(12,2) column is the id 7).
+    fn value(&self, expr: &str, ty: &str) -> String {
         match self {
-            RootMatch::Subject(_) => format!("{expr}::text = $1"),
-            RootMatch::Held(_) => format!("({expr})::text = ANY ($4)"),
+            RootMatch::Subject(_) => format!("{expr} = CAST($1 AS {ty})"),
+            RootMatch::Held(_) => format!("{expr} = ANY (CAST($4 AS {ty}[]))"),
         }
     }
 }
@@ -1591,7 +1617,10 @@ fn subject_condition(
     match t.link.as_str() {
         "root" => m.id(&format!("{table}.{}", ident::quote(&k.id_column))),
         "value" => match &t.matches {
-            None => m.value(&format!("{table}.{}", ident::quote(&t.columns[0]))),
+            None => m.value(
+                &format!("{table}.{}", ident::quote(&t.columns[0])),
+                &column_base_type(t.target, &t.columns[0]),
+            ),
             Some(col) => format!(
                 "{table}.{} IN (SELECT r.{} FROM {root} r WHERE {})",
                 ident::quote(&t.columns[0]),
@@ -1621,7 +1650,6 @@ fn subject_condition(
         }
     }
 }
-
 
 /// Erases the subject of one request across its tables, in one
 /// transaction. Returns the request's new status.
@@ -1678,7 +1706,17 @@ fn erase_subject(request: i64) -> String {
         let outcome = crate::engine::sanitizing_pub(&table, || {
             security::as_table_owner(t.target, || {
                 crate::stage::as_stage(|| {
-                    erase_table(t, &table, &cond, &subject, &holds_here, &by_oid, request, k.owner, &mut entry)
+                    erase_table(
+                        t,
+                        &table,
+                        &cond,
+                        &subject,
+                        &holds_here,
+                        &by_oid,
+                        request,
+                        k.owner,
+                        &mut entry,
+                    )
                 })
             })
         });
@@ -1708,14 +1746,16 @@ fn erase_subject(request: i64) -> String {
         json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status, "tables": summary,
                "result": results, "completed_at": completed_at}),
     );
-    security::as_extension_owner(|| {
-        Spi::run_with_args(
+    writing_requests(|| {
+        security::as_extension_owner(|| {
+            Spi::run_with_args(
             "UPDATE retention.erasure_requests
                 SET status = $2, subject_id = NULL, completed_at = pg_catalog.now(), result = $3, audit_hash = $4
               WHERE id = $1 AND status = 'received'",
             &[r.id.into(), status.into(), JsonB(results).into(), hash.as_str().into()],
         )
         .or_raise("closing the request")
+        })
     });
     status.to_string()
 }
@@ -1908,20 +1948,21 @@ fn erase_table(
     let mut kept_any = false;
     let mut held_total = 0i64;
     // Each kind of hold, counted over the rows no earlier kind kept.
-    let mut hold_kind = |keep: &mut Vec<String>, held_if: String, names: Vec<(i64, String)>, entry: &mut Value| {
-        let mut c = format!("{cond} AND coalesce(({held_if}), false)");
-        for k in keep.iter() {
-            c.push_str(" AND ");
-            c.push_str(k);
-        }
-        let n = count_args(table, &c, &args);
-        if n > 0 {
-            held_total += n;
-            hold_names(entry, names.into_iter());
-            kept_any = true;
-        }
-        keep.push(format!("NOT coalesce(({held_if}), false)"));
-    };
+    let mut hold_kind =
+        |keep: &mut Vec<String>, held_if: String, names: Vec<(i64, String)>, entry: &mut Value| {
+            let mut c = format!("{cond} AND coalesce(({held_if}), false)");
+            for k in keep.iter() {
+                c.push_str(" AND ");
+                c.push_str(k);
+            }
+            let n = count_args(table, &c, &args);
+            if n > 0 {
+                held_total += n;
+                hold_names(entry, names.into_iter());
+                kept_any = true;
+            }
+            keep.push(format!("NOT coalesce(({held_if}), false)"));
+        };
     // Rows below a row kept by a filtered hold, at any depth.
     if let Some((below, ids)) = below_held(t, by_oid, 0) {
         hold_kind(&mut keep, below, ids, entry);
@@ -1932,10 +1973,19 @@ fn erase_table(
         holds.iter().filter(|h| h.2.is_some()).collect();
     if !filtered.is_empty() {
         let names = filtered.iter().map(|h| (h.0, h.1.clone())).collect();
-        hold_kind(&mut keep, held_condition(filtered.iter().copied()), names, entry);
+        hold_kind(
+            &mut keep,
+            held_condition(filtered.iter().copied()),
+            names,
+            entry,
+        );
     }
     if let Some(sh) = &others {
-        let names = sh.hold_ids.iter().map(|id| (*id, hold_reason(*id))).collect();
+        let names = sh
+            .hold_ids
+            .iter()
+            .map(|id| (*id, hold_reason(*id)))
+            .collect();
         hold_kind(&mut keep, sh.condition.clone(), names, entry);
     }
     // Rows whose deletion would reach a held row through a cascading
@@ -2006,7 +2056,8 @@ fn erase_table(
                 .collect();
             let unblocked = (!still_referenced.is_empty()).then(|| still_referenced.join(" AND "));
             if let Some(unblocked) = unblocked {
-                let referenced = count_args(table, &format!("{where_} AND NOT ({unblocked})"), &args);
+                let referenced =
+                    count_args(table, &format!("{where_} AND NOT ({unblocked})"), &args);
                 if referenced > 0 {
                     entry["kept_referenced"] = json!(referenced);
                     kept_any = true;
@@ -2026,7 +2077,8 @@ fn erase_table(
             // fails and the request stays pending). Rows a trigger or a rule
             // kept (a soft delete) are remaining, and the request is then
             // never completed.
-            let left = crate::gucs::with_local("row_security", "off", || count_args(table, cond, &args));
+            let left =
+                crate::gucs::with_local("row_security", "off", || count_args(table, cond, &args));
             let accounted = ["held", "retained", "kept_referenced"]
                 .iter()
                 .map(|k| entry[*k].as_i64().unwrap_or(0))
@@ -2046,10 +2098,13 @@ fn erase_table(
 /// The reason of a hold, for certificates.
 fn hold_reason(id: i64) -> String {
     security::as_extension_owner(|| {
-        Spi::get_one_with_args::<String>("SELECT reason FROM retention.holds WHERE id = $1", &[id.into()])
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        Spi::get_one_with_args::<String>(
+            "SELECT reason FROM retention.holds WHERE id = $1",
+            &[id.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default()
     })
 }
 
@@ -2106,7 +2161,9 @@ fn erasure_certificate(request: i64) -> JsonB {
                FROM retention.erasure_requests WHERE id = $1",
             &[request.into()],
         )
-        .or_raise("reading the request")
+        // No such request: no row (an error is raised below).
+        .ok()
+        .flatten()
     });
     let Some(mut cert) = row else {
         raise(

@@ -233,7 +233,9 @@ pub fn analyse(role: Role, text: &str, table: &str) -> Checked {
         let name = pg_sys::get_rel_name(relid);
         let ctx = pg_sys::deparse_context_for(name, relid);
         let text = pg_sys::deparse_expression(node, ctx, false, false);
-        std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(text)
+            .to_string_lossy()
+            .into_owned()
     });
     Checked { ty, canonical }
 }
@@ -253,12 +255,18 @@ pub unsafe fn user_code_in(node: *mut pg_sys::Node) -> Option<String> {
     ) -> bool {
         if func.to_u32() >= pg_sys::FirstNormalObjectId {
             let found = &mut *(ctx as *mut Found);
-            found.0 = Some(format!("function {}", c_text(pg_sys::format_procedure(func))));
+            found.0 = Some(format!(
+                "function {}",
+                c_text(pg_sys::format_procedure(func))
+            ));
             return true;
         }
         false
     }
-    unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+    unsafe extern "C-unwind" fn walker(
+        node: *mut pg_sys::Node,
+        ctx: *mut std::ffi::c_void,
+    ) -> bool {
         if node.is_null() {
             return false;
         }
@@ -340,13 +348,20 @@ mod tests {
 
     #[pg_test]
     fn analyses_type() {
-        Spi::run("CREATE TABLE public.t_expr (id int, created_at timestamptz, d date, s text)").unwrap();
+        Spi::run("CREATE TABLE public.t_expr (id int, created_at timestamptz, d date, s text)")
+            .unwrap();
         assert_eq!(
             analyse(Role::Clock, "created_at", "public.t_expr").ty,
             pg_sys::TIMESTAMPTZOID
         );
-        assert_eq!(analyse(Role::Clock, "d", "public.t_expr").ty, pg_sys::DATEOID);
-        assert_eq!(analyse(Role::Filter, "s = 'x'", "public.t_expr").ty, pg_sys::BOOLOID);
+        assert_eq!(
+            analyse(Role::Clock, "d", "public.t_expr").ty,
+            pg_sys::DATEOID
+        );
+        assert_eq!(
+            analyse(Role::Filter, "s = 'x'", "public.t_expr").ty,
+            pg_sys::BOOLOID
+        );
         // Stored in the server's canonical form, with literals typed.
         assert_eq!(
             analyse(Role::Filter, "s IN ('x', 'y')", "public.t_expr").canonical,

@@ -14,6 +14,8 @@ pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(400);
 /// On while one of pg_retention's own stage statements (mark, anonymise,
 /// an erasure's DELETE or UPDATE) runs; read-only for everyone else.
 pub static STAGE_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// On while pg_retention's own functions change erasure requests.
+pub static REQUEST_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn init() {
     GucRegistry::define_bool_guc(
@@ -39,6 +41,14 @@ pub fn init() {
         c"On while pg_retention's own stage statements change rows.",
         c"Set by pg_retention, not by users: a trigger that maintains a clock column can skip pg_retention's writes with WHEN (current_setting('retention.stage_write', true) IS DISTINCT FROM 'on').",
         &STAGE_WRITE,
+        GucContext::Internal,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"retention.request_write",
+        c"On while pg_retention's own functions change erasure requests.",
+        c"Set by pg_retention, not by users: the guard trigger of retention.erasure_requests refuses every other change.",
+        &REQUEST_WRITE,
         GucContext::Internal,
         GucFlags::default(),
     );

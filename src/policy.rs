@@ -383,7 +383,10 @@ fn check_filter(filter: &str, table: &str) -> String {
     if checked.ty != pg_sys::BOOLOID {
         raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            format!("filter must be a boolean expression, not {}", type_name(checked.ty)),
+            format!(
+                "filter must be a boolean expression, not {}",
+                type_name(checked.ty)
+            ),
             "Write a condition, e.g. status = 'closed'.",
         )
     }

@@ -41,7 +41,7 @@ fn require_pg_cron() {
     }
     let installed = Spi::get_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-                         WHERE n.nspname = 'cron' AND p.proname = 'schedule_in_database')",
+                         WHERE n.nspname = 'cron' AND p.proname = 'schedule' AND p.pronargs = 3)",
     )
     .or_raise("looking for pg_cron")
     .unwrap_or(false);
@@ -75,7 +75,10 @@ fn schedule(cron: &str, policy_name: Option<&str>) -> i64 {
         Some(name) => format!("CALL retention.run({})", pgrx::spi::quote_literal(name)),
     };
     Spi::get_one_with_args::<i64>(
-        "SELECT cron.schedule_in_database($1, $2, $3, pg_catalog.current_database()::text, current_user::text)",
+        // The job runs in this database (pg_cron's own, checked above) as
+        // the calling role; unlike schedule_in_database, cron.schedule is
+        // open to roles that are not superusers.
+        "SELECT cron.schedule($1, $2, $3)",
         &[job_name(policy_name).into(), cron.into(), command.into()],
     )
     .or_raise("scheduling the run")

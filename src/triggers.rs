@@ -102,7 +102,10 @@ fn request_erasure_trigger<'a>(
     let op = trigger.op();
     if args.len() != 2
         || !matches!(trigger.level(), PgTriggerLevel::Row)
-        || !matches!(op, Ok(PgTriggerOperation::Insert) | Ok(PgTriggerOperation::Update))
+        || !matches!(
+            op,
+            Ok(PgTriggerOperation::Insert) | Ok(PgTriggerOperation::Update)
+        )
     {
         protocol_error(
             "retention.request_erasure_trigger() must be a row-level INSERT or UPDATE trigger with the subject kind and the id column as arguments",

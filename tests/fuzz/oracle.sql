@@ -205,7 +205,9 @@ CREATE OR REPLACE FUNCTION fuzz.teardown() RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
     PERFORM retention.drop_policy(name) FROM retention.policies WHERE name LIKE 'fz\_%';
     UPDATE retention.holds SET released_at = now() WHERE released_at IS NULL AND reason LIKE 'fuzz hold%';
+    ALTER TABLE retention.erasure_requests DISABLE TRIGGER erasure_requests_guard;
     DELETE FROM retention.erasure_requests WHERE kind = 'fz_person';
+    ALTER TABLE retention.erasure_requests ENABLE TRIGGER erasure_requests_guard;
     PERFORM retention.drop_subject('fz_person') FROM retention.subject_kinds WHERE kind = 'fz_person';
     DELETE FROM retention.run_log WHERE policy LIKE 'fz\_%';
     DROP SCHEMA IF EXISTS fz CASCADE;

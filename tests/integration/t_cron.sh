@@ -37,3 +37,42 @@ test_schedule_elsewhere_explains() {
   grep -q 'pg_cron keeps its jobs in database "postgres", not in "it_cronelsewhere"' <<<"$out" || fail "$out"
   grep -q "HINT:  Schedule from database \"postgres\": SELECT cron.schedule_in_database('pg_retention', '0 3 \* \* \*', 'CALL retention.run()', 'it_cronelsewhere');" <<<"$out" || fail "$out"
 }
+
+# With pg_cron installed, auditors read retention.status (they have no
+# USAGE on schema cron), a non-superuser admin schedules, and reading the
+# status leaves the session's search_path and snapshots alone.
+test_status_for_auditors_and_admins_with_pg_cron() {
+  DB=postgres   # cron.database_name of the test cluster (pgrx.toml)
+  q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+DROP EXTENSION IF EXISTS pg_retention CASCADE;
+DROP TABLE IF EXISTS cron_status;
+CREATE EXTENSION pg_retention;
+CREATE TABLE cron_status (id int PRIMARY KEY, at timestamptz NOT NULL);
+SELECT retention.create_policy('cron_status', 'cron_status', 'at', interval '30 days');
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_admin') THEN
+        EXECUTE 'DROP OWNED BY it_admin'; EXECUTE 'DROP ROLE it_admin';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_auditor') THEN
+        EXECUTE 'DROP OWNED BY it_auditor'; EXECUTE 'DROP ROLE it_auditor';
+    END IF;
+END $$;
+CREATE ROLE it_auditor NOLOGIN IN ROLE retention_auditor;
+CREATE ROLE it_admin NOLOGIN IN ROLE retention_admin;
+GRANT USAGE ON SCHEMA cron TO it_admin;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA cron TO it_admin;
+SQL
+  local out
+  out="$(q -c "SET ROLE it_auditor" -c "BEGIN" -c "SELECT policy || ' ' || state FROM retention.status" \
+          -c "SELECT current_setting('search_path')" -c "COMMIT" 2>&1)"
+  [[ "$out" == *"cron_status active"* ]] || fail "status for an auditor: $out"
+  [[ "$out" == *'"$user", public'* ]] || fail "search_path changed: $out"
+  [[ "$out" != *"leak"* && "$out" != *"WARNING"* ]] || fail "warnings: $out"
+  # A retention admin that is not a superuser may schedule.
+  out="$(q -c "SET ROLE it_admin" -c "SELECT retention.schedule('0 4 * * *', policy => 'cron_status') > 0" 2>&1)"
+  [[ "$out" == "t" ]] || fail "schedule as a non-superuser admin: $out"
+  q -c "SET client_min_messages = warning" -c "SELECT retention.unschedule('cron_status')" -c "DROP EXTENSION pg_retention CASCADE" \
+    -c "DROP TABLE cron_status" -c "DROP OWNED BY it_auditor, it_admin" -c "DROP ROLE it_auditor, it_admin" >/dev/null
+}

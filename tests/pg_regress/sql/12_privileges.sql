@@ -267,6 +267,8 @@ INSERT INTO pm_matrix (obj, variant, how, call,
     'ok', 'ok', 'ok', 'ok', 'denied', 'denied', 'denied'),
 ('retention.audit_log_guard()', NULL, 'priv', $c$has_function_privilege(%L, 'retention.audit_log_guard()', 'EXECUTE')$c$,
     'ok', 'ok', 'ok', 'ok', 'denied', 'denied', 'denied'),
+('retention.erasure_requests_guard()', NULL, 'priv', $c$has_function_privilege(%L, 'retention.erasure_requests_guard()', 'EXECUTE')$c$,
+    'ok', 'ok', 'ok', 'ok', 'denied', 'denied', 'denied'),
 
 -- Admins with rights on the object: policies of admin_owner, its tables,
 -- its subject kind, its requests and its hold. other_admin is refused.

@@ -190,7 +190,9 @@ SELECT count(*) AS pending_requests FROM retention.requests WHERE kind = 'sb_cus
 SET client_min_messages = warning;
 SELECT retention.drop_policy(name) FROM retention.policies WHERE name LIKE 'sb\_%';
 UPDATE retention.holds SET released_at = now() WHERE released_at IS NULL;
+ALTER TABLE retention.erasure_requests DISABLE TRIGGER erasure_requests_guard;
 DELETE FROM retention.erasure_requests WHERE kind = 'sb_customer';
+ALTER TABLE retention.erasure_requests ENABLE TRIGGER erasure_requests_guard;
 SELECT retention.drop_subject('sb_customer');
 DROP SCHEMA sb CASCADE;
 DROP FUNCTION public.sb_innocent(int);

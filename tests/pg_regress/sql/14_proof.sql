@@ -38,13 +38,19 @@ SELECT strpos(retention.erasure_certificate_text(:request), 'REMAINING') > 0 AS 
 SELECT details -> 'tables' @> '[{"remaining": 1}]' AS audited_remaining
   FROM retention.audit_log WHERE event = 'erasure completed' AND (details ->> 'request')::bigint = :request;
 
+-- Requests change only through pg_retention's functions, for superusers too.
+UPDATE retention.erasure_requests SET received_at = received_at + interval '20 days' WHERE id = :request;
+DELETE FROM retention.erasure_requests WHERE id = :request;
 -- The certificate is checked against the audit chain: an edit of the
--- request row (here by a superuser) shows in the certificate.
+-- request row (here by a superuser who disabled the guard) shows in the
+-- certificate.
 SELECT strpos(retention.erasure_certificate_text(:request), 'the request record matches its audit entries') > 0 AS matches_before;
+ALTER TABLE retention.erasure_requests DISABLE TRIGGER erasure_requests_guard;
 UPDATE retention.erasure_requests SET received_at = received_at + interval '20 days' WHERE id = :request;
 SELECT (retention.erasure_certificate(:request) ->> 'audit_record_matches')::boolean AS matches_after_edit,
        strpos(retention.erasure_certificate_text(:request), 'DIFFERS FROM ITS AUDIT ENTRIES') > 0 AS certificate_says_so;
 UPDATE retention.erasure_requests SET received_at = received_at - interval '20 days' WHERE id = :request;
+ALTER TABLE retention.erasure_requests ENABLE TRIGGER erasure_requests_guard;
 
 -- A request cannot be received in the future (it would make any erasure
 -- look on time).
@@ -101,7 +107,9 @@ SELECT status FROM retention.requests WHERE id = :member_request;
 
 -- Clean up.
 SET client_min_messages = warning;
+ALTER TABLE retention.erasure_requests DISABLE TRIGGER erasure_requests_guard;
 DELETE FROM retention.erasure_requests WHERE kind IN ('proof_person', 'pf_member');
+ALTER TABLE retention.erasure_requests ENABLE TRIGGER erasure_requests_guard;
 SELECT retention.drop_subject('proof_person'), retention.drop_subject('pf_member');
 SELECT retention.drop_policy('aaa'), retention.drop_policy('pf_lifecycle');
 DROP SCHEMA proof CASCADE;

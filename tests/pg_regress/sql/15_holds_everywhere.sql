@@ -101,10 +101,21 @@ CALL retention.run('hx_payments');
 SELECT id, account FROM payments ORDER BY id;
 SELECT rows_purged, rows_held FROM retention.runs WHERE policy = 'hx_payments';
 
+-- The erasure compares value links in the column's type as well.
+CREATE TABLE ledger (id int PRIMARY KEY, account numeric(12,2));
+INSERT INTO ledger VALUES (1, 8), (2, 7);
+SELECT retention.add_subject_table('hx_account', 'hx.ledger', 'account');
+SELECT retention.request_erasure('hx_account', '8') AS account_request \gset
+CALL retention.process_erasures();
+SELECT id, account FROM ledger ORDER BY id;
+SELECT status FROM retention.requests WHERE id = :account_request;
+
 -- Clean up.
 SELECT retention.drop_policy(name) FROM retention.policies WHERE name LIKE 'hx\_%';
 UPDATE retention.holds SET released_at = now() WHERE released_at IS NULL;
+ALTER TABLE retention.erasure_requests DISABLE TRIGGER erasure_requests_guard;
 DELETE FROM retention.erasure_requests WHERE kind LIKE 'hx\_%';
+ALTER TABLE retention.erasure_requests ENABLE TRIGGER erasure_requests_guard;
 SELECT retention.drop_subject(kind) FROM retention.subject_kinds WHERE kind LIKE 'hx\_%' ORDER BY 1;
 DROP SCHEMA hx CASCADE;
 RESET search_path;
