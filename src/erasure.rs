@@ -1119,7 +1119,9 @@ fn release_hold(id: i64) -> bool {
 /// partition, a child table) holds that descendant's rows, which its filter
 /// then names with `tableoid` (so a policy on the parent keeps them).
 pub fn table_holds(target: pg_sys::Oid) -> Vec<(i64, String, Option<String>)> {
-    let rows: Vec<(i64, String, Option<String>, Option<Vec<pg_sys::Oid>>)> = Spi::connect(|c| {
+    // (id, reason, filter, the descendant's subtree when the hold is below)
+    type Found = (i64, String, Option<String>, Option<Vec<pg_sys::Oid>>);
+    let rows: Vec<Found> = Spi::connect(|c| {
         crate::plans::select(
             c,
             "WITH RECURSIVE up(rel) AS (
@@ -1995,7 +1997,6 @@ fn erase_table(
             hold_kind(&mut keep, c, Vec::new(), entry);
         }
     }
-    drop(hold_kind);
     if held_total > 0 {
         entry["held"] = json!(held_total);
     }

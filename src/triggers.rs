@@ -75,7 +75,8 @@ fn refuse_restricted_update<'a>(
         let mut isnull = false;
         let value = pg_sys::SPI_getbinval(data.tg_trigtuple, desc, attnum, &mut isnull);
         let ty = pg_sys::SPI_gettypeid(desc, attnum);
-        !isnull && !(ty == pg_sys::BOOLOID && !bool::from_datum(value, false).unwrap_or(false))
+        // Restricted: a marker that is set (a time, or true).
+        !isnull && (ty != pg_sys::BOOLOID || bool::from_datum(value, false).unwrap_or(false))
     };
     if restricted && !crate::stage::stage_is_active() {
         raise(
