@@ -6,7 +6,6 @@
 //! (only superusers create types with their own), never by a cast.
 
 use crate::error::raise;
-use crate::security;
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTriggerLevel, PgTriggerOperation};
 use std::ffi::{CStr, CString};
@@ -130,7 +129,6 @@ fn request_erasure_trigger<'a>(
         }
     };
     let table = trigger.table_name().unwrap_or_default();
-    let _ = security::current_role();
     crate::erasure::request_from_trigger(&args[0], id.as_deref(), &table);
     Ok(trigger.new())
 }
