@@ -1654,6 +1654,49 @@ fn preview(
                 })
             });
             let mut notes = Vec::new();
+            // Due rows that legal holds keep (on the table, its partitions or
+            // parents, on subjects, and for purge behind cascading keys).
+            if due_rows.is_some_and(|n| n > 0) {
+                let holds = crate::erasure::table_holds(p.target);
+                let subject = crate::erasure::subject_hold(p.target, &table);
+                let mut held = Vec::new();
+                if holds.iter().any(|h| h.2.is_none()) {
+                    held.push("true".to_string());
+                } else if !holds.is_empty() {
+                    held.push(crate::erasure::held_condition(holds.iter()));
+                }
+                if let Some(sh) = &subject {
+                    held.push(format!("coalesce(({}), false)", sh.condition));
+                }
+                if action == "purge" {
+                    if let Some(c) = crate::erasure::cascade_held(p.target, &table, 0) {
+                        held.push(format!("coalesce(({c}), false)"));
+                    }
+                }
+                if !held.is_empty() {
+                    // $1 the stage's cutoff, $2 the purge cutoff, $3..$5 the
+                    // subject holds' parameters.
+                    let mut held_args: Vec<pgrx::datum::DatumWithOid<'static>> =
+                        vec![cut.into(), purge_cut.into()];
+                    held_args.extend(crate::erasure::hold_args(i64::MIN, subject.as_ref()));
+                    let sql = format!(
+                        "SELECT count(*) FROM {table} WHERE {due} AND ({})",
+                        held.join(" OR ")
+                    );
+                    let n = sanitizing(&table, || {
+                        security::as_table_owner(p.target, || {
+                            Spi::get_one_with_args::<i64>(&sql, &held_args)
+                                .or_raise("counting held rows")
+                                .unwrap_or(0)
+                        })
+                    });
+                    // The held subjects' ids are personal data: not kept.
+                    crate::erasure::forget_held_keys();
+                    if n > 0 {
+                        notes.push(format!("{n} of the due rows are kept by legal holds"));
+                    }
+                }
+            }
             // Whether a run would walk this stage in page ranges (see Walk).
             let walked = batch_by_row_id(&p)
                 && due_rows.is_some_and(|n| n > 0)

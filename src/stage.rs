@@ -694,7 +694,9 @@ fn set_mask(policy_name: &str, column_name: &str, strategy: &str, options: Optio
     // Validated as batches will run it: as the table's owner (a constant is
     // cast to the column's type, whose domain checks are the table's code),
     // under the pinned settings (a date constant reads the same in both).
-    security::as_table_owner(p.target, || mask_expr(strategy, &options, column_name, &col));
+    security::as_table_owner(p.target, || {
+        mask_expr(strategy, &options, column_name, &col)
+    });
     security::as_extension_owner(|| {
         Spi::run_with_args(
             "INSERT INTO retention.masks (policy_id, column_name, strategy, options) VALUES ($1, $2, $3, $4)

@@ -19,6 +19,9 @@ SELECT retention.place_hold('refund dispute', target => 'hx.tickets', filter => 
 SELECT retention.place_hold('litigation', target => 'hx.notes') > 0 AS held;
 SELECT retention.place_hold('evidence', target => 'hx.ticket_files', filter => 'evidence') > 0 AS held;
 SELECT retention.create_policy('hx_customers', 'hx.customers', 'left_at', interval '2 years') > 0 AS created;
+-- The preview says beforehand how many due rows the holds keep.
+SELECT action, due_rows, strpos(note, '3 of the due rows are kept by legal holds') > 0 AS says_held
+  FROM retention.preview('hx_customers');
 CALL retention.run('hx_customers');
 -- Customer 1 (a disputed ticket), 2 (a held note) and 3 (a held file two
 -- cascades down) stay; 4 and 5 go.
