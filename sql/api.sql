@@ -1,6 +1,8 @@
 -- pg_retention: the public SQL interface.
 -- Thin, documented wrappers over the Rust entry points (named retention._*),
--- the committing run procedure, the views and the grants.
+-- the committing run procedure, the views and the grants. Wrappers call the
+-- Rust functions with named arguments, so a parameter added, removed or
+-- reordered on either side fails CREATE EXTENSION instead of shifting.
 
 ------------------------------------------------------------------------------
 -- Policies
@@ -27,7 +29,7 @@ CREATE FUNCTION retention.create_policy(
     min_retention_ground text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._create_policy($1, $2::oid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18);
+RETURN retention._create_policy("name" => $1, "target" => $2::oid, "clock" => $3, "purge_after" => $4, "filter" => $5, "batch_size" => $6, "batch_pause" => $7, "skip_locked" => $8, "purpose" => $9, "legal_basis" => $10, "lock_timeout" => $11, "statement_timeout" => $12, "max_run_time" => $13, "max_rows_per_second" => $14, "drop_partitions" => $15, "archive_schema" => $16, "min_retention" => $17, "min_retention_ground" => $18);
 
 COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text) IS
 'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner; these rights are checked again before every batch, and batches run as the tables owner (its triggers and row security run with the rights of the role that wrote them). CLOCK and FILTER may use only built-in functions, operators and types, and are stored in the canonical form the server prints. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. MIN_RETENTION with MIN_RETENTION_GROUND records a statutory minimum (e.g. 10 years, HGB §257 / AO §147): a purge stage earlier than it is refused. Rows under a legal hold (retention.place_hold) are never marked, anonymised or purged. Returns the policy id.';
@@ -55,7 +57,7 @@ CREATE FUNCTION retention.alter_policy(
     no_archive boolean DEFAULT false
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._alter_policy($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20);
+RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20);
 
 COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean) IS
 'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
@@ -63,7 +65,7 @@ COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boo
 CREATE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE sql VOLATILE
-RETURN retention._drop_policy($1, $2);
+RETURN retention._drop_policy("name" => $1, "if_exists" => $2);
 
 COMMENT ON FUNCTION retention.drop_policy(text, boolean) IS
 'Removes policy NAME; its run history stays in retention.runs. Returns true if a policy was dropped.';
@@ -71,7 +73,7 @@ COMMENT ON FUNCTION retention.drop_policy(text, boolean) IS
 CREATE FUNCTION retention.pause_policy(name text)
 RETURNS boolean
 LANGUAGE sql VOLATILE
-RETURN retention._set_paused($1, true);
+RETURN retention._set_paused("name" => $1, "paused" => true);
 
 COMMENT ON FUNCTION retention.pause_policy(text) IS
 'Pauses policy NAME: runs skip it (a run in progress stops before its next batch) until resume_policy. Returns true if the state changed.';
@@ -79,7 +81,7 @@ COMMENT ON FUNCTION retention.pause_policy(text) IS
 CREATE FUNCTION retention.resume_policy(name text)
 RETURNS boolean
 LANGUAGE sql VOLATILE
-RETURN retention._set_paused($1, false);
+RETURN retention._set_paused("name" => $1, "paused" => false);
 
 COMMENT ON FUNCTION retention.resume_policy(text) IS
 'Resumes a paused policy. Returns true if the state changed.';
@@ -95,7 +97,7 @@ CREATE FUNCTION retention.add_stage(
     column_name  text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._add_stage($1, $2, $3, $4);
+RETURN retention._add_stage("policy_name" => $1, "after" => $2, "action" => $3, "column_name" => $4);
 
 COMMENT ON FUNCTION retention.add_stage(text, interval, text, text) IS
 'Adds a stage to policy POLICY, applied to rows whose clock is older than AFTER. ACTION is ''mark'' (restrict, GDPR Art. 18: sets COLUMN_NAME, a timestamptz or boolean column, to now()/true), ''anonymise'' or ''anonymize'' (applies the masks of retention.set_mask once and records it in COLUMN_NAME) or ''purge'' (deletes; the same as create_policy''s purge_after). One stage per action; ages must increase mark < anonymise < purge. The policy owner needs UPDATE (mark, anonymise) or DELETE (purge) on the table. Returns the policy id.';
@@ -103,7 +105,7 @@ COMMENT ON FUNCTION retention.add_stage(text, interval, text, text) IS
 CREATE FUNCTION retention.drop_stage(policy text, action text)
 RETURNS boolean
 LANGUAGE sql VOLATILE
-RETURN retention._drop_stage($1, $2);
+RETURN retention._drop_stage("policy_name" => $1, "action" => $2);
 
 COMMENT ON FUNCTION retention.drop_stage(text, text) IS
 'Removes the stage ACTION (mark, anonymise, purge) from policy POLICY. Rows already marked or anonymised keep their state. Returns true if there was such a stage.';
@@ -115,7 +117,7 @@ CREATE FUNCTION retention.set_mask(
     options      jsonb DEFAULT '{}'
 ) RETURNS void
 LANGUAGE sql VOLATILE
-RETURN retention._set_mask($1, $2, $3, $4);
+RETURN retention._set_mask("policy_name" => $1, "column_name" => $2, "strategy" => $3, "options" => $4);
 
 COMMENT ON FUNCTION retention.set_mask(text, text, text, jsonb) IS
 'Declares how the anonymise stage of policy POLICY masks COLUMN_NAME: STRATEGY is one of retention.mask_strategies, OPTIONS its settings, e.g. set_mask(''orders_lifecycle'', ''email'', ''email'', ''{"keep_domain": false}''). Validated now against the column''s type. Replaces an earlier mask of the same column.';
@@ -123,7 +125,7 @@ COMMENT ON FUNCTION retention.set_mask(text, text, text, jsonb) IS
 CREATE FUNCTION retention.drop_mask(policy text, column_name text)
 RETURNS boolean
 LANGUAGE sql VOLATILE
-RETURN retention._drop_mask($1, $2);
+RETURN retention._drop_mask("policy_name" => $1, "column_name" => $2);
 
 COMMENT ON FUNCTION retention.drop_mask(text, text) IS
 'Removes the mask of COLUMN_NAME from policy POLICY. Returns true if there was one.';
@@ -131,7 +133,7 @@ COMMENT ON FUNCTION retention.drop_mask(text, text) IS
 CREATE FUNCTION retention.restrict(target regclass)
 RETURNS text
 LANGUAGE sql VOLATILE
-RETURN retention._restrict($1::oid);
+RETURN retention._restrict("target" => $1::oid);
 
 COMMENT ON FUNCTION retention.restrict(regclass) IS
 'Makes marked rows of TARGET restricted in practice (GDPR Art. 18): a restrictive row-security policy hides them from every role except the table owner, superusers, roles with BYPASSRLS and members of retention_admin, and a trigger refuses UPDATEs of them by anyone except pg_retention''s own stages. Needs a policy with a mark stage on TARGET; the caller must own the table.';
@@ -139,7 +141,7 @@ COMMENT ON FUNCTION retention.restrict(regclass) IS
 CREATE FUNCTION retention.unrestrict(target regclass)
 RETURNS boolean
 LANGUAGE sql VOLATILE
-RETURN retention._unrestrict($1::oid);
+RETURN retention._unrestrict("target" => $1::oid);
 
 COMMENT ON FUNCTION retention.unrestrict(regclass) IS
 'Removes what retention.restrict installed on TARGET. Returns true if the table was restricted.';
@@ -205,7 +207,7 @@ RETURNS TABLE (
     note          text
 )
 LANGUAGE sql STABLE
-BEGIN ATOMIC SELECT * FROM retention._preview($1); END;
+BEGIN ATOMIC SELECT * FROM retention._preview("policy_name" => $1); END;
 
 COMMENT ON FUNCTION retention.preview(text) IS
 'Shows, per policy (or for the one named) and stage, what a run would do now: the cutoff, how many rows are due for that stage (rows due for an older stage are counted there), whether an index serves the clock, and notes. Changes nothing. Counting runs as the table''s owner.';
@@ -234,7 +236,7 @@ DECLARE
     isolation    text;
     path         text;
 BEGIN
-    items := retention._run_open(policy, true);
+    items := retention._run_open("policy_name" => policy, "top_level" => true);
     -- Every batch commits on its own and re-reads the rows it changes:
     -- the run's transactions are READ COMMITTED whatever the session's
     -- default (restored at the end).
@@ -248,7 +250,7 @@ BEGIN
     FOR i IN 1 .. coalesce(pg_catalog.array_length(items, 1), 0) LOOP
         item := items[i];
         IF cancelled THEN
-            PERFORM retention._run_fail(item, '57014', 'run cancelled before this policy was processed', NULL, NULL, NULL);
+            PERFORM retention._run_fail("item" => item, "sqlstate" => '57014', "message" => 'run cancelled before this policy was processed', "table" => NULL, "constraint" => NULL, "column" => NULL);
             COMMIT;
             CONTINUE;
         END IF;
@@ -258,7 +260,7 @@ BEGIN
             retryable := false;
             BEGIN
                 SELECT b.more, b.pause, b.next_size INTO more, pause, next_size
-                  FROM retention._run_batch(item, size) AS b;
+                  FROM retention._run_batch("item" => item, "size" => size) AS b;
             EXCEPTION
                 WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
                     GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT;
@@ -282,7 +284,7 @@ BEGIN
             IF retryable THEN
                 -- The failed batch was rolled back; retry it with half the rows
                 -- (-1: the caller's own statement_timeout expired: stop).
-                size := retention._run_retry(item, size, e_state);
+                size := retention._run_retry("item" => item, "size" => size, "sqlstate" => e_state);
                 IF size OPERATOR(pg_catalog.=) -1 THEN
                     size := NULL;
                     failed := true;
@@ -315,9 +317,9 @@ BEGIN
             END IF;
         END LOOP;
         IF failed THEN
-            PERFORM retention._run_fail(item, e_state, e_msg, e_table, e_constraint, e_column);
+            PERFORM retention._run_fail("item" => item, "sqlstate" => e_state, "message" => e_msg, "table" => e_table, "constraint" => e_constraint, "column" => e_column);
         ELSE
-            PERFORM retention._run_close(item);
+            PERFORM retention._run_close("item" => item);
         END IF;
         COMMIT;
     END LOOP;
@@ -340,7 +342,7 @@ COMMENT ON PROCEDURE retention.run(text) IS
 CREATE FUNCTION retention.schedule(cron text DEFAULT '0 3 * * *', policy text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._schedule($1, $2);
+RETURN retention._schedule("cron" => $1, "policy_name" => $2);
 
 COMMENT ON FUNCTION retention.schedule(text, text) IS
 'Creates (or replaces) the pg_cron job that runs CALL retention.run() in this database on schedule CRON (pg_cron syntax, default 03:00 daily), as the calling role; with POLICY, a job for that policy alone. Needs pg_cron preloaded and installed in this database (cron.database_name). Returns the pg_cron job id.';
@@ -348,7 +350,7 @@ COMMENT ON FUNCTION retention.schedule(text, text) IS
 CREATE FUNCTION retention.unschedule(policy text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql VOLATILE
-RETURN retention._unschedule($1);
+RETURN retention._unschedule("policy_name" => $1);
 
 COMMENT ON FUNCTION retention.unschedule(text) IS
 'Removes the pg_cron job created by retention.schedule (for POLICY, if given). Returns true if there was one.';
@@ -360,14 +362,14 @@ COMMENT ON FUNCTION retention.unschedule(text) IS
 CREATE FUNCTION retention.register_subject(kind text, root regclass, id_column text,
                                            follow_foreign_keys boolean DEFAULT true)
 RETURNS integer LANGUAGE sql VOLATILE
-RETURN retention._register_subject($1, $2::oid, $3, $4);
+RETURN retention._register_subject("kind" => $1, "root" => $2::oid, "id_column" => $3, "follow_foreign_keys" => $4);
 COMMENT ON FUNCTION retention.register_subject(text, regclass, text, boolean) IS
 'Declares a kind of data subject (e.g. customer): ROOT is the table with one row per subject, ID_COLUMN its id. Tables referencing the root by foreign key are found at any depth (FOLLOW_FOREIGN_KEYS); a cycle is refused. Each found table is purged on erasure unless changed with set_subject_table. Returns the number of tables in the map.';
 
 CREATE FUNCTION retention.add_subject_table(kind text, target regclass, column_name text,
                                             matches text DEFAULT NULL, action text DEFAULT 'purge')
 RETURNS integer LANGUAGE sql VOLATILE
-RETURN retention._add_subject_table($1, $2::oid, $3, $4, $5);
+RETURN retention._add_subject_table("kind" => $1, "target" => $2::oid, "column_name" => $3, "matches" => $4, "action" => $5);
 COMMENT ON FUNCTION retention.add_subject_table(text, regclass, text, text, text) IS
 'Adds a table linked to the subject by value: rows whose COLUMN_NAME equals the root row''s MATCHES column (e.g. the e-mail address), or the subject id itself when MATCHES is NULL. ACTION is purge or anonymise.';
 
@@ -375,39 +377,39 @@ CREATE FUNCTION retention.set_subject_table(kind text, target regclass, action t
                                             min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
                                             clock text DEFAULT NULL, mask_policy text DEFAULT NULL)
 RETURNS boolean LANGUAGE sql VOLATILE
-RETURN retention._set_subject_table($1, $2::oid, $3, $4, $5, $6, $7);
+RETURN retention._set_subject_table("kind" => $1, "target" => $2::oid, "action" => $3, "min_retention" => $4, "legal_ground" => $5, "clock" => $6, "mask_policy" => $7);
 COMMENT ON FUNCTION retention.set_subject_table(text, regclass, text, interval, text, text, text) IS
 'Sets the erasure ACTION of a table in the subject map (purge, or anonymise) and a statutory minimum: rows whose CLOCK is younger than MIN_RETENTION are kept, restricted and minimised instead of erased, naming LEGAL_GROUND (e.g. HGB §257, AO §147). Anonymising uses the masks of MASK_POLICY, a policy on the table that the caller controls; without it, the one such policy with masks (an error if there are several). The choice is recorded: masks of policies other roles declare are never used.';
 
 CREATE FUNCTION retention.drop_subject(kind text)
 RETURNS boolean LANGUAGE sql VOLATILE
-RETURN retention._drop_subject($1);
+RETURN retention._drop_subject("kind" => $1);
 COMMENT ON FUNCTION retention.drop_subject(text) IS 'Removes a subject kind and its map (requests and the audit log stay).';
 
 CREATE FUNCTION retention.subject_map(kind text)
 RETURNS TABLE (target text, link text, depth integer, path text, action text, min_retention interval,
                legal_ground text, indexed boolean, warning text)
 LANGUAGE sql STABLE
-BEGIN ATOMIC SELECT * FROM retention._subject_map($1); END;
+BEGIN ATOMIC SELECT * FROM retention._subject_map("kind" => $1); END;
 COMMENT ON FUNCTION retention.subject_map(text) IS
 'The tables where a kind of subject''s data lives: how each is linked (root, foreign key path, value), the erasure action, statutory minimum, and a warning where the subject column has no index.';
 
 CREATE FUNCTION retention.request_erasure(kind text, subject_id text, reference text DEFAULT NULL,
                                           received_at timestamptz DEFAULT now())
 RETURNS bigint LANGUAGE sql VOLATILE
-RETURN retention._request_erasure($1, $2, $3, $4);
+RETURN retention._request_erasure("kind" => $1, "subject_id" => $2, "reference" => $3, "received_at" => $4);
 COMMENT ON FUNCTION retention.request_erasure(text, text, text, timestamptz) IS
 'Records an erasure request (GDPR Art. 17) for the subject SUBJECT_ID of KIND, due one month after RECEIVED_AT (Art. 12(3)). The id is kept only until the request is processed; the audit log only ever sees its blind index. Returns the request id.';
 
 CREATE FUNCTION retention.extend_request(request bigint, months integer, reason text)
 RETURNS timestamptz LANGUAGE sql VOLATILE
-RETURN retention._extend_request($1, $2, $3);
+RETURN retention._extend_request("id" => $1, "months" => $2, "reason" => $3);
 COMMENT ON FUNCTION retention.extend_request(bigint, integer, text) IS
 'Extends a pending request''s deadline by MONTHS (at most two in all), within the first month, with the REASON given to the subject (GDPR Art. 12(3)). Returns the new due date.';
 
 CREATE FUNCTION retention.refuse_request(request bigint, ground text)
 RETURNS text LANGUAGE sql VOLATILE
-RETURN retention._refuse_request($1, $2);
+RETURN retention._refuse_request("id" => $1, "ground" => $2);
 COMMENT ON FUNCTION retention.refuse_request(bigint, text) IS
 'Refuses a pending request on a ground of GDPR Art. 17(3): ''17(3)(a)'' … ''17(3)(e)''. Returns the ground as recorded.';
 
@@ -415,13 +417,13 @@ CREATE FUNCTION retention.place_hold(reason text, kind text DEFAULT NULL, subjec
                                      target regclass DEFAULT NULL, filter text DEFAULT NULL,
                                      until timestamptz DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE
-RETURN retention._place_hold($1, $2, $3, $4::oid, $5, $6);
+RETURN retention._place_hold("reason" => $1, "kind" => $2, "subject_id" => $3, "target" => $4::oid, "filter" => $5, "until" => $6);
 COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, timestamptz) IS
 'Places a legal hold (a tax audit, a lawsuit) on a subject (KIND, SUBJECT_ID; stored as blind index only), a whole table (TARGET) or part of one (TARGET, FILTER), optionally UNTIL a date. Held rows are never marked, anonymised, purged or erased; runs and certificates count and name the hold. Returns the hold id.';
 
 CREATE FUNCTION retention.release_hold(hold bigint)
 RETURNS boolean LANGUAGE sql VOLATILE
-RETURN retention._release_hold($1);
+RETURN retention._release_hold("id" => $1);
 COMMENT ON FUNCTION retention.release_hold(bigint) IS 'Releases a legal hold. Returns true if it was active.';
 
 CREATE PROCEDURE retention.process_erasures()
@@ -445,7 +447,7 @@ BEGIN
     FOR req IN SELECT r.id FROM retention.requests r
                 WHERE r.status OPERATOR(pg_catalog.=) 'received' ORDER BY r.due_at, r.id LOOP
         BEGIN
-            PERFORM retention._erase_subject(req);
+            PERFORM retention._erase_subject("request" => req);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE;
             RAISE WARNING 'erasure request % failed with SQLSTATE %; it stays pending', req, e_state;
@@ -465,7 +467,7 @@ COMMENT ON FUNCTION retention.request_erasure_trigger() IS
 CREATE FUNCTION retention.verify_audit(anchor jsonb DEFAULT NULL)
 RETURNS TABLE (ok boolean, entries bigint, first_broken_id bigint, problem text, head_hash text)
 LANGUAGE sql STABLE
-BEGIN ATOMIC SELECT * FROM retention._verify_audit($1); END;
+BEGIN ATOMIC SELECT * FROM retention._verify_audit("anchor" => $1); END;
 COMMENT ON FUNCTION retention.verify_audit(jsonb) IS
 'Recomputes the audit log''s hash chain; names the first entry that was altered, removed or reordered. With ANCHOR (a value of retention.audit_anchor() kept outside the database) it also checks that the entry the anchor names is still there, unchanged, and that the chain has not shrunk: removing entries from the end of the chain is found only this way.';
 
@@ -477,7 +479,7 @@ COMMENT ON FUNCTION retention.audit_anchor() IS
 
 CREATE FUNCTION retention.erasure_certificate(request bigint)
 RETURNS jsonb LANGUAGE sql STABLE
-RETURN retention._erasure_certificate($1);
+RETURN retention._erasure_certificate("request" => $1);
 COMMENT ON FUNCTION retention.erasure_certificate(bigint) IS
 'The proof of an erasure request: reference, blind index, received / due / completed times, per table the rows purged, anonymised, retained (with the legal ground) and held (with the hold), and the audit-chain hash at completion. Holds no subject id.';
 
@@ -512,14 +514,14 @@ COMMENT ON FUNCTION retention.erasure_certificate_text(bigint) IS 'The erasure c
 
 CREATE FUNCTION retention.erasure_ledger(since timestamptz DEFAULT NULL)
 RETURNS jsonb LANGUAGE sql STABLE
-RETURN retention._erasure_ledger($1);
+RETURN retention._erasure_ledger("since" => $1);
 COMMENT ON FUNCTION retention.erasure_ledger(timestamptz) IS
 'The completed erasures as a JSON array of request, kind, blind index and completion time: no personal data. Keep a copy outside the database; after restoring a backup, pass it to retention.reapply_erasures.';
 
 CREATE FUNCTION retention.reapply_erasures(since timestamptz DEFAULT NULL, ledger jsonb DEFAULT NULL)
 RETURNS TABLE (kind text, subject_blind_index text, request bigint, status text)
 LANGUAGE sql VOLATILE
-BEGIN ATOMIC SELECT * FROM retention._reapply_erasures($1, $2); END;
+BEGIN ATOMIC SELECT * FROM retention._reapply_erasures("since" => $1, "ledger" => $2); END;
 COMMENT ON FUNCTION retention.reapply_erasures(timestamptz, jsonb) IS
 'Erases again every subject of the erasure LEDGER (default: this database''s own, completed since SINCE) that is present, matching root rows by blind index: run it after every restore so that erased people do not come back from a backup.';
 
