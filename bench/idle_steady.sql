@@ -2,6 +2,8 @@
 -- retention.run() ten times in one session after a warm-up call (unlike the
 -- idle row of engine.sql, a single call right after VACUUM ANALYZE).
 --   psql -h 127.0.0.1 -p 28815 -U postgres -d postgres -f bench/idle_steady.sql
+-- With -v pinned=1 the session first sets TimeZone and the locale settings
+-- to the values pg_retention pins, so that no setting has to change.
 \set QUIET on
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS idlebench;
@@ -16,6 +18,9 @@ DO $$ BEGIN FOR i IN 1..5 LOOP
   PERFORM retention.create_policy('p' || i, ('t' || i)::regclass, 'at', interval '30 days');
 END LOOP; END $$;
 VACUUM ANALYZE;
+\if :{?pinned}
+SET TimeZone = 'UTC'; SET lc_time = 'C'; SET lc_numeric = 'C'; SET lc_monetary = 'C';
+\endif
 CALL retention.run();
 \timing on
 CALL retention.run();

@@ -1584,9 +1584,13 @@ fn preview(
         }
         // As a run decides: no whole partitions while a hold applies to the
         // table, its partitions or its referencing tables.
-        let held_somewhere = !crate::erasure::table_holds(p.target).is_empty()
-            || crate::erasure::subject_hold(p.target, &table).is_some()
-            || crate::erasure::cascade_held(p.target, &table, 0).is_some();
+        // Looked up once per policy; the stages below count with them.
+        let holds = crate::erasure::table_holds(p.target);
+        let subject = crate::erasure::subject_hold(p.target, &table);
+        let cascade = crate::erasure::cascade_held(p.target, &table, 0);
+        let held_somewhere = !holds.is_empty() || subject.is_some() || cascade.is_some();
+        // The held subjects' keys, listed once per policy (not per stage).
+        let mut subject_args: Option<Vec<pgrx::datum::DatumWithOid<'static>>> = None;
         if let (true, true, Some(c), false) =
             (p.purge, p.drop_partitions, purge_cut, held_somewhere)
         {
@@ -1657,8 +1661,6 @@ fn preview(
             // Due rows that legal holds keep (on the table, its partitions or
             // parents, on subjects, and for purge behind cascading keys).
             if due_rows.is_some_and(|n| n > 0) {
-                let holds = crate::erasure::table_holds(p.target);
-                let subject = crate::erasure::subject_hold(p.target, &table);
                 let mut held = Vec::new();
                 if holds.iter().any(|h| h.2.is_none()) {
                     held.push("true".to_string());
@@ -1668,17 +1670,21 @@ fn preview(
                 if let Some(sh) = &subject {
                     held.push(format!("coalesce(({}), false)", sh.condition));
                 }
-                if action == "purge" {
-                    if let Some(c) = crate::erasure::cascade_held(p.target, &table, 0) {
-                        held.push(format!("coalesce(({c}), false)"));
-                    }
+                if let (true, Some(c)) = (action == "purge", &cascade) {
+                    held.push(format!("coalesce(({c}), false)"));
                 }
                 if !held.is_empty() {
                     // $1 the stage's cutoff, $2 the purge cutoff, $3..$5 the
                     // subject holds' parameters.
                     let mut held_args: Vec<pgrx::datum::DatumWithOid<'static>> =
                         vec![cut.into(), purge_cut.into()];
-                    held_args.extend(crate::erasure::hold_args(i64::MIN, subject.as_ref()));
+                    let keys = subject_args.get_or_insert_with(|| {
+                        let a = crate::erasure::hold_args(i64::MIN, subject.as_ref());
+                        // The held subjects' ids are personal data: not kept.
+                        crate::erasure::forget_held_keys();
+                        a
+                    });
+                    held_args.extend(keys.iter().map(crate::erasure::clone_arg));
                     let sql = format!(
                         "SELECT count(*) FROM {table} WHERE {due} AND ({})",
                         held.join(" OR ")
@@ -1690,8 +1696,6 @@ fn preview(
                                 .unwrap_or(0)
                         })
                     });
-                    // The held subjects' ids are personal data: not kept.
-                    crate::erasure::forget_held_keys();
                     if n > 0 {
                         notes.push(format!("{n} of the due rows are kept by legal holds"));
                     }

@@ -97,18 +97,41 @@ pub fn require_reader(action: &str) {
     }
 }
 
-/// Refuses callers that may not change a policy owned by `owner`: they must
-/// be admins and have the owner's privileges (be the owner, a member of the
-/// owner role, or superuser).
-pub fn require_policy_control(policy: &str, owner: pg_sys::Oid) {
-    require_admin("change retention policies");
+/// Refuses callers that are not admins with the privileges of `owner` (the
+/// owner, a member of the owner role, or superuser): the rule for changing
+/// a policy or a subject kind. `what` names the object, e.g. `policy "x"`.
+fn require_owner_privileges(owner: pg_sys::Oid, action: &str, what: &str, hint: &str) {
+    require_admin(action);
     if !has_privs_of(current_role(), owner) {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("must be a member of role \"{}\" to change policy \"{policy}\"", role_name(owner)),
-            "A policy can be changed or dropped by its owner, members of the owner role and superusers.",
+            format!(
+                "must be a member of role \"{}\" to change {what}",
+                role_name(owner)
+            ),
+            hint,
         )
     }
+}
+
+/// Refuses callers that may not change a policy owned by `owner`.
+pub fn require_policy_control(policy: &str, owner: pg_sys::Oid) {
+    require_owner_privileges(
+        owner,
+        "change retention policies",
+        &format!("policy \"{policy}\""),
+        "A policy can be changed or dropped by its owner, members of the owner role and superusers.",
+    )
+}
+
+/// Refuses callers that may not change a subject kind owned by `owner`.
+pub fn require_kind_control(kind: &str, owner: pg_sys::Oid) {
+    require_owner_privileges(
+        owner,
+        "change subject maps",
+        &format!("subject kind \"{kind}\""),
+        "A subject kind can be changed or dropped by its owner, members of the owner role and superusers.",
+    )
 }
 
 /// The settings every statement the extension generates runs under, and
@@ -134,18 +157,6 @@ pub const PINNED_SETTINGS: &[(&str, &str)] = &[
     ("lc_time", "C"),
     ("row_security", "on"),
 ];
-
-/// Refuses callers that may not change a subject kind owned by `owner`.
-pub fn require_kind_control(kind: &str, owner: pg_sys::Oid) {
-    require_admin("change subject maps");
-    if !has_privs_of(current_role(), owner) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("must be a member of role \"{}\" to change subject kind \"{kind}\"", role_name(owner)),
-            "A subject kind can be changed or dropped by its owner, members of the owner role and superusers.",
-        )
-    }
-}
 
 /// Runs `f` with every setting of [`PINNED_SETTINGS`] pinned, restoring the
 /// caller's settings afterwards (an ERROR in `f` restores them with the
