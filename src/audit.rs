@@ -10,7 +10,7 @@
 //! that does not match.
 
 use crate::error::OrRaise;
-use crate::security;
+use crate::pg::security;
 use pgrx::datum::JsonB;
 use pgrx::prelude::*;
 use serde_json::Value;
@@ -114,8 +114,7 @@ fn latest_head() -> Option<String> {
 pub fn append(event: &str, details: Value) -> String {
     let actor = security::role_name(security::current_role());
     security::as_extension_owner(|| {
-        Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(1380275249, 0)")
-            .or_raise("locking the audit log");
+        crate::pg::locks::lock_audit_chain();
         let prev = latest_head().unwrap_or_else(|| "0".repeat(64));
         let (id, at, xid) = Spi::connect_mut(|c| {
             let r = c
@@ -197,7 +196,7 @@ pub fn audit_anchor() -> JsonB {
     security::require_reader("read the audit anchor");
     let rows = chain();
     let last = rows.last();
-    let at = crate::security::with_pinned_settings(|| {
+    let at = crate::pg::security::with_pinned_settings(|| {
         Spi::get_one::<String>("SELECT pg_catalog.now()::text").or_raise("reading the time")
     });
     JsonB(serde_json::json!({

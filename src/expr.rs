@@ -177,7 +177,7 @@ pub fn analyse(role: Role, text: &str, table: &str) -> Checked {
         )
     };
     let node = PgTryBuilder::new(|| {
-        crate::security::with_pinned_search_path(|| unsafe {
+        crate::pg::security::with_pinned_search_path(|| unsafe {
             let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
             let raw = pg_sys::list_nth(list, 0) as *mut pg_sys::RawStmt;
             let query = pg_sys::parse_analyze_fixedparams(
@@ -229,7 +229,7 @@ pub fn analyse(role: Role, text: &str, table: &str) -> Checked {
         )
     }
     let ty = unsafe { pg_sys::exprType(node) };
-    let canonical = crate::security::with_pinned_settings(|| unsafe {
+    let canonical = crate::pg::security::with_pinned_settings(|| unsafe {
         let name = pg_sys::get_rel_name(relid);
         let ctx = pg_sys::deparse_context_for(name, relid);
         let text = pg_sys::deparse_expression(node, ctx, false, false);

@@ -66,7 +66,7 @@ pub fn init() {
 
 /// The current value of the server setting `name`, read through `c`.
 pub fn read(c: &mut SpiClient<'_>, name: &str) -> String {
-    crate::plans::update(c, "SELECT pg_catalog.current_setting($1)", &[name.into()])
+    crate::pg::plans::update(c, "SELECT pg_catalog.current_setting($1)", &[name.into()])
         .or_raise("reading a setting")
         .first()
         .get::<String>(1)
@@ -77,7 +77,7 @@ pub fn read(c: &mut SpiClient<'_>, name: &str) -> String {
 /// Sets the server setting `name` until the end of the transaction (or of
 /// the subtransaction, if that is rolled back), or until it is set again.
 pub fn set_local(c: &mut SpiClient<'_>, name: &str, value: &str) {
-    crate::plans::update(
+    crate::pg::plans::update(
         c,
         "SELECT pg_catalog.set_config($1, $2, true)",
         &[name.into(), value.into()],

@@ -13,17 +13,16 @@ mod erasure;
 mod error;
 mod expr;
 mod gucs;
-mod ident;
+mod holds;
 mod mask;
+mod model;
 mod partition;
-mod plans;
+mod pg;
 mod policy;
-mod refs;
+mod preview;
 mod schedule;
-mod security;
 mod stage;
 mod status;
-mod timeout;
 mod triggers;
 
 ::pgrx::pg_module_magic!();
@@ -40,9 +39,105 @@ pub extern "C-unwind" fn _PG_init() {
 
 // Tables, roles and sequences come first: every function depends on them.
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-// Documented wrappers, the committing procedure, views and grants come last,
-// after pgrx has created the Rust functions they call.
-extension_sql_file!("../sql/api.sql", name = "api", finalize);
+// The public SQL interface (sql/api/): thin, documented wrappers over the
+// Rust entry points (named retention._*), the committing procedures, the
+// views and, last, the grants. Each file follows the one before it and the
+// Rust functions its SQL-standard bodies call (named here, so that pgrx
+// creates them first); the wrappers call them with named arguments, so a
+// parameter added, removed or reordered on either side fails CREATE
+// EXTENSION instead of shifting.
+extension_sql_file!(
+    "../sql/api/policies.sql",
+    name = "api_policies",
+    requires = [
+        policy::alter_policy,
+        policy::create_policy,
+        policy::drop_policy,
+        policy::set_paused
+    ]
+);
+extension_sql_file!(
+    "../sql/api/stages.sql",
+    name = "api_stages",
+    requires = [
+        "api_policies",
+        stage::add_stage,
+        stage::drop_stage,
+        stage::masks::drop_mask,
+        stage::masks::set_mask,
+        stage::restrict::restrict,
+        stage::restrict::unrestrict,
+        triggers::refuse_restricted_update
+    ]
+);
+extension_sql_file!(
+    "../sql/api/run.sql",
+    name = "api_run",
+    requires = [
+        "api_stages",
+        engine::run_batch,
+        engine::run_close,
+        engine::run_fail,
+        engine::run_open,
+        engine::run_retry,
+        preview::preview,
+        schedule::schedule,
+        schedule::unschedule
+    ]
+);
+extension_sql_file!(
+    "../sql/api/erasure.sql",
+    name = "api_erasure",
+    requires = [
+        "api_run",
+        audit::audit_anchor,
+        audit::verify_audit,
+        erasure::erase::erase_subject,
+        erasure::proof::erasure_certificate,
+        erasure::proof::erasure_ledger,
+        erasure::proof::reapply_erasures,
+        erasure::requests::extend_request,
+        erasure::requests::refuse_request,
+        erasure::requests::request_erasure,
+        erasure::subjects::add_subject_table,
+        erasure::subjects::drop_subject,
+        erasure::subjects::register_subject,
+        erasure::subjects::set_subject_table,
+        erasure::subjects::subject_map,
+        holds::place_hold,
+        holds::release_hold,
+        triggers::request_erasure_trigger
+    ]
+);
+extension_sql_file!(
+    "../sql/api/views.sql",
+    name = "api_views",
+    requires = [
+        "api_erasure",
+        status::status
+    ]
+);
+extension_sql_file!(
+    "../sql/api/masks.sql",
+    name = "api_masks",
+    requires = [
+        "api_views",
+        mask::mask_email,
+        mask::mask_generalise_date,
+        mask::mask_generalise_inet,
+        mask::mask_generalise_int,
+        mask::mask_hash_random,
+        mask::mask_hmac,
+        mask::mask_jsonb_drop,
+        mask::mask_noise_date,
+        mask::mask_noise_float,
+        mask::mask_noise_int,
+        mask::mask_partial,
+        mask::pseudonym,
+        mask::rotate_pseudonym_key
+    ]
+);
+extension_sql_file!("../sql/api/grants.sql", name = "api_grants", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -7,8 +7,9 @@
 //! Recital 26). Deterministic strategies are IMMUTABLE, STRICT and PARALLEL
 //! SAFE so that one set-based UPDATE can run them; noise is VOLATILE.
 
-use crate::error::{raise, OrRaise};
-use crate::security;
+use crate::error::raise;
+use crate::pg::secrets::{self, Secret};
+use crate::pg::security;
 use hmac::{Hmac, Mac};
 use pgrx::datum::{Date, Inet, JsonB};
 use pgrx::prelude::*;
@@ -145,44 +146,9 @@ fn mask_hmac(value: &str, key: &[u8]) -> String {
     hmac_hex(value, key)
 }
 
-/// 32 random bytes from the server's strong random source.
-pub fn random_key() -> Vec<u8> {
-    let mut buf = vec![0u8; 32];
-    let ok =
-        unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr() as *mut core::ffi::c_void, buf.len()) };
-    if !ok {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "could not generate a random key",
-            "The server's random source failed; retry.",
-        )
-    }
-    buf
-}
-
-/// The database's pseudonym key, created on first use. Read as the
-/// extension owner: the table is not readable by anyone else.
+/// The database's pseudonym key, created on first use.
 pub fn pseudonym_key() -> Vec<u8> {
-    security::as_extension_owner(|| {
-        if let Some(k) = Spi::get_one::<Vec<u8>>(
-            "SELECT (SELECT key FROM retention.secrets WHERE name = 'pseudonym')",
-        )
-        .or_raise("reading the pseudonym key")
-        {
-            return k;
-        }
-        let key = random_key();
-        Spi::run_with_args(
-            "INSERT INTO retention.secrets (name, key) VALUES ('pseudonym', $1) ON CONFLICT (name) DO NOTHING",
-            &[key.as_slice().into()],
-        )
-        .or_raise("storing the pseudonym key");
-        Spi::get_one::<Vec<u8>>(
-            "SELECT (SELECT key FROM retention.secrets WHERE name = 'pseudonym')",
-        )
-        .or_raise("reading the pseudonym key")
-        .unwrap_or(key)
-    })
+    secrets::get_or_create(Secret::Pseudonym)
 }
 
 thread_local! {
@@ -239,23 +205,7 @@ fn pseudonym(value: &str) -> String {
 #[pg_extern(volatile)]
 fn rotate_pseudonym_key() -> pgrx::datum::TimestampWithTimeZone {
     security::require_admin("rotate the pseudonym key");
-    let key = random_key();
-    security::as_extension_owner(|| {
-        Spi::get_one_with_args::<pgrx::datum::TimestampWithTimeZone>(
-            "INSERT INTO retention.secrets (name, key) VALUES ('pseudonym', $1)
-             ON CONFLICT (name) DO UPDATE SET key = excluded.key, created_at = pg_catalog.now()
-             RETURNING created_at",
-            &[key.as_slice().into()],
-        )
-        .or_raise("rotating the pseudonym key")
-        .unwrap_or_else(|| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                "key rotation returned nothing",
-                "Retry.",
-            )
-        })
-    })
+    secrets::rotate(Secret::Pseudonym)
 }
 
 /// Keyed hash under a fresh random key that is never stored: irreversible.
@@ -263,7 +213,7 @@ fn rotate_pseudonym_key() -> pgrx::datum::TimestampWithTimeZone {
 /// across calls, so joins do not survive.
 #[pg_extern(volatile, strict, parallel_safe)]
 fn mask_hash_random(value: &str) -> String {
-    hmac_hex(value, &random_key())
+    hmac_hex(value, &secrets::random_key())
 }
 
 /// Days from 2000-01-01 to the first and last finite dates PostgreSQL accepts.

@@ -10,9 +10,9 @@
 //! row-level batches.
 
 use crate::error::OrRaise;
-use crate::ident;
+use crate::pg::ident;
+use crate::pg::security;
 use crate::policy::Policy;
-use crate::security;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 
@@ -54,7 +54,7 @@ fn candidates_pinned(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate
         return Vec::new();
     }
     // Any foreign key referencing the table blocks dropping partitions.
-    if !crate::refs::references(p.target).is_empty() {
+    if !crate::model::refs::references(p.target).is_empty() {
         return Vec::new();
     }
     let ty = match p.clock_type {
@@ -87,7 +87,7 @@ fn candidates_pinned(p: &Policy, cutoff: TimestampWithTimeZone) -> Vec<Candidate
     let mut out: Vec<(String, Candidate)> = Vec::new();
     for (oid, tuples, upper) in parts {
         let Some(upper) = upper else { continue };
-        let fits = try_in_subtransaction(std::panic::AssertUnwindSafe(|| {
+        let fits = crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
             Spi::get_one_with_args::<bool>(&check, &[upper.as_str().into(), cutoff.into()])
                 .or_raise("comparing partition bounds")
                 .unwrap_or(false)
@@ -124,7 +124,7 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
             // Each try in its own subtransaction: a lock timeout undoes only
             // this partition's work.
             let ok = PgTryBuilder::new(|| {
-                in_subtransaction(|| {
+                crate::pg::subxact::run(|| {
                     security::as_table_owner(p.target, || {
                         Spi::connect_mut(|c| {
                             crate::gucs::set_local(
@@ -197,73 +197,4 @@ pub fn remove(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> (i32, i
     }
     Spi::connect_mut(|c| crate::gucs::set_local(c, "lock_timeout", &previous));
     (removed, rows)
-}
-
-/// An ERROR caught from a subtransaction, kept to be examined or raised again.
-pub struct Caught(pgrx::pg_sys::panic::CaughtError);
-
-impl Caught {
-    pub fn is_lock_timeout(&self) -> bool {
-        match &self.0 {
-            pgrx::pg_sys::panic::CaughtError::PostgresError(r)
-            | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
-                r.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-            }
-            _ => false,
-        }
-    }
-
-    pub fn rethrow(self) -> ! {
-        self.0.rethrow()
-    }
-}
-
-/// Runs `f` in a subtransaction: released when `f` succeeds, rolled back when
-/// it raises an ERROR, which is then returned.
-pub fn try_in_subtransaction<R>(
-    f: impl FnOnce() -> R + std::panic::UnwindSafe,
-) -> Result<R, Caught> {
-    unsafe {
-        let old_cxt = pg_sys::CurrentMemoryContext;
-        let old_owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(old_cxt);
-        let result = PgTryBuilder::new(|| Ok(f()))
-            .catch_others(|e| {
-                pg_sys::RollbackAndReleaseCurrentSubTransaction();
-                pg_sys::MemoryContextSwitchTo(old_cxt);
-                pg_sys::CurrentResourceOwner = old_owner;
-                Err(Caught(e))
-            })
-            .execute();
-        if result.is_ok() {
-            pg_sys::ReleaseCurrentSubTransaction();
-            pg_sys::MemoryContextSwitchTo(old_cxt);
-            pg_sys::CurrentResourceOwner = old_owner;
-        }
-        result
-    }
-}
-
-/// Runs `f` in a subtransaction that is rolled back when `f` raises an ERROR
-/// (the error then goes on to the caller) and released otherwise.
-fn in_subtransaction<R>(f: impl FnOnce() -> R) -> R {
-    unsafe {
-        let old_cxt = pg_sys::CurrentMemoryContext;
-        let old_owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(old_cxt);
-        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
-            .catch_others(|e| {
-                pg_sys::RollbackAndReleaseCurrentSubTransaction();
-                pg_sys::MemoryContextSwitchTo(old_cxt);
-                pg_sys::CurrentResourceOwner = old_owner;
-                e.rethrow()
-            })
-            .execute();
-        pg_sys::ReleaseCurrentSubTransaction();
-        pg_sys::MemoryContextSwitchTo(old_cxt);
-        pg_sys::CurrentResourceOwner = old_owner;
-        result
-    }
 }

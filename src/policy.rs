@@ -7,132 +7,13 @@
 
 use crate::error::{raise, OrRaise};
 use crate::expr::{self, Role};
-use crate::ident;
-use crate::security;
+use crate::pg::ident;
+use crate::pg::security;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-/// A policy as the engine needs it.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub id: i64,
-    pub name: String,
-    pub target: pg_sys::Oid,
-    pub key_columns: Option<Vec<String>>,
-    pub clock: String,
-    pub clock_type: pg_sys::Oid,
-    pub filter: Option<String>,
-    pub batch_size: i32,
-    pub batch_pause_secs: f64,
-    pub skip_locked: bool,
-    pub owner: pg_sys::Oid,
-    pub paused: bool,
-    /// The purge stage is declared.
-    pub purge: bool,
-    /// The mark stage: marker column and its type.
-    pub mark: Option<(String, pg_sys::Oid)>,
-    /// The anonymise stage: tracking column and its type.
-    pub anonymise: Option<(String, pg_sys::Oid)>,
-    pub lock_timeout_ms: i64,
-    pub statement_timeout_ms: i64,
-    pub max_run_time_secs: Option<f64>,
-    pub max_rows_per_second: Option<i32>,
-    pub drop_partitions: bool,
-    pub archive_schema: Option<String>,
-}
-
-const POLICY_COLUMNS: &str = "id, name, target::oid, key_columns, clock, clock_type::oid, filter, \
-     batch_size, extract(epoch FROM batch_pause)::float8, skip_locked, owner::oid, paused, \
-     purge_after IS NOT NULL, CASE WHEN mark_after IS NOT NULL THEN marker_column END, marker_type::oid, \
-     CASE WHEN anonymise_after IS NOT NULL THEN anonymised_column END, anonymised_type::oid, \
-     (extract(epoch FROM lock_timeout) * 1000)::int8, (extract(epoch FROM statement_timeout) * 1000)::int8, \
-     extract(epoch FROM max_run_time)::float8, max_rows_per_second, drop_partitions, archive_schema";
-
-fn policy_from_row(row: &pgrx::spi::SpiHeapTupleData) -> Policy {
-    let get_err = "reading a policy";
-    Policy {
-        id: row.get::<i64>(1).or_raise(get_err).unwrap_or_default(),
-        name: row.get::<String>(2).or_raise(get_err).unwrap_or_default(),
-        target: row
-            .get::<pg_sys::Oid>(3)
-            .or_raise(get_err)
-            .unwrap_or(pg_sys::InvalidOid),
-        key_columns: row.get::<Vec<String>>(4).or_raise(get_err),
-        clock: row.get::<String>(5).or_raise(get_err).unwrap_or_default(),
-        clock_type: row
-            .get::<pg_sys::Oid>(6)
-            .or_raise(get_err)
-            .unwrap_or(pg_sys::InvalidOid),
-        filter: row.get::<String>(7).or_raise(get_err),
-        batch_size: row.get::<i32>(8).or_raise(get_err).unwrap_or(1000),
-        batch_pause_secs: row.get::<f64>(9).or_raise(get_err).unwrap_or(0.0),
-        skip_locked: row.get::<bool>(10).or_raise(get_err).unwrap_or(true),
-        owner: row
-            .get::<pg_sys::Oid>(11)
-            .or_raise(get_err)
-            .unwrap_or(pg_sys::InvalidOid),
-        paused: row.get::<bool>(12).or_raise(get_err).unwrap_or(false),
-        purge: row.get::<bool>(13).or_raise(get_err).unwrap_or(false),
-        mark: row.get::<String>(14).or_raise(get_err).map(|c| {
-            (
-                c,
-                row.get::<pg_sys::Oid>(15)
-                    .or_raise(get_err)
-                    .unwrap_or(pg_sys::InvalidOid),
-            )
-        }),
-        anonymise: row.get::<String>(16).or_raise(get_err).map(|c| {
-            (
-                c,
-                row.get::<pg_sys::Oid>(17)
-                    .or_raise(get_err)
-                    .unwrap_or(pg_sys::InvalidOid),
-            )
-        }),
-        lock_timeout_ms: row.get::<i64>(18).or_raise(get_err).unwrap_or(2000),
-        statement_timeout_ms: row.get::<i64>(19).or_raise(get_err).unwrap_or(60_000),
-        max_run_time_secs: row.get::<f64>(20).or_raise(get_err),
-        max_rows_per_second: row.get::<i32>(21).or_raise(get_err),
-        drop_partitions: row.get::<bool>(22).or_raise(get_err).unwrap_or(true),
-        archive_schema: row.get::<String>(23).or_raise(get_err),
-    }
-}
-
-/// Loads the policies named (or all, ordered by name).
-pub fn load(name: Option<&str>) -> Vec<Policy> {
-    let sql = format!(
-        "SELECT {POLICY_COLUMNS} FROM retention.policies WHERE $1::text IS NULL OR name = $1 ORDER BY name"
-    );
-    Spi::connect(|c| {
-        c.select(&sql, None, &[name.into()])
-            .or_raise("reading policies")
-            .map(|row| policy_from_row(&row))
-            .collect()
-    })
-}
-
-/// Loads one policy by id, if it still exists.
-pub fn load_by_id(id: i64) -> Option<Policy> {
-    let sql = format!("SELECT {POLICY_COLUMNS} FROM retention.policies WHERE id = $1");
-    Spi::connect(|c| {
-        crate::plans::select(c, &sql, &[id.into()])
-            .or_raise("reading a policy")
-            .next()
-            .map(|row| policy_from_row(&row))
-    })
-}
-
-/// Loads one policy by name or raises `undefined_object`.
-pub fn load_one(name: &str) -> Policy {
-    load(Some(name)).into_iter().next().unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("retention policy \"{name}\" does not exist"),
-            "SELECT name FROM retention.policies lists the declared policies.",
-        )
-    })
-}
+pub use crate::model::policy::{load, load_by_id, load_one, Policy};
 
 fn check_name(name: &str) {
     let len = name.chars().count();
@@ -482,7 +363,7 @@ fn create_policy(
         )
     }
     let owner = security::current_role();
-    crate::refs::notice_references(name, target);
+    crate::model::refs::notice_references(name, target);
     security::as_extension_owner(|| {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO retention.policies
@@ -576,7 +457,7 @@ fn alter_policy(
                 "Add one with retention.add_stage(policy, after, 'purge').",
             )
         }
-        crate::stage::check_order(p.id, "purge", iv);
+        crate::stage::check_order(p.id, crate::model::policy::Stage::Purge, iv);
         check_stored_minimum(p.id, iv);
     }
     if let Some(n) = batch_size {

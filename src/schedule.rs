@@ -1,4 +1,5 @@
-//! Scheduling runs with pg_cron.
+//! Scheduling runs with pg_cron, and reading schedules back: which job
+//! covers a policy, and when a five-field cron expression fires next.
 //!
 //! pg_cron keeps its jobs in one database (`cron.database_name`) and can run
 //! them in any database of the cluster; `retention.schedule` therefore works
@@ -6,8 +7,9 @@
 //! without pg_cron.
 
 use crate::error::{raise, OrRaise};
+use crate::pg::security;
 use crate::policy;
-use crate::security;
+use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -102,4 +104,178 @@ fn unschedule(policy_name: Option<&str>) -> bool {
     Spi::get_one_with_args::<bool>("SELECT cron.unschedule($1)", &[name.as_str().into()])
         .or_raise("unscheduling the run")
         .unwrap_or(false)
+}
+
+/// One field of a five-field cron expression.
+fn field_matches(field: &str, value: u32, min: u32, max: u32) -> Option<bool> {
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|s| *s > 0)?),
+            None => (part, 1),
+        };
+        let (lo, hi) = if range == "*" {
+            (min, max)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (a.parse().ok()?, b.parse().ok()?)
+        } else {
+            let v: u32 = range.parse().ok()?;
+            (v, if step > 1 { max } else { v })
+        };
+        if value >= lo && value <= hi && (value - lo).is_multiple_of(step) {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// The values from `min` to `max` that a cron field matches; `None` when the
+/// field is not understood.
+fn field_values(field: &str, min: u32, max: u32) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for v in min..=max {
+        if field_matches(field, v, min, max)? {
+            out.push(v);
+        }
+    }
+    Some(out)
+}
+
+/// The next time after `after` (UTC, pg_cron's default time zone) at which a
+/// five-field cron expression fires; None for expressions this does not
+/// understand (e.g. '@daily', '30 seconds') or that never fire within two
+/// years. Bounded work: each field's matching values are listed once, then
+/// at most two years of days are stepped through, and within the first
+/// matching day the first matching hour and minute are picked.
+pub fn next_cron_time(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != 5 {
+        return None;
+    }
+    let minutes = field_values(fields[0], 0, 59)?;
+    let hours = field_values(fields[1], 0, 23)?;
+    let doms = field_values(fields[2], 1, 31)?;
+    let months = field_values(fields[3], 1, 12)?;
+    let dows = field_values(fields[4], 0, 7)?;
+    if minutes.is_empty() || hours.is_empty() || months.is_empty() {
+        return None;
+    }
+    let dom_restricted = fields[2] != "*";
+    let dow_restricted = fields[4] != "*";
+    let start = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
+    let mut day = start.date_naive();
+    for _ in 0..(2 * 366) {
+        let dow = day.weekday().num_days_from_sunday();
+        let dom_ok = doms.contains(&day.day());
+        let dow_ok = dows.contains(&dow) || (dow == 0 && dows.contains(&7));
+        // As in cron: with both day fields restricted, either may match.
+        let day_ok = if dom_restricted && dow_restricted {
+            dom_ok || dow_ok
+        } else {
+            dom_ok && dow_ok
+        };
+        if day_ok && months.contains(&day.month()) {
+            let first = day == start.date_naive();
+            for &h in &hours {
+                if first && h < start.hour() {
+                    continue;
+                }
+                for &m in &minutes {
+                    if first && h == start.hour() && m < start.minute() {
+                        continue;
+                    }
+                    let t = Utc.from_utc_datetime(&day.and_hms_opt(h, m, 0)?);
+                    return Some(t);
+                }
+            }
+        }
+        day = day.succ_opt()?;
+    }
+    None
+}
+
+/// The pg_cron schedule that covers a policy (its own job, else the job for
+/// all policies), when pg_cron is installed in this database.
+pub fn schedule_of(policy: &str) -> Option<String> {
+    // Found through the catalogue, not to_regclass(): that raises an error
+    // for a role without USAGE on schema cron.
+    let readable = Spi::get_one::<bool>(
+        "SELECT coalesce((SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+                                 AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = 'cron' AND c.relname = 'job'), false)",
+    )
+    .or_raise("looking for pg_cron")
+    .unwrap_or(false);
+    if !readable {
+        return None;
+    }
+    crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT schedule FROM cron.job
+              WHERE active AND database = pg_catalog.current_database()
+                AND jobname IN ('pg_retention:' || $1, 'pg_retention')
+              ORDER BY jobname = 'pg_retention' LIMIT 1",
+            &[policy.into()],
+        )
+        .or_raise("reading the pg_cron schedule")
+    }))
+    // Any other error reading pg_cron's table: no schedule then.
+    .ok()
+    .flatten()
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[pg_test]
+    fn cron_next_times() {
+        let t = at("2026-11-29T10:15:30Z"); // a Sunday
+        assert_eq!(
+            next_cron_time("0 3 * * *", t),
+            Some(at("2026-11-30T03:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("* * * * *", t),
+            Some(at("2026-11-29T10:16:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("*/20 * * * *", t),
+            Some(at("2026-11-29T10:20:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("30 2 1 * *", t),
+            Some(at("2026-12-01T02:30:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 4 * * 1-5", t),
+            Some(at("2026-11-30T04:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 4 * * 0", t),
+            Some(at("2026-12-06T04:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 4 * * 7", t),
+            Some(at("2026-12-06T04:00:00Z"))
+        );
+        assert_eq!(
+            next_cron_time("0 0 29 2 *", t),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
+        assert_eq!(next_cron_time("@daily", t), None);
+        assert_eq!(next_cron_time("61 * * * *", t), None);
+        // Expressions that never fire end after at most two years of days.
+        assert_eq!(next_cron_time("0 0 31 2 *", t), None);
+        assert_eq!(next_cron_time("0 0 30 2 *", t), None);
+        assert_eq!(
+            next_cron_time("59 23 * * *", at("2026-11-29T23:59:30Z")),
+            Some(at("2026-11-30T23:59:00Z"))
+        );
+    }
 }

@@ -38,7 +38,7 @@ fn trigger_table(trigger: &PgTrigger<'_>) -> String {
     trigger
         .relid()
         .ok()
-        .and_then(crate::ident::relation)
+        .and_then(crate::pg::ident::relation)
         .unwrap_or_else(|| "the table".into())
 }
 

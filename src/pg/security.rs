@@ -251,7 +251,7 @@ fn with_user<R>(role: pg_sys::Oid, restricted: bool, f: impl FnOnce() -> R) -> R
 /// The role that owns a relation, or `None` when there is no such relation.
 pub fn table_owner(rel: pg_sys::Oid) -> Option<pg_sys::Oid> {
     Spi::connect(|c| {
-        crate::plans::select(
+        crate::pg::plans::select(
             c,
             "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
             &[rel.into()],
@@ -286,7 +286,7 @@ pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 /// `DELETE`) on relation `rel`.
 pub fn has_table_privileges(role: pg_sys::Oid, rel: pg_sys::Oid, privileges: &str) -> bool {
     Spi::connect(|c| {
-        crate::plans::select(
+        crate::pg::plans::select(
             c,
             "SELECT pg_catalog.has_table_privilege($1::oid, $2::oid, $3)",
             &[role.into(), rel.into(), privileges.into()],
@@ -337,7 +337,7 @@ pub fn require_kind_entitlement(kind: &str, owner: pg_sys::Oid, root: pg_sys::Oi
 /// The role that owns the extension and its tables.
 pub fn extension_owner() -> pg_sys::Oid {
     Spi::connect(|c| {
-        crate::plans::select(
+        crate::pg::plans::select(
             c,
             "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
             &[],

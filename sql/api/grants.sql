@@ -1,0 +1,57 @@
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; admins declare and run, auditors read.
+------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
+REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
+-- Batches run as the table owner and call the masking functions; the
+-- trigger functions are attached by applications. None of these reads a
+-- secret or writes the extension's tables as anyone but the caller, except
+-- _stage_pseudonym, which answers only inside a running stage statement.
+GRANT USAGE ON SCHEMA retention TO PUBLIC;
+REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests FROM PUBLIC;
+REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
+
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO retention_admin;
+-- Blind indexes are computed inside the extension only: whoever could
+-- compute them for chosen ids could reverse the audit log's and the
+-- ledger's identifiers by trying every id.
+REVOKE EXECUTE ON FUNCTION retention._blind(text, text) FROM retention_admin;
+GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(), retention.request_erasure_trigger(),
+    retention.mask_partial(text, integer, integer, text), retention.mask_email(text, boolean),
+    retention.mask_hmac(text, bytea), retention.mask_hash_random(text),
+    retention.mask_generalise(date, text), retention.mask_generalise(bigint, bigint), retention.mask_generalise(inet, integer),
+    retention.mask_noise(double precision, double precision), retention.mask_noise(bigint, bigint), retention.mask_noise(date, integer),
+    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text) TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
+GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests TO retention_admin, retention_auditor;
+GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;
+GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit(jsonb),
+    retention.audit_anchor(), retention._audit_anchor(),
+    retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
+    retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
+    retention.subject_map(text), retention._subject_map(text) TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;
+
+-- Every function resolves names in pg_catalog only, whatever the caller's
+-- search_path: objects planted in the caller's schemas (an operator "=" on
+-- text, a function now()) never take part in the extension's own queries.
+-- The SQL wrappers have bodies parsed when the extension is created (BEGIN
+-- ATOMIC / RETURN), so their names are resolved once, in the extension's
+-- own path. Not for the masking functions and _stage_pseudonym (called per
+-- row, they run no SQL) nor for the two procedures (a SET clause forbids
+-- COMMIT; they pin the path themselves).
+DO $pin$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'retention'::regnamespace AND p.prokind = 'f'
+                AND p.proname NOT LIKE 'mask\_%' AND p.proname <> '_stage_pseudonym'
+                AND p.prolang <> (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
+                AND p.proconfig IS NULL
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$pin$;

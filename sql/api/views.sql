@@ -1,0 +1,56 @@
+------------------------------------------------------------------------------
+-- Views
+------------------------------------------------------------------------------
+
+CREATE VIEW retention.requests AS
+SELECT r.id, r.kind, r.subject_blind, r.reference, r.received_at, r.due_at, r.extended_months,
+       r.extension_reason, r.status, r.refusal_ground, r.completed_at,
+       CASE WHEN r.status = 'received' THEN pg_catalog.date_part('day', r.due_at - pg_catalog.now())::int END AS days_left,
+       (r.status = 'received' AND r.due_at < pg_catalog.now()) AS overdue,
+       r.audit_hash
+  FROM retention.erasure_requests r;
+COMMENT ON VIEW retention.requests IS
+'Erasure requests without subject ids: deadlines, days left, overdue ones (status received and past due), outcome and the audit hash at completion.';
+
+CREATE VIEW retention.runs AS
+SELECT l.id,
+       l.run_id,
+       l.policy_id,
+       l.policy,
+       l.target,
+       CASE
+           WHEN l.status = 'running' AND NOT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_locks k
+                 WHERE k.locktype = 'advisory' AND k.granted
+                   AND k.classid = 1380275249::oid AND k.objid = l.policy_id::oid
+                   AND k.objsubid = 2 AND k.pid = l.backend_pid)
+           THEN 'interrupted'
+           ELSE l.status
+       END AS status,
+       l.started_at,
+       l.finished_at,
+       coalesce(l.finished_at, pg_catalog.clock_timestamp()) - l.started_at AS duration,
+       l.cutoff,
+       l.rows_purged,
+       l.rows_anonymised,
+       l.rows_marked,
+       l.batches,
+       l.retries,
+       round(l.max_batch_ms::numeric, 1) AS max_batch_ms,
+       l.rows_blocked,
+       l.rows_held,
+       l.partitions_dropped,
+       l.error_code,
+       l.error,
+       l.note,
+       l.run_by,
+       l.backend_pid
+  FROM retention.run_log l;
+
+CREATE VIEW retention.status AS SELECT * FROM retention._status();
+
+COMMENT ON VIEW retention.status IS
+'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Numeric columns with policy/target labels, ready for a postgres_exporter custom query.';
+
+COMMENT ON VIEW retention.runs IS
+'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';

@@ -1,0 +1,57 @@
+//! The state of the run item this backend is working on.
+//!
+//! A run works through its run-log items one at a time, one batch per call,
+//! with a COMMIT between calls; what must survive from one batch to the next
+//! without being stored lives here, in one place, for one item:
+//! - the random key of the `hash_random` mask (never stored: gone when the
+//!   item ends, so its hashes cannot be recomputed);
+//! - the walk of the stage being worked on (see `walk`);
+//! - when progress was last reported.
+//!
+//! Invariant: the state belongs to exactly one item; asking for another item
+//! starts afresh, and closing an item forgets it (see [`forget`]).
+
+use super::walk::Walk;
+use std::cell::RefCell;
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct RunState {
+    item: i64,
+    pub run_key: Option<Vec<u8>>,
+    pub walk: Option<Walk>,
+    pub last_progress: Option<Instant>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<RunState>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the state of `item` (a fresh one if the state held was
+/// another item's).
+pub fn with<R>(item: i64, f: impl FnOnce(&mut RunState) -> R) -> R {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.as_ref().is_none_or(|st| st.item != item) {
+            *s = Some(RunState {
+                item,
+                ..Default::default()
+            });
+        }
+        f(s.as_mut().expect("the state was just set"))
+    })
+}
+
+/// Forgets the state (the item ended).
+pub fn forget() {
+    STATE.with(|s| *s.borrow_mut() = None);
+}
+
+/// The random key of the `hash_random` mask for `item`, made on first use.
+pub fn run_key(item: i64) -> Vec<u8> {
+    with(item, |s| {
+        s.run_key
+            .get_or_insert_with(crate::pg::secrets::random_key)
+            .clone()
+    })
+}

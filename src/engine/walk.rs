@@ -1,0 +1,277 @@
+//! A stage's walk through a large table in ranges of physical pages: the
+//! only place that decides whether a stage is walked (the preview asks
+//! [`would_walk`], which applies the same thresholds).
+//!
+//! Where many rows are due, batches that select rows first and then change
+//! them read every due row twice, and a LIMIT over an index has to step
+//! over the rows earlier batches already removed. A walked stage instead
+//! changes, in one statement, the due rows of the pages from `next` to
+//! `next + pages`, then moves on: every page is read once per run, as by a
+//! single DELETE, while each batch still commits on its own. The first
+//! range holds `batch_size` rows, as if all of them were due; later ones
+//! are sized from the due rows the previous range held. Where an index
+//! finds the due rows they are counted first, and the walk ends after the
+//! last of them. Rows moved to pages already walked (an UPDATE during the
+//! run) are left for the next run, like rows locked by the application.
+
+use super::{run_log, state};
+use crate::error::OrRaise;
+use crate::model::policy::{Policy, Stage};
+use crate::pg::params::Params;
+use crate::pg::security;
+use pgrx::prelude::*;
+
+/// Smallest table, in pages, that a stage walks in page ranges (16 MB with
+/// the default block size). Smaller tables are batched by row count.
+pub(super) const MIN_PAGES: i64 = 2048;
+/// Share of a table's rows that must be due (or pending) for page ranges to
+/// beat finding the rows through an index.
+const MIN_DUE_SHARE: f64 = 0.03;
+/// A page range never spans more pages than could hold this many batches'
+/// worth of rows, so that a batch cannot grow without bound where the due
+/// rows are suddenly dense.
+const MAX_BATCHES: f64 = 8.0;
+
+/// The walk of one stage of one run item (kept in the item's state between
+/// batches; see `state`).
+#[derive(Clone)]
+pub struct Walk {
+    stage: Stage,
+    /// Whether the stage walks page ranges at all (the decision is cached
+    /// for the stage; batches count rows otherwise).
+    ranged: bool,
+    next: i64,
+    /// Table size in pages when the stage started.
+    end: i64,
+    pages: i64,
+    max_pages: i64,
+    /// Due rows not yet changed, when they were counted at the start.
+    remaining: Option<i64>,
+}
+
+impl Walk {
+    /// Whether pages (and, when counted, due rows) remain.
+    pub fn goes_on(&self) -> bool {
+        self.next < self.end && self.remaining.is_none_or(|r| r > 0)
+    }
+
+    fn window(&self) -> Option<(i64, i64)> {
+        self.ranged
+            .then(|| (self.next, (self.next + self.pages).min(self.end)))
+    }
+}
+
+/// The page range [from, to) of the next batch of a walked stage, deciding
+/// when the stage starts whether to walk it; None when batches count rows.
+/// `cond` is the stage's due condition over `params`.
+pub fn window(
+    item: i64,
+    stage: Stage,
+    p: &Policy,
+    table: &str,
+    cond: &str,
+    params: &Params,
+) -> Option<(i64, i64)> {
+    let known = state::with(item, |s| {
+        s.walk
+            .as_ref()
+            .filter(|w| w.stage == stage)
+            .map(Walk::window)
+    });
+    if let Some(win) = known {
+        return win;
+    }
+    // Planning and counting wait for table locks no longer than a batch.
+    let walk = crate::gucs::with_local("lock_timeout", &p.lock_timeout_ms.to_string(), || {
+        plan(stage, p, table, cond, params)
+    });
+    let win = walk.window();
+    state::with(item, |s| s.walk = Some(walk));
+    win
+}
+
+/// Decides whether a stage walks page ranges: the table has at least
+/// MIN_PAGES pages, and the planner either would scan it whole for the due
+/// rows or expects at least MIN_DUE_SHARE of its rows to be due.
+fn plan(stage: Stage, p: &Policy, table: &str, cond: &str, params: &Params) -> Walk {
+    let mut walk = Walk {
+        stage,
+        ranged: false,
+        next: 0,
+        end: 0,
+        pages: 1,
+        max_pages: 1,
+        remaining: None,
+    };
+    // Page-range scans exist from PostgreSQL 14 on.
+    if cfg!(feature = "pg13") {
+        return walk;
+    }
+    let e = "sizing the table";
+    let (pages, tuples, relpages, schema, name, children) = Spi::connect(|c| {
+        let row = c
+            .select(
+                "SELECT pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8,
+                        c.reltuples::float8, c.relpages::int8, n.nspname::text, c.relname::text,
+                        c.relhassubclass
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = $1",
+                Some(1),
+                &[p.target.into()],
+            )
+            .or_raise(e)
+            .first();
+        (
+            row.get::<i64>(1).or_raise(e).unwrap_or(0),
+            row.get::<f64>(2).or_raise(e).unwrap_or(-1.0),
+            row.get::<i64>(3).or_raise(e).unwrap_or(0),
+            row.get::<String>(4).or_raise(e).unwrap_or_default(),
+            row.get::<String>(5).or_raise(e).unwrap_or_default(),
+            row.get::<bool>(6).or_raise(e).unwrap_or(true),
+        )
+    });
+    // A table with inheritance children: its statements reach the children's
+    // pages too, which a walk sized by the parent would not cover.
+    if pages < MIN_PAGES || children {
+        return walk;
+    }
+    let sql = format!("EXPLAIN (FORMAT JSON, VERBOSE) SELECT 1 FROM {table} WHERE {cond}");
+    let plan = crate::error::sanitizing(table, || {
+        security::as_table_owner(p.target, || {
+            Spi::get_one_with_args::<pgrx::datum::Json>(&sql, params.args())
+                .or_raise("planning a batch")
+        })
+    });
+    let Some(plan) = plan.and_then(|j| j.0.get(0).and_then(|x| x.get("Plan")).cloned()) else {
+        return walk;
+    };
+    let due = plan
+        .get("Plan Rows")
+        .and_then(|r| r.as_f64())
+        .unwrap_or(0.0);
+    let per_page = if tuples > 0.0 && relpages > 0 {
+        tuples / relpages as f64
+    } else {
+        100.0
+    }
+    .max(1.0);
+    let total = if tuples > 0.0 {
+        tuples
+    } else {
+        per_page * pages as f64
+    };
+    let whole = scan_node(&plan, &schema, &name).as_deref() == Some("Seq Scan");
+    if !whole && due < MIN_DUE_SHARE * total {
+        return walk;
+    }
+    // Where an index finds the due rows, count them: the exact number
+    // decides (statistics may be stale after a large purge), and the walk
+    // stops once it has changed that many rows, so that due rows gathered at
+    // one end of the table (an append-only table) do not make it read the
+    // rest. Without an index, counting would cost a walk of its own.
+    if !whole {
+        let n = super::batch::count(p, table, cond, params, "counting due rows");
+        if n > 0 && (n as f64) < MIN_DUE_SHARE * total {
+            return walk;
+        }
+        walk.remaining = Some(n);
+    }
+    let batch = f64::from(p.batch_size.max(1));
+    walk.max_pages = ((MAX_BATCHES * batch / per_page).ceil() as i64).max(1);
+    // The first range could hold nothing but due rows; later ones are sized
+    // from what the previous range held.
+    walk.pages = ((batch / per_page).ceil() as i64).clamp(1, walk.max_pages);
+    walk.ranged = true;
+    walk.end = if walk.remaining == Some(0) { 0 } else { pages };
+    walk
+}
+
+/// Whether a run would walk a stage with `due_rows` due rows (the preview's
+/// question): the same thresholds as [`window`], from the statistics.
+pub fn would_walk(p: &Policy, due_rows: Option<i64>, indexed: bool) -> bool {
+    super::batch::by_row_id(p)
+        && due_rows.is_some_and(|n| n > 0)
+        && table_size(p.target).is_some_and(|(pages, tuples)| {
+            pages >= MIN_PAGES
+                && (!indexed || due_rows.unwrap_or(0) as f64 >= MIN_DUE_SHARE * tuples)
+        })
+}
+
+/// The table's size in pages and its row count (from the statistics, or
+/// estimated from the size when it was never analysed).
+fn table_size(target: pg_sys::Oid) -> Option<(i64, f64)> {
+    if cfg!(feature = "pg13") {
+        return None;
+    }
+    Spi::get_two_with_args::<i64, f64>(
+        "SELECT pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8,
+                CASE WHEN c.reltuples > 0 THEN c.reltuples::float8
+                     ELSE pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::float8 * 100 END
+           FROM pg_catalog.pg_class c WHERE c.oid = $1 AND NOT c.relhassubclass",
+        &[target.into()],
+    )
+    .ok()
+    .and_then(|(pages, tuples)| Some((pages?, tuples?)))
+}
+
+/// The node type of the plan node that scans the named table.
+fn scan_node(plan: &serde_json::Value, schema: &str, name: &str) -> Option<String> {
+    if plan.get("Relation Name").and_then(|v| v.as_str()) == Some(name)
+        && plan.get("Schema").and_then(|v| v.as_str()) == Some(schema)
+    {
+        return plan
+            .get("Node Type")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+    }
+    plan.get("Plans")?
+        .as_array()?
+        .iter()
+        .find_map(|child| scan_node(child, schema, name))
+}
+
+/// Notes in retention.runs how much of the table a finished walk read.
+pub fn note(item: i64, w: &Walk) {
+    if w.end == 0 {
+        return;
+    }
+    run_log::note(
+        item,
+        &format!(
+            "the {} stage walked {} of the table's {} pages in ranges",
+            w.stage.as_str(),
+            w.next.min(w.end),
+            w.end
+        ),
+    );
+}
+
+/// The walk's state after a batch that covered pages up to `to` and held
+/// `rows` due rows, with the next range sized; not stored (the caller
+/// stores it once everything the batch does has been done: a batch retried
+/// after an error covers the same pages).
+pub fn step(item: i64, stage: Stage, to: i64, rows: i64, batch_size: i32) -> Option<Walk> {
+    let mut w = state::with(item, |s| {
+        s.walk.as_ref().filter(|w| w.stage == stage).cloned()
+    })?;
+    let span = (to - w.next).max(1);
+    w.next = to;
+    // Grow at most fourfold per batch; shrink at once where rows are dense.
+    let want = if rows > 0 {
+        (f64::from(batch_size.max(1)) * span as f64 / rows as f64).round() as i64
+    } else {
+        span * 4
+    };
+    w.pages = want.clamp(1, (span * 4).min(w.max_pages));
+    if let Some(r) = &mut w.remaining {
+        *r -= rows;
+    }
+    Some(w)
+}
+
+/// Keeps the walk's new state for the next batch.
+pub fn store(item: i64, w: Option<Walk>) {
+    if let Some(w) = w {
+        state::with(item, |s| s.walk = Some(w));
+    }
+}

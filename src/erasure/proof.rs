@@ -1,0 +1,204 @@
+//! The proof of erasure: certificates, the ledger and replay after a restore.
+
+use super::erase::erase_subject;
+use super::requests::file_request;
+use crate::audit;
+use crate::error::{raise, OrRaise};
+use crate::mask;
+use crate::model::subject::{blind_key, load_kind};
+use crate::pg::ident;
+use crate::pg::security;
+use pgrx::datum::{JsonB, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use serde_json::{json, Value};
+
+#[pg_extern(name = "_erasure_certificate")]
+fn erasure_certificate(request: i64) -> JsonB {
+    security::require_reader("read erasure certificates");
+    let row = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<JsonB>(
+            "SELECT jsonb_build_object(
+                 'request', id, 'reference', reference, 'kind', kind, 'subject_blind_index', subject_blind,
+                 'status', status, 'received_at', received_at, 'due_at', due_at, 'extended_months', extended_months,
+                 'completed_at', completed_at, 'on_time', completed_at <= due_at, 'refusal_ground', refusal_ground,
+                 'tables', coalesce(result, '[]'::jsonb), 'audit_hash', audit_hash)
+               FROM retention.erasure_requests WHERE id = $1",
+            &[request.into()],
+        )
+        // No such request: no row (an error is raised below).
+        .ok()
+        .flatten()
+    });
+    let Some(mut cert) = row else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("erasure request {request} does not exist"),
+            "SELECT id, status FROM retention.requests lists the requests.",
+        )
+    };
+    // Whether the chain is intact up to the entry recorded at completion.
+    let verified = Spi::get_one::<bool>("SELECT ok FROM retention._verify_audit()")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if let Value::Object(m) = &mut cert.0 {
+        m.insert("audit_chain_verified".into(), json!(verified));
+        // The entry written at completion must still be in the chain.
+        let found = security::as_extension_owner(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM retention.audit_log a JOIN retention.erasure_requests r ON r.audit_hash = a.hash
+                                 WHERE r.id = $1 AND a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id)",
+                &[request.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        });
+        m.insert("audit_entry_found".into(), json!(found));
+        // Everything the certificate states must be what the audit chain
+        // recorded: receipt and due dates, extensions, the outcome and each
+        // table's counts. An edit of the request row shows here.
+        let matches = security::as_extension_owner(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM retention.audit_log a
+                                 WHERE a.event = 'erasure requested' AND (a.details ->> 'request')::bigint = r.id
+                                   AND a.details ->> 'received_at' = r.received_at::text)
+                    AND coalesce((SELECT a.details ->> 'due_at' FROM retention.audit_log a
+                                   WHERE a.event IN ('erasure requested', 'erasure request extended')
+                                     AND (a.details ->> 'request')::bigint = r.id
+                                   ORDER BY a.id DESC LIMIT 1) = r.due_at::text, false)
+                    AND CASE r.status
+                        WHEN 'received' THEN true
+                        WHEN 'refused' THEN EXISTS (
+                            SELECT 1 FROM retention.audit_log a
+                             WHERE a.event = 'erasure request refused' AND (a.details ->> 'request')::bigint = r.id
+                               AND a.details ->> 'completed_at' = r.completed_at::text)
+                        ELSE EXISTS (
+                            SELECT 1 FROM retention.audit_log a
+                             WHERE a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id
+                               AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status
+                               AND a.details -> 'result' = r.result
+                               AND a.details ->> 'completed_at' = r.completed_at::text)
+                        END
+                   FROM retention.erasure_requests r WHERE r.id = $1",
+                &[request.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        });
+        m.insert("audit_record_matches".into(), json!(matches));
+        m.insert(
+            "issued_at".into(),
+            json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text")
+                .ok()
+                .flatten()),
+        );
+    }
+    cert
+}
+
+#[pg_extern(name = "_erasure_ledger")]
+fn erasure_ledger(since: Option<TimestampWithTimeZone>) -> JsonB {
+    security::require_reader("read the erasure ledger");
+    let anchor = crate::audit::audit_anchor().0;
+    let ledger = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<JsonB>(
+            "SELECT coalesce(jsonb_agg(jsonb_build_object('request', id, 'kind', kind, 'subject', subject_blind,
+                                                        'completed_at', completed_at) ORDER BY id), '[]'::jsonb)
+               FROM retention.erasure_requests
+              WHERE status IN ('completed', 'partially completed') AND ($1::timestamptz IS NULL OR completed_at >= $1)",
+            &[since.into()],
+        )
+        .or_raise("reading the ledger")
+        .unwrap_or(JsonB(json!([])))
+    });
+    // The chain's anchor travels with the ledger, kept outside the
+    // database: verify_audit(anchor) then finds a truncated chain.
+    let mut items = match ledger.0 {
+        Value::Array(v) => v,
+        _ => Vec::new(),
+    };
+    items.push(json!({"audit_anchor": anchor}));
+    JsonB(Value::Array(items))
+}
+
+#[pg_extern(name = "_reapply_erasures")]
+#[allow(clippy::type_complexity)]
+fn reapply_erasures(
+    since: Option<TimestampWithTimeZone>,
+    ledger: Option<JsonB>,
+) -> TableIterator<
+    'static,
+    (
+        name!(kind, String),
+        name!(subject_blind_index, String),
+        name!(request, Option<i64>),
+        name!(status, String),
+    ),
+> {
+    security::require_admin("re-apply erasures");
+    let ledger = ledger.unwrap_or_else(|| erasure_ledger(since)).0;
+    let mut wanted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    if let Value::Array(items) = &ledger {
+        for it in items {
+            if let (Some(k), Some(s)) = (
+                it.get("kind").and_then(|v| v.as_str()),
+                it.get("subject").and_then(|v| v.as_str()),
+            ) {
+                wanted.entry(k.to_string()).or_default().push(s.to_string());
+            }
+        }
+    } else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "the ledger must be a JSON array",
+            "Pass the value of retention.erasure_ledger().",
+        )
+    }
+    let mut out = Vec::new();
+    for (kind, blinds) in wanted {
+        let k = load_kind(&kind);
+        let root = ident::relation(k.root).unwrap_or_default();
+        // Which root rows are these subjects? Compare blind indexes; the
+        // ledger never held an id.
+        let key = blind_key();
+        security::require_kind_entitlement(&kind, k.owner, k.root, "re-apply erasures");
+        let ids: Vec<String> = security::as_table_owner(k.root, || {
+            Spi::connect(|c| {
+                c.select(
+                    &format!("SELECT {}::text FROM {root}", ident::quote(&k.id_column)),
+                    None,
+                    &[],
+                )
+                .or_raise("reading subjects")
+                .filter_map(|r| r.get::<String>(1).ok().flatten())
+                .collect()
+            })
+        });
+        let mut found = std::collections::BTreeSet::new();
+        for id in ids {
+            let b = mask::hmac_hex(&format!("{kind}\u{1f}{id}"), &key);
+            if blinds.contains(&b) && found.insert(b.clone()) {
+                let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")
+                    .ok()
+                    .flatten();
+                let Some(now) = now else { continue };
+                let req = file_request(&kind, &id, Some("re-applied from the erasure ledger"), now);
+                let status = erase_subject(req);
+                out.push((kind.clone(), b, Some(req), status));
+            }
+        }
+        for b in blinds {
+            if !found.contains(&b) {
+                out.push((kind.clone(), b, None, "not present".to_string()));
+            }
+        }
+    }
+    audit::append(
+        "erasures re-applied",
+        json!({"subjects": out.iter().filter(|o| o.2.is_some()).count()}),
+    );
+    TableIterator::new(out)
+}

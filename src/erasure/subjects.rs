@@ -1,0 +1,541 @@
+//! Declaring kinds of data subject and the tables of their maps.
+
+use crate::audit;
+use crate::error::{raise, OrRaise};
+use crate::model::subject::{
+    blind_key, load_kind, load_tables, ErasureAction, LinkKind, SubjectTable,
+};
+use crate::pg::ident;
+use crate::pg::security;
+use crate::policy;
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use serde_json::json;
+
+fn column_exists(target: pg_sys::Oid, name: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+        &[target.into(), name.into()],
+    )
+    .or_raise("reading columns")
+    .unwrap_or(false)
+}
+
+fn require_column(target: pg_sys::Oid, table: &str, name: &str) {
+    if !column_exists(target, name) {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{name}\" of {table} does not exist"),
+            "Name the column that holds the subject's id or value.",
+        )
+    }
+}
+
+fn insert_table(kind: &str, t: &SubjectTable) {
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO retention.subject_tables (kind, target, link, depth, parent, columns, parent_columns, matches, path, action)
+             VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regclass, $6, $7, $8, $9, $10)",
+            &[
+                kind.into(),
+                t.target.into(),
+                t.link.as_str().into(),
+                t.depth.into(),
+                t.parent.into(),
+                t.columns.clone().into(),
+                if t.parent_columns.is_empty() { None } else { Some(t.parent_columns.clone()) }.into(),
+                t.matches.clone().into(),
+                t.path.as_str().into(),
+                t.action.as_str().into(),
+            ],
+        )
+        .or_raise("storing the subject map")
+    });
+}
+
+#[pg_extern(name = "_register_subject")]
+fn register_subject(
+    kind: &str,
+    root: pg_sys::Oid,
+    id_column: &str,
+    follow_foreign_keys: bool,
+) -> i32 {
+    security::require_admin("register data subjects");
+    let valid = !kind.is_empty()
+        && kind.len() <= 63
+        && kind.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_NAME,
+            "invalid subject kind",
+            "A kind is a lower-case word of letters, digits and underscores, e.g. customer.",
+        )
+    }
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM retention.subject_kinds WHERE kind = $1)",
+        &[kind.into()],
+    )
+    .or_raise("reading subject kinds")
+    .unwrap_or(false);
+    if exists {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("subject kind \"{kind}\" already exists"),
+            "Drop it with retention.drop_subject(kind) first, or add tables with retention.add_subject_table.",
+        )
+    }
+    let root_name = policy::check_target(root);
+    require_column(root, &root_name, id_column);
+    for privilege in ["SELECT", "DELETE"] {
+        policy::check_privilege(root, &root_name, privilege, "to erase subjects from it");
+    }
+    let owner = security::current_role();
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO retention.subject_kinds (kind, root, id_column, owner) VALUES ($1, $2::oid::regclass, $3, $4::oid::regrole)",
+            &[kind.into(), root.into(), id_column.into(), owner.into()],
+        )
+        .or_raise("storing the subject kind")
+    });
+    let root_entry = SubjectTable {
+        target: root,
+        link: LinkKind::Root,
+        depth: 0,
+        parent: None,
+        columns: vec![id_column.to_string()],
+        parent_columns: vec![],
+        matches: None,
+        path: format!("{root_name}.{}", ident::quote(id_column)),
+        action: ErasureAction::Purge,
+        min_retention: None,
+        legal_ground: None,
+        clock: None,
+        mask_policy: None,
+    };
+    insert_table(kind, &root_entry);
+    let mut found = 1;
+    if follow_foreign_keys {
+        // Breadth-first from the root; a table met again on its own path is
+        // a cycle (refused), one met again on another path keeps its first.
+        let mut queue: Vec<(pg_sys::Oid, i32, String, Vec<pg_sys::Oid>)> =
+            vec![(root, 0, root_entry.path.clone(), vec![root])];
+        let mut seen = vec![root];
+        while let Some((parent, depth, path, ancestors)) =
+            (!queue.is_empty()).then(|| queue.remove(0))
+        {
+            let parent_name = ident::relation(parent).unwrap_or_default();
+            for r in crate::model::refs::references(parent) {
+                let child = Spi::get_one_with_args::<pg_sys::Oid>(
+                    "SELECT $1::regclass::oid",
+                    &[r.child.as_str().into()],
+                )
+                .or_raise("resolving a table")
+                .unwrap_or(pg_sys::InvalidOid);
+                if ancestors.contains(&child) {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
+                        format!("cycle in the foreign-key graph of subject kind \"{kind}\": {} references {parent_name} on the path {path}", r.child),
+                        "Register the subject without following foreign keys (follow_foreign_keys => false) and add the tables with retention.add_subject_table.",
+                    )
+                }
+                if seen.contains(&child) {
+                    pgrx::notice!("subject kind \"{kind}\": {} is reached again through {}; its first path is kept", r.child, r.constraint);
+                    continue;
+                }
+                seen.push(child);
+                for privilege in ["SELECT", "DELETE"] {
+                    policy::check_privilege(
+                        child,
+                        &r.child,
+                        privilege,
+                        "to erase subjects from it",
+                    );
+                }
+                let child_path = format!(
+                    "{path} <- {}({})",
+                    r.child,
+                    ident::columns(None, &r.child_columns)
+                );
+                insert_table(
+                    kind,
+                    &SubjectTable {
+                        target: child,
+                        link: LinkKind::ForeignKey,
+                        depth: depth + 1,
+                        parent: Some(parent),
+                        columns: r.child_columns.clone(),
+                        parent_columns: r.parent_columns.clone(),
+                        matches: None,
+                        path: child_path.clone(),
+                        action: ErasureAction::Purge,
+                        min_retention: None,
+                        legal_ground: None,
+                        clock: None,
+                        mask_policy: None,
+                    },
+                );
+                found += 1;
+                let mut a = ancestors.clone();
+                a.push(child);
+                queue.push((child, depth + 1, child_path, a));
+            }
+        }
+    }
+    blind_key();
+    audit::append(
+        "subject kind registered",
+        json!({"kind": kind, "root": root_name, "tables": found}),
+    );
+    found
+}
+
+#[pg_extern(name = "_add_subject_table")]
+fn add_subject_table(
+    kind: &str,
+    target: pg_sys::Oid,
+    column_name: &str,
+    matches: Option<&str>,
+    action: &str,
+) -> i32 {
+    let k = load_kind(kind);
+    security::require_kind_control(kind, k.owner);
+    let table = policy::check_target(target);
+    require_column(target, &table, column_name);
+    let root_name = ident::relation(k.root).unwrap_or_default();
+    if let Some(m) = matches {
+        require_column(k.root, &root_name, m);
+        let unique = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                              ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                             WHERE i.indrelid = $1 AND i.indisunique AND i.indnkeyatts = 1
+                               AND i.indpred IS NULL AND a.attname = $2)",
+            &[k.root.into(), m.into()],
+        )
+        .or_raise("reading indexes")
+        .unwrap_or(false);
+        if !unique {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("column \"{m}\" of {root_name} is not unique"),
+                "A value link must identify one subject: add a unique index on the root column, or link by the id.",
+            )
+        }
+    }
+    let action = check_action(action);
+    for privilege in ["SELECT", action.privilege()] {
+        policy::check_privilege(target, &table, privilege, "to erase subjects from it");
+    }
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM retention.subject_tables WHERE kind = $1 AND target = $2::oid::regclass)",
+        &[kind.into(), target.into()],
+    )
+    .or_raise("reading the subject map")
+    .unwrap_or(false);
+    if exists {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("{table} is already in the subject map of \"{kind}\""),
+            "Change its action with retention.set_subject_table.",
+        )
+    }
+    let source = matches
+        .map(|m| format!("{root_name}.{}", ident::quote(m)))
+        .unwrap_or_else(|| "the subject id".into());
+    insert_table(
+        kind,
+        &SubjectTable {
+            target,
+            link: LinkKind::Value,
+            depth: 1,
+            parent: None,
+            columns: vec![column_name.to_string()],
+            parent_columns: vec![],
+            matches: matches.map(String::from),
+            path: format!("{table}.{} = {source}", ident::quote(column_name)),
+            action,
+            min_retention: None,
+            legal_ground: None,
+            clock: None,
+            mask_policy: None,
+        },
+    );
+    audit::append("subject table added", json!({"kind": kind, "table": table}));
+    1
+}
+
+fn check_action(action: &str) -> ErasureAction {
+    match ErasureAction::parse(action.trim().to_ascii_lowercase().as_str()) {
+        Some(a) => a,
+        None => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "unknown erasure action \"{}\"",
+                action.chars().take(40).collect::<String>()
+            ),
+            "The actions are 'purge' and 'anonymise' (with the masks of a policy on the table).",
+        ),
+    }
+}
+
+/// The policy whose masks (and marker) an anonymise action or a retained
+/// row uses: the first policy on the table that has masks.
+/// The policies on `target` with masks whose owner `role` has the
+/// privileges of: the only ones whose masks a kind's owner may choose.
+fn mask_candidates(target: pg_sys::Oid, role: pg_sys::Oid) -> Vec<policy::Policy> {
+    let ids: Vec<i64> = Spi::connect(|c| {
+        c.select(
+            "SELECT p.id FROM retention.policies p WHERE p.target = $1::oid::regclass
+                AND EXISTS (SELECT 1 FROM retention.masks m WHERE m.policy_id = p.id) ORDER BY p.name",
+            None,
+            &[target.into()],
+        )
+        .or_raise("reading policies")
+        .filter_map(|r| r.get::<i64>(1).ok().flatten())
+        .collect()
+    });
+    ids.into_iter()
+        .filter_map(policy::load_by_id)
+        .filter(|p| security::has_privs_of(role, p.owner))
+        .collect()
+}
+
+/// The policy whose masks (and markers) an erasure applies to the rows of
+/// `t`: the one the kind's owner chose with set_subject_table (recorded by
+/// id), never one that another role declared. None when it is gone.
+pub(super) fn masking_policy(t: &SubjectTable, kind_owner: pg_sys::Oid) -> Option<policy::Policy> {
+    match t.mask_policy {
+        Some(id) => policy::load_by_id(id).filter(|p| security::has_privs_of(kind_owner, p.owner)),
+        // A statutory minimum on a table without an anonymise action: the
+        // one policy with masks that the kind's owner controls, if any.
+        None => {
+            let mut c = mask_candidates(t.target, kind_owner);
+            (c.len() == 1).then(|| c.remove(0))
+        }
+    }
+}
+
+#[pg_extern(name = "_set_subject_table")]
+fn set_subject_table(
+    kind: &str,
+    target: pg_sys::Oid,
+    action: Option<&str>,
+    min_retention: Option<Interval>,
+    legal_ground: Option<&str>,
+    clock: Option<&str>,
+    mask_policy: Option<&str>,
+) -> bool {
+    let k = load_kind(kind);
+    security::require_kind_control(kind, k.owner);
+    let table = policy::check_target(target);
+    let action = action.map(check_action);
+    // Anonymising erasure uses the masks of one policy on the table, named
+    // now and recorded: the caller must control it (a policy another role
+    // declared on the same table is never used).
+    let mask_policy_id: Option<i64> = match (mask_policy, action) {
+        (Some(name), _) => {
+            let p = policy::load_one(name);
+            if p.target != target {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("policy \"{name}\" does not govern {table}"),
+                    "Name a policy on this table whose masks the erasure should apply.",
+                )
+            }
+            if !security::has_privs_of(security::current_role(), p.owner) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!(
+                        "must be a member of role \"{}\" to use the masks of policy \"{name}\"",
+                        security::role_name(p.owner)
+                    ),
+                    "An erasure applies only masks that the kind's owner controls.",
+                )
+            }
+            if mask_candidates(target, p.owner)
+                .iter()
+                .all(|c| c.id != p.id)
+            {
+                raise(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("policy \"{name}\" declares no masks"),
+                    "Declare them with retention.set_mask first.",
+                )
+            }
+            Some(p.id)
+        }
+        (None, Some(ErasureAction::Anonymise)) => {
+            let c = mask_candidates(target, security::current_role());
+            match c.as_slice() {
+                [one] => Some(one.id),
+                [] => raise(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("no policy on {table} that you control declares masks"),
+                    "Anonymising erasure uses the masks of a policy on the table: declare them with retention.set_mask first.",
+                ),
+                _ => raise(
+                    PgSqlErrorCode::ERRCODE_AMBIGUOUS_PARAMETER,
+                    format!("several policies on {table} declare masks"),
+                    "Name the one to use: set_subject_table(..., mask_policy => 'name').",
+                ),
+            }
+        }
+        _ => None,
+    };
+    if min_retention.is_some() != clock.is_some()
+        || (min_retention.is_some() && legal_ground.is_none())
+    {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a statutory minimum needs min_retention, clock and legal_ground together",
+            "e.g. min_retention => interval '10 years', clock => 'issued_on', legal_ground => 'HGB §257, AO §147'",
+        )
+    }
+    let clock = clock.map(|c| crate::expr::analyse(crate::expr::Role::Clock, c, &table));
+    if let Some(checked) = &clock {
+        if !crate::expr::is_clock_type(checked.ty) {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                "the clock of a statutory minimum must be of type timestamptz, timestamp or date",
+                "Name the column the retention period runs from, e.g. issued_on.",
+            )
+        }
+    }
+    if let Some(iv) = min_retention {
+        policy::check_age("min_retention", iv);
+    }
+    let clock = clock.map(|c| c.canonical);
+    let updated = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "WITH u AS (
+                UPDATE retention.subject_tables SET
+                    action = coalesce($3, action),
+                    min_retention = coalesce($4, min_retention),
+                    legal_ground = coalesce($5, legal_ground),
+                    clock = coalesce($6, clock),
+                    mask_policy = CASE WHEN coalesce($3, action) = 'anonymise' THEN coalesce($7, mask_policy) END
+                 WHERE kind = $1 AND target = $2::oid::regclass RETURNING 1)
+             SELECT count(*) > 0 FROM u",
+            &[
+                kind.into(),
+                target.into(),
+                action.map(ErasureAction::as_str).into(),
+                min_retention.into(),
+                legal_ground.into(),
+                clock.into(),
+                mask_policy_id.into(),
+            ],
+        )
+        .or_raise("changing the subject map")
+        .unwrap_or(false)
+    });
+    if !updated {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("{table} is not in the subject map of \"{kind}\""),
+            "SELECT * FROM retention.subject_map(kind) lists its tables.",
+        )
+    }
+    audit::append(
+        "subject table changed",
+        json!({"kind": kind, "table": table}),
+    );
+    true
+}
+
+#[pg_extern(name = "_drop_subject")]
+fn drop_subject(kind: &str) -> bool {
+    let k = load_kind(kind);
+    security::require_kind_control(kind, k.owner);
+    let pending = security::as_extension_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "SELECT count(*) FROM retention.erasure_requests WHERE kind = $1 AND status = 'received'",
+            &[kind.into()],
+        )
+        .or_raise("reading requests")
+        .unwrap_or(0)
+    });
+    if pending > 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            format!("subject kind \"{kind}\" has {pending} pending erasure requests"),
+            "Process them (CALL retention.process_erasures()) or refuse them (retention.refuse_request) first.",
+        )
+    }
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "DELETE FROM retention.subject_kinds WHERE kind = $1",
+            &[kind.into()],
+        )
+        .or_raise("dropping the subject kind")
+    });
+    audit::append("subject kind dropped", json!({"kind": kind}));
+    true
+}
+
+/// Whether an index on `target` starts with exactly `columns`.
+fn has_index_on(target: pg_sys::Oid, columns: &[String]) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = $1
+               AND (SELECT array_agg(a.attname::text ORDER BY k.n)
+                      FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE k.n <= pg_catalog.cardinality($2::text[])) = $2::text[])",
+        &[target.into(), columns.to_vec().into()],
+    )
+    .or_raise("reading indexes")
+    .unwrap_or(false)
+}
+
+#[pg_extern(name = "_subject_map")]
+#[allow(clippy::type_complexity)]
+fn subject_map(
+    kind: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(target, String),
+        name!(link, String),
+        name!(depth, i32),
+        name!(path, String),
+        name!(action, String),
+        name!(min_retention, Option<Interval>),
+        name!(legal_ground, Option<String>),
+        name!(indexed, bool),
+        name!(warning, Option<String>),
+    ),
+> {
+    security::require_reader("read subject maps");
+    load_kind(kind);
+    let mut rows = Vec::new();
+    let mut tables = load_tables(kind);
+    tables.sort_by_key(|t| (t.depth, t.path.clone()));
+    for t in tables {
+        let name = ident::relation(t.target)
+            .unwrap_or_else(|| format!("(dropped table {})", t.target.to_u32()));
+        let indexed = has_index_on(t.target, &t.columns);
+        let warning = (!indexed).then(|| {
+            format!(
+                "no index on the subject column: erasing a subject scans the table (CREATE INDEX ON {name} ({}))",
+                ident::columns(None, &t.columns)
+            )
+        });
+        rows.push((
+            name,
+            t.link.as_str().to_string(),
+            t.depth,
+            t.path,
+            t.action.as_str().to_string(),
+            t.min_retention,
+            t.legal_ground,
+            indexed,
+            warning,
+        ));
+    }
+    TableIterator::new(rows)
+}

@@ -1,0 +1,312 @@
+//! Kinds of data subject and the map of tables that hold a subject's data.
+//!
+//! A kind has a root table and an id column. Its map (`retention.subject_tables`)
+//! lists every table holding the subject's data and how each links to the
+//! root: the root itself, a foreign key to a mapped table, or a value (the id
+//! or a unique root column such as the e-mail). Invariants: a subject is
+//! named in SQL only through [`RootMatch`], as a bind parameter compared in
+//! the linking column's own type; its id never enters a statement's text,
+//! and the blind index (HMAC of kind and id under the database's key) is
+//! computed in Rust, never by a statement.
+
+use crate::error::{raise, OrRaise};
+use crate::mask;
+use crate::pg::ident;
+use crate::pg::params::Param;
+use crate::pg::security;
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+/// The database's blind-index key, created on first use.
+pub fn blind_key() -> Vec<u8> {
+    crate::pg::secrets::get_or_create(crate::pg::secrets::Secret::BlindIndex)
+}
+
+/// The blind index of a subject: stable, keyed, not reversible without the key.
+pub fn blind(kind: &str, subject_id: &str) -> String {
+    blind_with(&blind_key(), kind, subject_id)
+}
+
+/// The blind index under a key already read (for many subjects at once).
+pub fn blind_with(key: &[u8], kind: &str, subject_id: &str) -> String {
+    mask::hmac_hex(&format!("{kind}\u{1f}{subject_id}"), key)
+}
+
+/// A kind of data subject.
+pub struct Kind {
+    pub name: String,
+    pub root: pg_sys::Oid,
+    pub id_column: String,
+    pub owner: pg_sys::Oid,
+}
+
+/// Loads a kind or raises `undefined_object`.
+pub fn load_kind(kind: &str) -> Kind {
+    let row = Spi::connect(|c| {
+        c.select("SELECT kind, root::oid, id_column, owner::oid FROM retention.subject_kinds WHERE kind = $1", None, &[kind.into()])
+            .or_raise("reading subject kinds")
+            .next()
+            .map(|r| {
+                let e = "reading subject kinds";
+                Kind {
+                    name: kind.to_string(),
+                    root: r.get_by_name::<pg_sys::Oid, _>("root").or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                    id_column: r.get_by_name::<String, _>("id_column").or_raise(e).unwrap_or_default(),
+                    owner: r.get_by_name::<pg_sys::Oid, _>("owner").or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                }
+            })
+    });
+    row.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("subject kind \"{kind}\" does not exist"),
+            "SELECT kind FROM retention.subject_kinds lists them; declare one with retention.register_subject.",
+        )
+    })
+}
+
+/// How a mapped table reaches the subject (`subject_tables.link`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// The kind's root table.
+    Root,
+    /// A foreign key to the table's parent in the map.
+    ForeignKey,
+    /// A column holding the subject's id, or a value of a unique root column.
+    Value,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Root => "root",
+            LinkKind::ForeignKey => "foreign key",
+            LinkKind::Value => "value",
+        }
+    }
+
+    fn parse(s: &str) -> LinkKind {
+        match s {
+            "root" => LinkKind::Root,
+            "value" => LinkKind::Value,
+            _ => LinkKind::ForeignKey,
+        }
+    }
+}
+
+/// What an erasure does to a mapped table's rows of the subject
+/// (`subject_tables.action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErasureAction {
+    Purge,
+    Anonymise,
+}
+
+impl ErasureAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErasureAction::Purge => "purge",
+            ErasureAction::Anonymise => "anonymise",
+        }
+    }
+
+    /// An action named by a user (`anonymize` is accepted too).
+    pub fn parse(s: &str) -> Option<ErasureAction> {
+        match s {
+            "purge" => Some(ErasureAction::Purge),
+            "anonymise" | "anonymize" => Some(ErasureAction::Anonymise),
+            _ => None,
+        }
+    }
+
+    /// The privileges (besides SELECT) the action needs.
+    pub fn privilege(self) -> &'static str {
+        match self {
+            ErasureAction::Purge => "DELETE",
+            ErasureAction::Anonymise => "UPDATE",
+        }
+    }
+}
+
+/// One table of a kind's map.
+#[derive(Clone)]
+pub struct SubjectTable {
+    pub target: pg_sys::Oid,
+    pub link: LinkKind,
+    pub depth: i32,
+    pub parent: Option<pg_sys::Oid>,
+    pub columns: Vec<String>,
+    pub parent_columns: Vec<String>,
+    pub matches: Option<String>,
+    pub path: String,
+    pub action: ErasureAction,
+    pub min_retention: Option<Interval>,
+    pub legal_ground: Option<String>,
+    pub clock: Option<String>,
+    /// The policy whose masks an anonymising erasure applies (its id),
+    /// chosen by the kind's owner.
+    pub mask_policy: Option<i64>,
+}
+
+/// A kind with the tables of its map, deepest first.
+pub struct SubjectMap {
+    pub kind: Kind,
+    pub tables: Vec<SubjectTable>,
+}
+
+impl SubjectMap {
+    pub fn load(kind: &str) -> SubjectMap {
+        SubjectMap {
+            kind: load_kind(kind),
+            tables: load_tables(kind),
+        }
+    }
+
+    /// The mapped table `target`, if it is in the map.
+    pub fn table(&self, target: pg_sys::Oid) -> Option<&SubjectTable> {
+        self.tables.iter().find(|t| t.target == target)
+    }
+
+    /// The table above `t` in the map.
+    pub fn parent_of(&self, t: &SubjectTable) -> Option<&SubjectTable> {
+        self.table(t.parent?)
+    }
+}
+
+/// The tables of a kind's map, deepest first.
+pub fn load_tables(kind: &str) -> Vec<SubjectTable> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT target::oid AS target, link, depth, parent::oid AS parent, columns, parent_columns, matches,
+                    path, action, min_retention, legal_ground, clock, mask_policy
+               FROM retention.subject_tables WHERE kind = $1
+              ORDER BY depth DESC, link = 'root', target::oid",
+            None,
+            &[kind.into()],
+        )
+        .or_raise("reading the subject map")
+        .map(|r| {
+            let e = "reading the subject map";
+            let text = |name: &str| r.get_by_name::<String, _>(name).or_raise(e);
+            SubjectTable {
+                target: r.get_by_name::<pg_sys::Oid, _>("target").or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                link: LinkKind::parse(&text("link").unwrap_or_default()),
+                depth: r.get_by_name::<i32, _>("depth").or_raise(e).unwrap_or(0),
+                parent: r.get_by_name::<pg_sys::Oid, _>("parent").or_raise(e),
+                columns: r.get_by_name::<Vec<String>, _>("columns").or_raise(e).unwrap_or_default(),
+                parent_columns: r.get_by_name::<Vec<String>, _>("parent_columns").or_raise(e).unwrap_or_default(),
+                matches: text("matches"),
+                path: text("path").unwrap_or_default(),
+                action: text("action").and_then(|a| ErasureAction::parse(&a)).unwrap_or(ErasureAction::Purge),
+                min_retention: r.get_by_name::<Interval, _>("min_retention").or_raise(e),
+                legal_ground: text("legal_ground"),
+                clock: text("clock"),
+                mask_policy: r.get_by_name::<i64, _>("mask_policy").or_raise(e),
+            }
+        })
+        .collect()
+    })
+}
+
+/// The root id column's type without modifiers (a cast to `varchar(10)`
+/// would silently cut a longer id), schema-qualified where needed
+/// (statements using it may run with another search_path than the caller's).
+pub fn id_type(k: &Kind) -> String {
+    security::with_pinned_search_path(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
+            &[k.root.into(), k.id_column.as_str().into()],
+        )
+        .or_raise("reading the id column")
+        .unwrap_or_else(|| "text".into())
+    })
+}
+
+/// The base type of `column` of `target` (a domain's base type, no
+/// modifiers: keys come from the referenced table and must not fail a
+/// domain's checks or be cut), schema-qualified where needed.
+pub fn column_base_type(target: pg_sys::Oid, column: &str) -> String {
+    security::with_pinned_search_path(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL)
+               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
+            &[target.into(), column.into()],
+        )
+        .or_raise("reading a column type")
+        .unwrap_or_else(|| "text".into())
+    })
+}
+
+/// What the root of the map is matched against: a bind parameter, never a
+/// value in the statement's text.
+pub enum RootMatch<'a> {
+    /// One subject's id (text), cast to the root id's type `ty`.
+    Subject { ty: &'a str, id: Param },
+    /// The held subjects' root ids (text[]), cast to an array of the root
+    /// id's type so that indexes on the linking columns serve.
+    Held { ty: &'a str, ids: Param },
+}
+
+impl RootMatch<'_> {
+    /// `expr` (of the root id's type) is one of the matched ids.
+    pub fn id(&self, expr: &str) -> String {
+        match self {
+            RootMatch::Subject { ty, id } => format!("{expr} = CAST({id} AS {ty})"),
+            RootMatch::Held { ty, ids } => format!("{expr} = ANY (CAST({ids} AS {ty}[]))"),
+        }
+    }
+
+    /// `expr`, a column of type `ty` (its base type), holds one of the
+    /// matched ids as a value: compared in the column's type, as a foreign
+    /// key would (7.00 in a numeric(12,2) column is the id 7).
+    pub fn value(&self, expr: &str, ty: &str) -> String {
+        match self {
+            RootMatch::Subject { id, .. } => format!("{expr} = CAST({id} AS {ty})"),
+            RootMatch::Held { ids, .. } => format!("{expr} = ANY (CAST({ids} AS {ty}[]))"),
+        }
+    }
+}
+
+/// `WHERE` condition selecting the matched subjects' rows of table `t`
+/// (see [`RootMatch`]), following the map up to the root.
+pub fn subject_condition(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> String {
+    let k = &map.kind;
+    let table = ident::relation(t.target).unwrap_or_default();
+    let root = ident::relation(k.root).unwrap_or_default();
+    match t.link {
+        LinkKind::Root => m.id(&format!("{table}.{}", ident::quote(&k.id_column))),
+        LinkKind::Value => match &t.matches {
+            None => m.value(
+                &format!("{table}.{}", ident::quote(&t.columns[0])),
+                &column_base_type(t.target, &t.columns[0]),
+            ),
+            Some(col) => format!(
+                "{table}.{} IN (SELECT r.{} FROM {root} r WHERE {})",
+                ident::quote(&t.columns[0]),
+                ident::quote(col),
+                m.id(&format!("r.{}", ident::quote(&k.id_column)))
+            ),
+        },
+        LinkKind::ForeignKey => {
+            let Some(parent) = map.parent_of(t) else {
+                return "false".into();
+            };
+            let parent_name = ident::relation(parent.target).unwrap_or_default();
+            let cols = ident::columns(Some(table.as_str()), &t.columns);
+            // A foreign key to the root id holds the id itself.
+            if matches!(m, RootMatch::Held { .. })
+                && parent.target == k.root
+                && t.parent_columns == [k.id_column.clone()]
+            {
+                return m.id(&cols);
+            }
+            let pcols = ident::columns(Some(&parent_name), &t.parent_columns);
+            format!(
+                "({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {})",
+                subject_condition(map, parent, m)
+            )
+        }
+    }
+}
