@@ -112,10 +112,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/api/views.sql",
     name = "api_views",
-    requires = [
-        "api_erasure",
-        status::status
-    ]
+    requires = ["api_erasure", status::status]
 );
 extension_sql_file!(
     "../sql/api/masks.sql",

@@ -394,3 +394,137 @@ fn minimise(p: &policy::Policy, table: &str, cond: &str, args: &Params) -> i64 {
         .unwrap_or(0)
     })
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    /// Customers with orders (one under a filtered hold), invoices under a
+    /// ten-year minimum and a newsletter linked by e-mail.
+    fn shop() {
+        Spi::run(
+            "CREATE TABLE public.e_customers (id int PRIMARY KEY, email text UNIQUE NOT NULL);
+             CREATE TABLE public.e_orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES public.e_customers,
+                                           disputed boolean NOT NULL DEFAULT false);
+             CREATE TABLE public.e_invoices (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES public.e_customers,
+                                             issued timestamptz NOT NULL);
+             CREATE TABLE public.e_newsletter (email text NOT NULL);
+             INSERT INTO public.e_customers VALUES (1, 'a@example.org'), (2, 'b@example.org');
+             INSERT INTO public.e_orders VALUES (10, 1, false), (11, 1, true), (12, 2, false);
+             INSERT INTO public.e_invoices VALUES (20, 1, now() - interval '20 years'),
+                                                  (21, 1, now() - interval '1 year'), (22, 2, now());
+             INSERT INTO public.e_newsletter VALUES ('a@example.org'), ('b@example.org');
+             SELECT retention.register_subject('e_customer', 'public.e_customers', 'id');
+             SELECT retention.add_subject_table('e_customer', 'public.e_newsletter', 'email', matches => 'email');
+             SELECT retention.set_subject_table('e_customer', 'public.e_invoices', min_retention => '10 years',
+                                                legal_ground => 'HGB 257', clock => 'issued');
+             SELECT retention.place_hold('dispute', target => 'public.e_orders', filter => 'disputed');",
+        )
+        .unwrap();
+    }
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap().unwrap_or(-1)
+    }
+
+    /// Referencing tables before the tables they reference, value-linked
+    /// tables before the root.
+    #[pg_test]
+    fn the_map_is_erased_children_first_and_value_links_before_the_root() {
+        shop();
+        let map = SubjectMap::load("e_customer");
+        let order: Vec<String> = children_first(&map)
+            .iter()
+            .map(|t| ident::relation(t.target).unwrap_or_default())
+            .collect();
+        let pos = |name: &str| order.iter().position(|n| n == name).expect(name);
+        let root = pos("public.e_customers");
+        assert_eq!(root, order.len() - 1, "{order:?}");
+        for t in [
+            "public.e_orders",
+            "public.e_invoices",
+            "public.e_newsletter",
+        ] {
+            assert!(pos(t) < root, "{order:?}");
+        }
+    }
+
+    /// Every row of the subject ends in one counted outcome, the other
+    /// subject's rows are untouched, and the request says what was kept.
+    #[pg_test]
+    fn every_row_of_the_subject_ends_in_one_counted_outcome() {
+        shop();
+        let request = Spi::get_one::<i64>("SELECT retention.request_erasure('e_customer', '1')")
+            .unwrap()
+            .unwrap();
+        let status = Spi::get_one_with_args::<String>(
+            "SELECT retention._erase_subject($1)",
+            &[request.into()],
+        )
+        .unwrap()
+        .unwrap_or_default();
+        assert_eq!(status, "partially completed");
+        let result = Spi::get_one_with_args::<JsonB>(
+            "SELECT result FROM retention.erasure_requests WHERE id = $1",
+            &[request.into()],
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+        let entry = |table: &str| {
+            result
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["table"] == table)
+                .cloned()
+                .unwrap_or_else(|| panic!("{table} missing from {result}"))
+        };
+        let orders = entry("public.e_orders");
+        assert_eq!(
+            (orders["purged"].as_i64(), orders["held"].as_i64()),
+            (Some(1), Some(1)),
+            "{orders}"
+        );
+        let invoices = entry("public.e_invoices");
+        assert_eq!(
+            (invoices["purged"].as_i64(), invoices["retained"].as_i64()),
+            (Some(1), Some(1)),
+            "{invoices}"
+        );
+        assert_eq!(invoices["retained_ground"], "HGB 257");
+        assert_eq!(entry("public.e_newsletter")["purged"].as_i64(), Some(1));
+        // The customer row is still referenced by the kept order and invoice.
+        let customer = entry("public.e_customers");
+        assert_eq!(customer["kept_referenced"].as_i64(), Some(1), "{customer}");
+        // What the data says agrees.
+        assert_eq!(
+            count("SELECT count(*) FROM public.e_orders WHERE customer_id = 1"),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM public.e_invoices WHERE customer_id = 1"),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM public.e_newsletter WHERE email = 'a@example.org'"),
+            0
+        );
+        // The other subject is untouched; the request keeps no id.
+        assert_eq!(
+            count(
+                "SELECT (SELECT count(*) FROM public.e_orders WHERE customer_id = 2)
+                        + (SELECT count(*) FROM public.e_invoices WHERE customer_id = 2)
+                        + (SELECT count(*) FROM public.e_newsletter WHERE email = 'b@example.org')"
+            ),
+            3
+        );
+        let id_left = Spi::get_one_with_args::<bool>(
+            "SELECT subject_id IS NOT NULL FROM retention.erasure_requests WHERE id = $1",
+            &[request.into()],
+        )
+        .unwrap();
+        assert_eq!(id_left, Some(false));
+    }
+}

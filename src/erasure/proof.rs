@@ -202,3 +202,49 @@ fn reapply_erasures(
     );
     TableIterator::new(out)
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    /// A certificate states what the audit chain recorded: an edit of the
+    /// request's stored result shows as a mismatch.
+    #[pg_test]
+    fn a_certificate_shows_an_edited_request_row() {
+        Spi::run(
+            "CREATE TABLE public.pf_people (id int PRIMARY KEY);
+             INSERT INTO public.pf_people VALUES (1), (2);
+             SELECT retention.register_subject('pf_person', 'public.pf_people', 'id');",
+        )
+        .unwrap();
+        let request = Spi::get_one::<i64>("SELECT retention.request_erasure('pf_person', '1')")
+            .unwrap()
+            .unwrap();
+        let status = Spi::get_one_with_args::<String>(
+            "SELECT retention._erase_subject($1)",
+            &[request.into()],
+        )
+        .unwrap()
+        .unwrap_or_default();
+        assert_eq!(status, "completed");
+        let cert = erasure_certificate(request).0;
+        assert_eq!(cert["status"], "completed", "{cert}");
+        assert_eq!(cert["audit_entry_found"], true, "{cert}");
+        assert_eq!(cert["audit_record_matches"], true, "{cert}");
+        assert_eq!(cert["audit_chain_verified"], true, "{cert}");
+        // The guard trigger refuses the edit; a superuser can switch it off.
+        Spi::run("ALTER TABLE retention.erasure_requests DISABLE TRIGGER USER").unwrap();
+        Spi::run_with_args(
+            "UPDATE retention.erasure_requests SET result = '[]' WHERE id = $1",
+            &[request.into()],
+        )
+        .unwrap();
+        Spi::run("ALTER TABLE retention.erasure_requests ENABLE TRIGGER USER").unwrap();
+        let cert = erasure_certificate(request).0;
+        assert_eq!(cert["audit_record_matches"], false, "{cert}");
+        // The ledger names the subject by blind index only.
+        let ledger = erasure_ledger(None).0.to_string();
+        assert!(!ledger.contains("\"subject\":\"1\""), "{ledger}");
+    }
+}

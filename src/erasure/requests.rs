@@ -309,3 +309,93 @@ pub fn request_from_trigger(kind: &str, subject_id: Option<&str>, table: &str) -
         now,
     ))
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    /// A kind of its own for each test (tests run side by side).
+    fn setup(kind: &str) {
+        Spi::run(&format!(
+            "CREATE TABLE public.{kind}_people (id int PRIMARY KEY);
+             SELECT retention.register_subject('{kind}', 'public.{kind}_people', 'id');"
+        ))
+        .unwrap();
+    }
+
+    /// A request is due one month after receipt, an extension adds at most
+    /// two months, and neither the request log nor the audit chain holds
+    /// the subject's id.
+    #[pg_test]
+    fn a_request_is_due_a_month_after_receipt_and_its_id_stays_out_of_the_logs() {
+        setup("rq_a");
+        // Through SQL, as callers do: a statement of its own sees the table
+        // created above (a direct call would read the test's snapshot).
+        let id = Spi::get_one::<i64>(
+            "SELECT retention.request_erasure('rq_a', '424242', 'ticket 9', now() - interval '1 day')",
+        )
+        .unwrap()
+        .unwrap();
+        let due_in_a_month = Spi::get_one_with_args::<bool>(
+            "SELECT due_at = received_at + interval '1 month' FROM retention.erasure_requests WHERE id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(due_in_a_month, Some(true));
+        Spi::run_with_args(
+            "SELECT retention.extend_request($1, 2, 'many systems involved')",
+            &[id.into()],
+        )
+        .unwrap();
+        let extended = Spi::get_one_with_args::<bool>(
+            "SELECT due_at = received_at + interval '3 months' AND extended_months = 2
+               FROM retention.erasure_requests WHERE id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(extended, Some(true));
+        let leaks = Spi::get_one::<i64>(
+            "SELECT (SELECT count(*) FROM retention.audit_log WHERE details::text LIKE '%424242%')
+                  + (SELECT count(*) FROM retention.requests WHERE row_to_json(requests)::text LIKE '%424242%')",
+        )
+        .unwrap();
+        assert_eq!(leaks, Some(0));
+    }
+
+    #[pg_test(error = "subject_id is not in the text form of the id column's type (integer)")]
+    fn a_subject_id_must_be_in_the_id_types_own_form() {
+        setup("rq_b");
+        Spi::run("SELECT retention.request_erasure('rq_b', '007')").unwrap();
+    }
+
+    /// Two months in all: a third is refused (22023) and changes nothing.
+    #[pg_test]
+    fn a_request_is_extended_by_two_months_at_most() {
+        setup("rq_c");
+        let id = Spi::get_one::<i64>("SELECT retention.request_erasure('rq_c', '1')")
+            .unwrap()
+            .unwrap();
+        Spi::run_with_args(
+            "SELECT retention.extend_request($1, 2, 'complex')",
+            &[id.into()],
+        )
+        .unwrap();
+        Spi::run_with_args("SELECT set_config('rq.id', $1::text, true)", &[id.into()]).unwrap();
+        Spi::run(
+            "DO $$
+             BEGIN
+                 PERFORM retention.extend_request(current_setting('rq.id')::bigint, 1, 'more');
+                 RAISE EXCEPTION 'a third month was granted';
+             EXCEPTION WHEN invalid_parameter_value THEN NULL;
+             END $$",
+        )
+        .unwrap();
+        let months = Spi::get_one_with_args::<i32>(
+            "SELECT extended_months FROM retention.erasure_requests WHERE id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(months, Some(2));
+    }
+}

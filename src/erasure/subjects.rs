@@ -539,3 +539,53 @@ fn subject_map(
     }
     TableIterator::new(rows)
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    /// The map follows foreign keys at any depth, with each table's path.
+    #[pg_test]
+    fn the_map_follows_foreign_keys_at_any_depth() {
+        Spi::run(
+            "CREATE TABLE public.s_root (id int PRIMARY KEY, name text);
+             CREATE TABLE public.s_child (id int PRIMARY KEY, root_id int REFERENCES public.s_root);
+             CREATE TABLE public.s_grandchild (id int PRIMARY KEY, child_id int REFERENCES public.s_child);
+             SELECT retention.register_subject('s_kind', 'public.s_root', 'id');",
+        )
+        .unwrap();
+        let mut found: Vec<(String, LinkKind, i32)> = load_tables("s_kind")
+            .into_iter()
+            .map(|t| {
+                (
+                    ident::relation(t.target).unwrap_or_default(),
+                    t.link,
+                    t.depth,
+                )
+            })
+            .collect();
+        found.sort_by_key(|f| f.2);
+        assert_eq!(
+            found,
+            [
+                ("public.s_root".to_string(), LinkKind::Root, 0),
+                ("public.s_child".to_string(), LinkKind::ForeignKey, 1),
+                ("public.s_grandchild".to_string(), LinkKind::ForeignKey, 2),
+            ]
+        );
+    }
+
+    /// A value link must name one subject: a root column that is not unique
+    /// is refused.
+    #[pg_test(error = "column \"name\" of public.s2_root is not unique")]
+    fn a_value_link_needs_a_unique_root_column() {
+        Spi::run(
+            "CREATE TABLE public.s2_root (id int PRIMARY KEY, name text);
+             CREATE TABLE public.s2_notes (author text);
+             SELECT retention.register_subject('s2_kind', 'public.s2_root', 'id');
+             SELECT retention.add_subject_table('s2_kind', 'public.s2_notes', 'author', matches => 'name');",
+        )
+        .unwrap();
+    }
+}
