@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$here/scripts/config.sh"
 cd "$here"
 mkdir -p target
-passed=0; failed=0
+passed=0; failed=0; skipped=0
 
 section() { printf '\n=== %s ===\n' "$*"; }
 
@@ -46,7 +46,8 @@ int_log=target/integration.log
 bash tests/integration/run.sh 2>&1 | tee "$int_log"
 if line="$(grep -E '^integration: ' "$int_log" | tail -1)" && [[ -n "$line" ]]; then
   p="$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")"; f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
-  passed=$((passed + p)); failed=$((failed + f))
+  s="$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${s:-0}))
 else
   failed=$((failed + 1))
 fi
@@ -63,5 +64,5 @@ else
 fi
 
 echo
-echo "total: $passed passed, $failed failed"
+echo "total: $passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

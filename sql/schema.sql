@@ -151,10 +151,10 @@ CREATE TABLE retention.holds (
     reason       text NOT NULL,
     placed_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     placed_by    text NOT NULL,        -- role name when placed (for reading)
-    placed_by_role oid,                -- the placing role, checked by identity on release
     until        timestamptz,
     released_at  timestamptz,
     released_by  text,
+    placed_by_role oid,                -- the placing role, checked by identity on release
     CHECK ((subject_blind IS NOT NULL AND kind IS NOT NULL) OR target IS NOT NULL)
 );
 

@@ -24,6 +24,7 @@ mod schedule;
 mod stage;
 mod status;
 mod triggers;
+mod upgrade;
 
 ::pgrx::pg_module_magic!();
 
@@ -112,7 +113,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/api/views.sql",
     name = "api_views",
-    requires = ["api_erasure", status::status]
+    requires = ["api_erasure", status::status, upgrade::library_version]
 );
 extension_sql_file!(
     "../sql/api/masks.sql",

@@ -245,7 +245,7 @@ fn batch_key(target: pg_sys::Oid) -> Option<Vec<String>> {
 
 /// Validates a clock; returns its type and canonical text (see
 /// `expr::analyse`: names outside pg_catalog must be schema-qualified).
-fn check_clock(clock: &str, table: &str) -> (pg_sys::Oid, String) {
+pub fn check_clock(clock: &str, table: &str) -> (pg_sys::Oid, String) {
     let checked = expr::analyse(Role::Clock, clock, table);
     let ty = checked.ty;
     if !expr::is_clock_type(ty) {
@@ -259,7 +259,7 @@ fn check_clock(clock: &str, table: &str) -> (pg_sys::Oid, String) {
 }
 
 /// Validates a filter; returns its canonical text.
-fn check_filter(filter: &str, table: &str) -> String {
+pub fn check_filter(filter: &str, table: &str) -> String {
     let checked = expr::analyse(Role::Filter, filter, table);
     if checked.ty != pg_sys::BOOLOID {
         raise(

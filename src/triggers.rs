@@ -53,7 +53,12 @@ fn protocol_error(what: &str, hint: &str) -> ! {
 /// Trigger installed by `retention.restrict`: refuses UPDATEs of rows whose
 /// marker column (the trigger argument) is set, except by pg_retention's own
 /// stage statements.
-#[pg_trigger]
+// The SQL is written here: pgrx's own declaration of a trigger function
+// names the library MODULE_PATHNAME, which a versioned library (see
+// `upgrade`) does not fill in; @MODULE_PATHNAME@ is this version's library.
+#[pg_trigger(
+    sql = "CREATE FUNCTION retention.refuse_restricted_update() RETURNS trigger LANGUAGE c AS '@MODULE_PATHNAME@', 'refuse_restricted_update_wrapper';"
+)]
 fn refuse_restricted_update<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::heap_tuple::PgHeapTupleError> {
@@ -94,7 +99,9 @@ fn refuse_restricted_update<'a>(
 /// (arguments: kind, id column), e.g. when an account is flagged for
 /// deletion. The role whose change fires it must be entitled to the kind's
 /// subjects (a member of the kind's owner, or DELETE on its root table).
-#[pg_trigger]
+#[pg_trigger(
+    sql = "CREATE FUNCTION retention.request_erasure_trigger() RETURNS trigger LANGUAGE c AS '@MODULE_PATHNAME@', 'request_erasure_trigger_wrapper';"
+)]
 fn request_erasure_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::heap_tuple::PgHeapTupleError> {

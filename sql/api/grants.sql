@@ -9,7 +9,7 @@ REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
 -- secret or writes the extension's tables as anyone but the caller, except
 -- _stage_pseudonym, which answers only inside a running stage statement.
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
-REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests FROM PUBLIC;
+REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
 
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO retention_admin;
@@ -24,7 +24,11 @@ GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(
     retention.mask_noise(double precision, double precision), retention.mask_noise(bigint, bigint), retention.mask_noise(date, integer),
     retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
-GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests TO retention_admin, retention_auditor;
+GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation
+    TO retention_admin, retention_auditor;
+-- Re-validating declared expressions is part of ALTER EXTENSION UPDATE (a
+-- superuser); nobody else calls it.
+REVOKE EXECUTE ON FUNCTION retention._revalidate_declared() FROM retention_admin;
 GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;
 GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit(jsonb),
     retention.audit_anchor(), retention._audit_anchor(),
@@ -32,6 +36,7 @@ GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit
     retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
     retention.subject_map(text), retention._subject_map(text) TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
 
 -- Every function resolves names in pg_catalog only, whatever the caller's
 -- search_path: objects planted in the caller's schemas (an operator "=" on

@@ -54,3 +54,23 @@ COMMENT ON VIEW retention.status IS
 
 COMMENT ON VIEW retention.runs IS
 'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
+
+CREATE FUNCTION retention.version() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN retention._library_version();
+
+COMMENT ON FUNCTION retention.version() IS
+'The version of pg_retention''s library that this database''s functions call.';
+
+CREATE VIEW retention.installation AS
+SELECT e.extversion AS installed_version,
+       retention._library_version() AS library_version,
+       a.default_version AS available_version,
+       e.extversion = retention._library_version() AS library_matches,
+       a.default_version IS DISTINCT FROM e.extversion AS update_available
+  FROM pg_catalog.pg_extension e
+  LEFT JOIN pg_catalog.pg_available_extensions a ON a.name = e.extname
+ WHERE e.extname = 'pg_retention';
+
+COMMENT ON VIEW retention.installation IS
+'The installed version of pg_retention''s SQL, the version of the library it calls (library_matches is false only when the library file was replaced by another build), and the version the server''s installed files offer (update_available: run ALTER EXTENSION pg_retention UPDATE).';

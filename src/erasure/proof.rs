@@ -88,7 +88,46 @@ fn erasure_certificate(request: i64) -> JsonB {
             .flatten()
             .unwrap_or(false)
         });
+        // Requests filed before 0.2.0 have audit entries without dates or
+        // results: for them, the status and the audit hash at completion
+        // are what can be compared.
+        let legacy = security::as_extension_owner(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT NOT EXISTS (SELECT 1 FROM retention.audit_log a
+                                     WHERE a.event = 'erasure requested' AND (a.details ->> 'request')::bigint = $1
+                                       AND a.details ? 'received_at')",
+                &[request.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        });
+        let (matches, compared) = if legacy {
+            let m = security::as_extension_owner(|| {
+                Spi::get_one_with_args::<bool>(
+                    "SELECT CASE r.status
+                            WHEN 'received' THEN true
+                            WHEN 'refused' THEN EXISTS (
+                                SELECT 1 FROM retention.audit_log a
+                                 WHERE a.event = 'erasure request refused' AND (a.details ->> 'request')::bigint = r.id)
+                            ELSE EXISTS (
+                                SELECT 1 FROM retention.audit_log a
+                                 WHERE a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id
+                                   AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status)
+                            END
+                       FROM retention.erasure_requests r WHERE r.id = $1",
+                    &[request.into()],
+                )
+                .ok()
+                .flatten()
+                .unwrap_or(false)
+            });
+            (m, "status and audit hash (filed before 0.2.0, whose audit entries hold no dates or results)")
+        } else {
+            (matches, "dates, extensions, status, result and audit hash")
+        };
         m.insert("audit_record_matches".into(), json!(matches));
+        m.insert("audit_record_compared".into(), json!(compared));
         m.insert(
             "issued_at".into(),
             json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text")

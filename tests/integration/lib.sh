@@ -17,6 +17,8 @@ fresh_db() {
 }
 
 fail() { echo "    assertion failed: $*" >&2; return 1; }
+# Ends the test as skipped, with the reason (a component this machine lacks).
+skip() { echo "$*" >&3; exit 77; }
 expect_eq() { # actual expected what
   if [[ "$1" != "$2" ]]; then fail "$3: expected '$2', got '$1'"; fi
 }
@@ -50,3 +52,8 @@ wait_for() {
     if (( i > limit * 10 )); then fail "timed out waiting for: $sql"; return 1; fi
   done
 }
+
+# A directory for this run's scratch files.
+IT_TMP="$(mktemp -d)"
+# The version in Cargo.toml (the version a fresh install has).
+cargo_version() { sed -n 's/^version = "\(.*\)"/\1/p' "$here/Cargo.toml" | head -1; }

@@ -8,7 +8,7 @@ export CLUSTER_PORT="${CLUSTER_PORT:-$(cfg_str test port)}"
 export IT_SERVER_LOG="${IT_SERVER_LOG:-$(bash "$here/scripts/cluster.sh" datadir test)/server.log}"
 . "$here/tests/integration/lib.sh"
 
-passed=0; failed=0; failures=()
+passed=0; failed=0; skipped=0; failures=(); skips=()
 only="${1:-}"
 for file in "$here"/tests/integration/t_*.sh; do
   # shellcheck source=/dev/null
@@ -17,9 +17,11 @@ for file in "$here"/tests/integration/t_*.sh; do
     if [[ -n "$only" && "$t" != *"$only"* ]]; then unset -f "$t"; continue; fi
     start=$(date +%s%N)
     # Not inside 'if': errexit must stay in force in the test's subshell.
-    ( set -e; "$t" ); rc=$?
+    ( set -e; "$t" ) 3>"$IT_TMP/skip"; rc=$?
     if ((rc == 0)); then
       passed=$((passed + 1)); result=ok
+    elif ((rc == 77)); then
+      skipped=$((skipped + 1)); result="skipped: $(cat "$IT_TMP/skip")"; skips+=("$t: $(cat "$IT_TMP/skip")")
     else
       failed=$((failed + 1)); result=FAILED; failures+=("$t")
     fi
@@ -29,5 +31,6 @@ for file in "$here"/tests/integration/t_*.sh; do
 done
 echo
 if ((failed)); then printf 'failed: %s\n' "${failures[@]}"; fi
-echo "integration: $passed passed, $failed failed"
+if ((skipped)); then printf 'skipped: %s\n' "${skips[@]}"; fi
+echo "integration: $passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

@@ -1,0 +1,1469 @@
+-- pg_retention 0.1.0 -> 0.2.0 (ALTER EXTENSION pg_retention UPDATE).
+--
+-- 0.2.0 runs every statement on an application table as the table's owner
+-- under fixed settings, keeps the extension's functions out of the callers'
+-- search_path, binds its SQL to a library of its own name
+-- (pg_retention-0.2.0), guards erasure requests, records more in the audit
+-- chain and re-validates every declared expression. This script:
+--   1. adds the new columns and the request guard;
+--   2. drops what 0.2.0 no longer has or defines differently;
+--   3. creates or replaces every function, procedure and view as a fresh
+--      0.2.0 install has them (pointing the C functions at the new
+--      library), with their comments and grants;
+--   4. re-validates the clocks and filters 0.1.0 stored as written: each is
+--      stored in its canonical form, or the update stops naming the policy,
+--      hold or subject table to fix first (nothing is changed then).
+-- tests/integration/t_upgrade.sh checks that the result equals a fresh
+-- install, object by object.
+
+-- 1. Tables ------------------------------------------------------------------
+
+ALTER TABLE retention.subject_tables ADD COLUMN mask_policy bigint;
+-- The placing role, checked by identity on release: the role that has the
+-- recorded name now (a hold whose role is gone is released by a superuser).
+ALTER TABLE retention.holds ADD COLUMN placed_by_role oid;
+UPDATE retention.holds h SET placed_by_role = r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = h.placed_by;
+
+CREATE FUNCTION retention.erasure_requests_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.current_setting('retention.request_write', true) IS DISTINCT FROM 'on' THEN
+        RAISE EXCEPTION 'erasure requests are changed by pg_retention''s functions only' USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Use retention.extend_request, retention.refuse_request or retention.process_erasures.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION retention.erasure_requests_guard() IS
+    'Trigger function refusing UPDATE, DELETE and TRUNCATE on retention.erasure_requests except by pg_retention''s own functions.';
+CREATE TRIGGER erasure_requests_guard BEFORE UPDATE OR DELETE ON retention.erasure_requests
+    FOR EACH ROW EXECUTE FUNCTION retention.erasure_requests_guard();
+CREATE TRIGGER erasure_requests_no_truncate BEFORE TRUNCATE ON retention.erasure_requests
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.erasure_requests_guard();
+
+-- 2. What 0.2.0 no longer has, or defines differently ------------------------
+
+DROP FUNCTION retention._request_from_trigger(text, text, text);
+DROP FUNCTION retention._stage_active();
+-- Gained an argument (mask_policy) or lost a default: replaced, not overloaded.
+DROP FUNCTION retention.set_subject_table(text, regclass, text, interval, text, text);
+DROP FUNCTION retention._set_subject_table(text, oid, text, interval, text, text);
+DROP FUNCTION retention.verify_audit();
+DROP FUNCTION retention._verify_audit();
+
+-- 3. Every function, procedure and view as 0.2.0 creates them -----------------
+-- (scripts/upgrade-draft.sh)
+
+-- src/stage/mod.rs:155
+-- pg_retention::stage::_add_stage
+CREATE OR REPLACE FUNCTION "_add_stage"(
+	"policy_name" TEXT, /* & str */
+	"after" interval, /* Option < Interval > */
+	"action" TEXT, /* & str */
+	"column_name" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'add_stage_wrapper';
+
+-- src/erasure/subjects.rs:196
+-- pg_retention::erasure::subjects::_add_subject_table
+CREATE OR REPLACE FUNCTION "_add_subject_table"(
+	"kind" TEXT, /* & str */
+	"target" oid, /* pg_sys :: Oid */
+	"column_name" TEXT, /* & str */
+	"matches" TEXT, /* Option < & str > */
+	"action" TEXT /* & str */
+) RETURNS INT /* i32 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'add_subject_table_wrapper';
+
+-- src/policy.rs:407
+-- pg_retention::policy::_alter_policy
+CREATE OR REPLACE FUNCTION "_alter_policy"(
+	"name" TEXT, /* & str */
+	"new_name" TEXT, /* Option < & str > */
+	"clock" TEXT, /* Option < & str > */
+	"purge_after" interval, /* Option < Interval > */
+	"filter" TEXT, /* Option < & str > */
+	"drop_filter" bool, /* bool */
+	"batch_size" INT, /* Option < i32 > */
+	"batch_pause" interval, /* Option < Interval > */
+	"skip_locked" bool, /* Option < bool > */
+	"purpose" TEXT, /* Option < & str > */
+	"legal_basis" TEXT, /* Option < & str > */
+	"lock_timeout" interval, /* Option < Interval > */
+	"statement_timeout" interval, /* Option < Interval > */
+	"max_run_time" interval, /* Option < Interval > */
+	"max_rows_per_second" INT, /* Option < i32 > */
+	"no_max_run_time" bool, /* bool */
+	"no_rate_limit" bool, /* bool */
+	"drop_partitions" bool, /* Option < bool > */
+	"archive_schema" TEXT, /* Option < & str > */
+	"no_archive" bool /* bool */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'alter_policy_wrapper';
+
+-- src/audit.rs:194
+-- pg_retention::audit::_audit_anchor
+CREATE OR REPLACE FUNCTION "_audit_anchor"() RETURNS jsonb /* JsonB */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'audit_anchor_wrapper';
+
+-- src/erasure/mod.rs:24
+-- pg_retention::erasure::_blind
+CREATE OR REPLACE FUNCTION "_blind"(
+	"kind" TEXT, /* & str */
+	"subject_id" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'blind_sql_wrapper';
+
+-- src/policy.rs:303
+-- pg_retention::policy::_create_policy
+CREATE OR REPLACE FUNCTION "_create_policy"(
+	"name" TEXT, /* & str */
+	"target" oid, /* pg_sys :: Oid */
+	"clock" TEXT, /* & str */
+	"purge_after" interval, /* Option < Interval > */
+	"filter" TEXT, /* Option < & str > */
+	"batch_size" INT, /* i32 */
+	"batch_pause" interval, /* Interval */
+	"skip_locked" bool, /* bool */
+	"purpose" TEXT, /* Option < & str > */
+	"legal_basis" TEXT, /* Option < & str > */
+	"lock_timeout" interval, /* Interval */
+	"statement_timeout" interval, /* Interval */
+	"max_run_time" interval, /* Option < Interval > */
+	"max_rows_per_second" INT, /* Option < i32 > */
+	"drop_partitions" bool, /* bool */
+	"archive_schema" TEXT, /* Option < & str > */
+	"min_retention" interval, /* Option < Interval > */
+	"min_retention_ground" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'create_policy_wrapper';
+
+-- src/stage/masks.rs:431
+-- pg_retention::stage::masks::_drop_mask
+CREATE OR REPLACE FUNCTION "_drop_mask"(
+	"policy_name" TEXT, /* & str */
+	"column_name" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'drop_mask_wrapper';
+
+-- src/policy.rs:536
+-- pg_retention::policy::_drop_policy
+CREATE OR REPLACE FUNCTION "_drop_policy"(
+	"name" TEXT, /* & str */
+	"if_exists" bool /* bool */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'drop_policy_wrapper';
+
+-- src/stage/mod.rs:267
+-- pg_retention::stage::_drop_stage
+CREATE OR REPLACE FUNCTION "_drop_stage"(
+	"policy_name" TEXT, /* & str */
+	"action" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'drop_stage_wrapper';
+
+-- src/erasure/subjects.rs:449
+-- pg_retention::erasure::subjects::_drop_subject
+CREATE OR REPLACE FUNCTION "_drop_subject"(
+	"kind" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'drop_subject_wrapper';
+
+-- src/erasure/erase.rs:40
+-- pg_retention::erasure::erase::_erase_subject
+CREATE OR REPLACE FUNCTION "_erase_subject"(
+	"request" bigint /* i64 */
+) RETURNS TEXT /* String */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'erase_subject_wrapper';
+
+-- src/erasure/proof.rs:16
+-- pg_retention::erasure::proof::_erasure_certificate
+CREATE OR REPLACE FUNCTION "_erasure_certificate"(
+	"request" bigint /* i64 */
+) RETURNS jsonb /* JsonB */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'erasure_certificate_wrapper';
+
+-- src/erasure/proof.rs:141
+-- pg_retention::erasure::proof::_erasure_ledger
+CREATE OR REPLACE FUNCTION "_erasure_ledger"(
+	"since" timestamp with time zone /* Option < TimestampWithTimeZone > */
+) RETURNS jsonb /* JsonB */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'erasure_ledger_wrapper';
+
+-- src/erasure/requests.rs:161
+-- pg_retention::erasure::requests::_extend_request
+CREATE OR REPLACE FUNCTION "_extend_request"(
+	"id" bigint, /* i64 */
+	"months" INT, /* i32 */
+	"reason" TEXT /* & str */
+) RETURNS timestamp with time zone /* TimestampWithTimeZone */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'extend_request_wrapper';
+
+-- src/upgrade.rs:22
+-- pg_retention::upgrade::_library_version
+CREATE OR REPLACE FUNCTION "_library_version"() RETURNS TEXT /* & '_ str */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'library_version_wrapper';
+
+-- src/holds.rs:14
+-- pg_retention::holds::_place_hold
+CREATE OR REPLACE FUNCTION "_place_hold"(
+	"reason" TEXT, /* & str */
+	"kind" TEXT, /* Option < & str > */
+	"subject_id" TEXT, /* Option < & str > */
+	"target" oid, /* Option < pg_sys :: Oid > */
+	"filter" TEXT, /* Option < & str > */
+	"until" timestamp with time zone /* Option < TimestampWithTimeZone > */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'place_hold_wrapper';
+
+-- src/preview.rs:33
+-- pg_retention::preview::_preview
+CREATE OR REPLACE FUNCTION "_preview"(
+	"policy_name" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"target" TEXT,  /* String */
+	"action" TEXT,  /* String */
+	"cutoff" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"due_rows" bigint,  /* Option < i64 > */
+	"clock_indexed" bool,  /* Option < bool > */
+	"paused" bool,  /* bool */
+	"note" TEXT  /* Option < String > */
+)
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'preview_wrapper';
+
+-- src/erasure/proof.rs:166
+-- pg_retention::erasure::proof::_reapply_erasures
+CREATE OR REPLACE FUNCTION "_reapply_erasures"(
+	"since" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"ledger" jsonb /* Option < JsonB > */
+) RETURNS TABLE (
+	"kind" TEXT,  /* String */
+	"subject_blind_index" TEXT,  /* String */
+	"request" bigint,  /* Option < i64 > */
+	"status" TEXT  /* String */
+)
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'reapply_erasures_wrapper';
+
+-- src/erasure/requests.rs:234
+-- pg_retention::erasure::requests::_refuse_request
+CREATE OR REPLACE FUNCTION "_refuse_request"(
+	"id" bigint, /* i64 */
+	"ground" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'refuse_request_wrapper';
+
+-- src/erasure/subjects.rs:57
+-- pg_retention::erasure::subjects::_register_subject
+CREATE OR REPLACE FUNCTION "_register_subject"(
+	"kind" TEXT, /* & str */
+	"root" oid, /* pg_sys :: Oid */
+	"id_column" TEXT, /* & str */
+	"follow_foreign_keys" bool /* bool */
+) RETURNS INT /* i32 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'register_subject_wrapper';
+
+-- src/holds.rs:111
+-- pg_retention::holds::_release_hold
+CREATE OR REPLACE FUNCTION "_release_hold"(
+	"id" bigint /* i64 */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'release_hold_wrapper';
+
+-- src/erasure/requests.rs:16
+-- pg_retention::erasure::requests::_request_erasure
+CREATE OR REPLACE FUNCTION "_request_erasure"(
+	"kind" TEXT, /* & str */
+	"subject_id" TEXT, /* & str */
+	"reference" TEXT, /* Option < & str > */
+	"received_at" timestamp with time zone /* TimestampWithTimeZone */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'request_erasure_wrapper';
+
+-- src/stage/restrict.rs:40
+-- pg_retention::stage::restrict::_restrict
+CREATE OR REPLACE FUNCTION "_restrict"(
+	"target" oid /* pg_sys :: Oid */
+) RETURNS TEXT /* String */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'restrict_wrapper';
+
+-- src/upgrade.rs:46
+-- pg_retention::upgrade::_revalidate_declared
+CREATE OR REPLACE FUNCTION "_revalidate_declared"() RETURNS bigint /* i64 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'revalidate_declared_wrapper';
+
+-- src/engine/mod.rs:137
+-- pg_retention::engine::_run_batch
+CREATE OR REPLACE FUNCTION "_run_batch"(
+	"item" bigint, /* i64 */
+	"size" INT DEFAULT NULL /* Option < i32 > */
+) RETURNS TABLE (
+	"more" bool,  /* bool */
+	"pause" double precision,  /* f64 */
+	"rows" bigint,  /* i64 */
+	"next_size" INT  /* Option < i32 > */
+)
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'run_batch_wrapper';
+
+-- src/engine/mod.rs:498
+-- pg_retention::engine::_run_close
+CREATE OR REPLACE FUNCTION "_run_close"(
+	"item" bigint /* i64 */
+) RETURNS void
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'run_close_wrapper';
+
+-- src/engine/mod.rs:511
+-- pg_retention::engine::_run_fail
+CREATE OR REPLACE FUNCTION "_run_fail"(
+	"item" bigint, /* i64 */
+	"sqlstate" TEXT, /* & str */
+	"message" TEXT, /* Option < & str > */
+	"table" TEXT, /* Option < & str > */
+	"constraint" TEXT, /* Option < & str > */
+	"column" TEXT /* Option < & str > */
+) RETURNS void
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'run_fail_wrapper';
+
+-- src/engine/mod.rs:40
+-- pg_retention::engine::_run_open
+CREATE OR REPLACE FUNCTION "_run_open"(
+	"policy_name" TEXT, /* Option < & str > */
+	"top_level" bool /* bool */
+) RETURNS bigint[] /* Vec < i64 > */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'run_open_wrapper';
+
+-- src/engine/mod.rs:467
+-- pg_retention::engine::_run_retry
+CREATE OR REPLACE FUNCTION "_run_retry"(
+	"item" bigint, /* i64 */
+	"size" INT, /* Option < i32 > */
+	"sqlstate" TEXT /* & str */
+) RETURNS INT /* Option < i32 > */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'run_retry_wrapper';
+
+-- src/schedule.rs:66
+-- pg_retention::schedule::_schedule
+CREATE OR REPLACE FUNCTION "_schedule"(
+	"cron" TEXT, /* & str */
+	"policy_name" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'schedule_wrapper';
+
+-- src/stage/masks.rs:390
+-- pg_retention::stage::masks::_set_mask
+CREATE OR REPLACE FUNCTION "_set_mask"(
+	"policy_name" TEXT, /* & str */
+	"column_name" TEXT, /* & str */
+	"strategy" TEXT, /* & str */
+	"options" jsonb /* Option < JsonB > */
+) RETURNS void
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'set_mask_wrapper';
+
+-- src/policy.rs:557
+-- pg_retention::policy::_set_paused
+CREATE OR REPLACE FUNCTION "_set_paused"(
+	"name" TEXT, /* & str */
+	"paused" bool /* bool */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'set_paused_wrapper';
+
+-- src/lib.rs:50
+-- requires:
+--   policy::alter_policy
+--   policy::create_policy
+--   policy::drop_policy
+--   policy::set_paused
+
+------------------------------------------------------------------------------
+-- Policies
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION retention.create_policy(
+    name         text,
+    target       regclass,
+    clock        text,
+    purge_after  interval,
+    filter       text     DEFAULT NULL,
+    batch_size   integer  DEFAULT 1000,
+    batch_pause  interval DEFAULT interval '0',
+    skip_locked  boolean  DEFAULT true,
+    purpose      text     DEFAULT NULL,
+    legal_basis  text     DEFAULT NULL,
+    lock_timeout interval DEFAULT interval '2 seconds',
+    statement_timeout interval DEFAULT interval '1 minute',
+    max_run_time interval DEFAULT NULL,
+    max_rows_per_second integer DEFAULT NULL,
+    drop_partitions boolean DEFAULT true,
+    archive_schema text DEFAULT NULL,
+    min_retention interval DEFAULT NULL,
+    min_retention_ground text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE sql VOLATILE
+RETURN retention._create_policy("name" => $1, "target" => $2::oid, "clock" => $3, "purge_after" => $4, "filter" => $5, "batch_size" => $6, "batch_pause" => $7, "skip_locked" => $8, "purpose" => $9, "legal_basis" => $10, "lock_timeout" => $11, "statement_timeout" => $12, "max_run_time" => $13, "max_rows_per_second" => $14, "drop_partitions" => $15, "archive_schema" => $16, "min_retention" => $17, "min_retention_ground" => $18);
+
+COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text) IS
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner; these rights are checked again before every batch, and batches run as the tables owner (its triggers and row security run with the rights of the role that wrote them). CLOCK and FILTER may use only built-in functions, operators and types, and are stored in the canonical form the server prints. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. MIN_RETENTION with MIN_RETENTION_GROUND records a statutory minimum (e.g. 10 years, HGB §257 / AO §147): a purge stage earlier than it is refused. Rows under a legal hold (retention.place_hold) are never marked, anonymised or purged. Returns the policy id.';
+
+CREATE OR REPLACE FUNCTION retention.alter_policy(
+    name         text,
+    new_name     text     DEFAULT NULL,
+    clock        text     DEFAULT NULL,
+    purge_after  interval DEFAULT NULL,
+    filter       text     DEFAULT NULL,
+    drop_filter  boolean  DEFAULT false,
+    batch_size   integer  DEFAULT NULL,
+    batch_pause  interval DEFAULT NULL,
+    skip_locked  boolean  DEFAULT NULL,
+    purpose      text     DEFAULT NULL,
+    legal_basis  text     DEFAULT NULL,
+    lock_timeout interval DEFAULT NULL,
+    statement_timeout interval DEFAULT NULL,
+    max_run_time interval DEFAULT NULL,
+    max_rows_per_second integer DEFAULT NULL,
+    no_max_run_time boolean DEFAULT false,
+    no_rate_limit boolean DEFAULT false,
+    drop_partitions boolean DEFAULT NULL,
+    archive_schema text DEFAULT NULL,
+    no_archive boolean DEFAULT false
+) RETURNS bigint
+LANGUAGE sql VOLATILE
+RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20);
+
+COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean) IS
+'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
+
+CREATE OR REPLACE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._drop_policy("name" => $1, "if_exists" => $2);
+
+COMMENT ON FUNCTION retention.drop_policy(text, boolean) IS
+'Removes policy NAME; its run history stays in retention.runs. Returns true if a policy was dropped.';
+
+CREATE OR REPLACE FUNCTION retention.pause_policy(name text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._set_paused("name" => $1, "paused" => true);
+
+COMMENT ON FUNCTION retention.pause_policy(text) IS
+'Pauses policy NAME: runs skip it (a run in progress stops before its next batch) until resume_policy. Returns true if the state changed.';
+
+CREATE OR REPLACE FUNCTION retention.resume_policy(name text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._set_paused("name" => $1, "paused" => false);
+
+COMMENT ON FUNCTION retention.resume_policy(text) IS
+'Resumes a paused policy. Returns true if the state changed.';
+
+-- src/erasure/subjects.rs:321
+-- pg_retention::erasure::subjects::_set_subject_table
+CREATE OR REPLACE FUNCTION "_set_subject_table"(
+	"kind" TEXT, /* & str */
+	"target" oid, /* pg_sys :: Oid */
+	"action" TEXT, /* Option < & str > */
+	"min_retention" interval, /* Option < Interval > */
+	"legal_ground" TEXT, /* Option < & str > */
+	"clock" TEXT, /* Option < & str > */
+	"mask_policy" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'set_subject_table_wrapper';
+
+-- src/mask.rs:182
+-- pg_retention::mask::_stage_pseudonym
+CREATE OR REPLACE FUNCTION "_stage_pseudonym"(
+	"value" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'stage_pseudonym_wrapper';
+
+-- src/status.rs:33
+-- pg_retention::status::_status
+CREATE OR REPLACE FUNCTION "_status"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"target" TEXT,  /* String */
+	"state" TEXT,  /* String */
+	"stages" TEXT,  /* String */
+	"last_run_started" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"last_run_finished" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"last_status" TEXT,  /* Option < String > */
+	"last_error" TEXT,  /* Option < String > */
+	"last_success" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"schedule" TEXT,  /* Option < String > */
+	"next_run" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"backlog_estimate" bigint,  /* Option < i64 > */
+	"runs_total" bigint,  /* i64 */
+	"runs_failed_total" bigint,  /* i64 */
+	"rows_purged_total" bigint,  /* i64 */
+	"rows_anonymised_total" bigint,  /* i64 */
+	"rows_marked_total" bigint  /* i64 */
+)
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'status_wrapper';
+
+-- src/erasure/subjects.rs:495
+-- pg_retention::erasure::subjects::_subject_map
+CREATE OR REPLACE FUNCTION "_subject_map"(
+	"kind" TEXT /* & str */
+) RETURNS TABLE (
+	"target" TEXT,  /* String */
+	"link" TEXT,  /* String */
+	"depth" INT,  /* i32 */
+	"path" TEXT,  /* String */
+	"action" TEXT,  /* String */
+	"min_retention" interval,  /* Option < Interval > */
+	"legal_ground" TEXT,  /* Option < String > */
+	"indexed" bool,  /* bool */
+	"warning" TEXT  /* Option < String > */
+)
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'subject_map_wrapper';
+
+-- src/stage/restrict.rs:94
+-- pg_retention::stage::restrict::_unrestrict
+CREATE OR REPLACE FUNCTION "_unrestrict"(
+	"target" oid /* pg_sys :: Oid */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'unrestrict_wrapper';
+
+-- src/schedule.rs:90
+-- pg_retention::schedule::_unschedule
+CREATE OR REPLACE FUNCTION "_unschedule"(
+	"policy_name" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'unschedule_wrapper';
+
+-- src/audit.rs:210
+-- pg_retention::audit::_verify_audit
+CREATE OR REPLACE FUNCTION "_verify_audit"(
+	"anchor" jsonb DEFAULT NULL /* Option < JsonB > */
+) RETURNS TABLE (
+	"ok" bool,  /* bool */
+	"entries" bigint,  /* i64 */
+	"first_broken_id" bigint,  /* Option < i64 > */
+	"problem" TEXT,  /* Option < String > */
+	"head_hash" TEXT  /* Option < String > */
+)
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'verify_audit_wrapper';
+
+-- src/mask.rs:93
+-- pg_retention::mask::mask_email
+CREATE OR REPLACE FUNCTION "mask_email"(
+	"value" TEXT, /* & str */
+	"keep_domain" bool DEFAULT true /* bool */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_email_wrapper';
+
+-- src/mask.rs:271
+-- pg_retention::mask::mask_generalise
+CREATE OR REPLACE FUNCTION "mask_generalise"(
+	"value" date, /* Date */
+	"unit" TEXT DEFAULT 'year' /* & str */
+) RETURNS date /* Date */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_generalise_date_wrapper';
+
+-- src/mask.rs:311
+-- pg_retention::mask::mask_generalise
+CREATE OR REPLACE FUNCTION "mask_generalise"(
+	"value" inet, /* Option < Inet > */
+	"bits" INT DEFAULT NULL /* Option < i32 > */
+) RETURNS inet /* Option < Inet > */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_generalise_inet_wrapper';
+
+-- src/mask.rs:278
+-- pg_retention::mask::mask_generalise
+CREATE OR REPLACE FUNCTION "mask_generalise"(
+	"value" bigint, /* i64 */
+	"width" bigint /* i64 */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_generalise_int_wrapper';
+
+-- src/mask.rs:214
+-- pg_retention::mask::mask_hash_random
+CREATE OR REPLACE FUNCTION "mask_hash_random"(
+	"value" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_hash_random_wrapper';
+
+-- src/mask.rs:137
+-- pg_retention::mask::mask_hmac
+CREATE OR REPLACE FUNCTION "mask_hmac"(
+	"value" TEXT, /* & str */
+	"key" bytea /* & [u8] */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_hmac_wrapper';
+
+-- src/mask.rs:362
+-- pg_retention::mask::mask_jsonb_drop
+CREATE OR REPLACE FUNCTION "mask_jsonb_drop"(
+	"value" jsonb, /* JsonB */
+	"keys" TEXT[] /* Vec < Option < String > > */
+) RETURNS jsonb /* JsonB */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_jsonb_drop_wrapper';
+
+-- src/mask.rs:341
+-- pg_retention::mask::mask_noise
+CREATE OR REPLACE FUNCTION "mask_noise"(
+	"value" date, /* Date */
+	"days" INT /* i32 */
+) RETURNS date /* Date */
+STRICT VOLATILE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_noise_date_wrapper';
+
+-- src/mask.rs:325
+-- pg_retention::mask::mask_noise
+CREATE OR REPLACE FUNCTION "mask_noise"(
+	"value" double precision, /* f64 */
+	"amount" double precision /* f64 */
+) RETURNS double precision /* f64 */
+STRICT VOLATILE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_noise_float_wrapper';
+
+-- src/mask.rs:332
+-- pg_retention::mask::mask_noise
+CREATE OR REPLACE FUNCTION "mask_noise"(
+	"value" bigint, /* i64 */
+	"amount" bigint /* i64 */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_noise_int_wrapper';
+
+-- src/mask.rs:54
+-- pg_retention::mask::mask_partial
+CREATE OR REPLACE FUNCTION "mask_partial"(
+	"value" TEXT, /* & str */
+	"keep_start" INT DEFAULT 1, /* i32 */
+	"keep_end" INT DEFAULT 0, /* i32 */
+	"fill" TEXT DEFAULT '*' /* & str */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'mask_partial_wrapper';
+
+-- src/mask.rs:197
+-- pg_retention::mask::pseudonym
+CREATE OR REPLACE FUNCTION "pseudonym"(
+	"value" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'pseudonym_wrapper';
+
+-- src/mask.rs:205
+-- pg_retention::mask::rotate_pseudonym_key
+CREATE OR REPLACE FUNCTION "rotate_pseudonym_key"() RETURNS timestamp with time zone /* pgrx :: datum :: TimestampWithTimeZone */
+STRICT VOLATILE
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'rotate_pseudonym_key_wrapper';
+
+-- src/triggers.rs:59
+-- pg_retention::triggers::refuse_restricted_update
+CREATE OR REPLACE FUNCTION retention.refuse_restricted_update() RETURNS trigger LANGUAGE c AS 'pg_retention-0.2.0', 'refuse_restricted_update_wrapper';
+
+-- src/lib.rs:60
+-- requires:
+--   api_policies
+--   stage::add_stage
+--   stage::drop_stage
+--   stage::masks::drop_mask
+--   stage::masks::set_mask
+--   stage::restrict::restrict
+--   stage::restrict::unrestrict
+--   triggers::refuse_restricted_update
+
+------------------------------------------------------------------------------
+-- Lifecycle stages and masks
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION retention.add_stage(
+    policy       text,
+    after        interval,
+    action       text,
+    column_name  text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE sql VOLATILE
+RETURN retention._add_stage("policy_name" => $1, "after" => $2, "action" => $3, "column_name" => $4);
+
+COMMENT ON FUNCTION retention.add_stage(text, interval, text, text) IS
+'Adds a stage to policy POLICY, applied to rows whose clock is older than AFTER. ACTION is ''mark'' (restrict, GDPR Art. 18: sets COLUMN_NAME, a timestamptz or boolean column, to now()/true), ''anonymise'' or ''anonymize'' (applies the masks of retention.set_mask once and records it in COLUMN_NAME) or ''purge'' (deletes; the same as create_policy''s purge_after). One stage per action; ages must increase mark < anonymise < purge. The policy owner needs UPDATE (mark, anonymise) or DELETE (purge) on the table. Returns the policy id.';
+
+CREATE OR REPLACE FUNCTION retention.drop_stage(policy text, action text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._drop_stage("policy_name" => $1, "action" => $2);
+
+COMMENT ON FUNCTION retention.drop_stage(text, text) IS
+'Removes the stage ACTION (mark, anonymise, purge) from policy POLICY. Rows already marked or anonymised keep their state. Returns true if there was such a stage.';
+
+CREATE OR REPLACE FUNCTION retention.set_mask(
+    policy       text,
+    column_name  text,
+    strategy     text,
+    options      jsonb DEFAULT '{}'
+) RETURNS void
+LANGUAGE sql VOLATILE
+RETURN retention._set_mask("policy_name" => $1, "column_name" => $2, "strategy" => $3, "options" => $4);
+
+COMMENT ON FUNCTION retention.set_mask(text, text, text, jsonb) IS
+'Declares how the anonymise stage of policy POLICY masks COLUMN_NAME: STRATEGY is one of retention.mask_strategies, OPTIONS its settings, e.g. set_mask(''orders_lifecycle'', ''email'', ''email'', ''{"keep_domain": false}''). Validated now against the column''s type. Replaces an earlier mask of the same column.';
+
+CREATE OR REPLACE FUNCTION retention.drop_mask(policy text, column_name text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._drop_mask("policy_name" => $1, "column_name" => $2);
+
+COMMENT ON FUNCTION retention.drop_mask(text, text) IS
+'Removes the mask of COLUMN_NAME from policy POLICY. Returns true if there was one.';
+
+CREATE OR REPLACE FUNCTION retention.restrict(target regclass)
+RETURNS text
+LANGUAGE sql VOLATILE
+RETURN retention._restrict("target" => $1::oid);
+
+COMMENT ON FUNCTION retention.restrict(regclass) IS
+'Makes marked rows of TARGET restricted in practice (GDPR Art. 18): a restrictive row-security policy hides them from every role except the table owner, superusers, roles with BYPASSRLS and members of retention_admin, and a trigger refuses UPDATEs of them by anyone except pg_retention''s own stages. Needs a policy with a mark stage on TARGET; the caller must own the table.';
+
+CREATE OR REPLACE FUNCTION retention.unrestrict(target regclass)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._unrestrict("target" => $1::oid);
+
+COMMENT ON FUNCTION retention.unrestrict(regclass) IS
+'Removes what retention.restrict installed on TARGET. Returns true if the table was restricted.';
+
+COMMENT ON FUNCTION retention.refuse_restricted_update() IS
+'Trigger function installed by retention.restrict: refuses UPDATEs of rows whose marker column (the trigger argument) is set, except by pg_retention''s stages.';
+
+CREATE OR REPLACE FUNCTION retention.touch()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col text;
+    ty  regtype;
+BEGIN
+    IF TG_NARGS <> 1 OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+        RAISE EXCEPTION 'retention.touch() must be a BEFORE INSERT OR UPDATE ... FOR EACH ROW trigger with the clock column as its argument'
+            USING ERRCODE = 'trigger_protocol_violated',
+                  HINT = 'CREATE TRIGGER ... BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION retention.touch(''last_activity_at'')';
+    END IF;
+    -- pg_retention's own stage writes (mark, anonymise) never restart a
+    -- row's retention period.
+    IF pg_catalog.current_setting('retention.stage_write', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
+    col := TG_ARGV[0];
+    SELECT a.atttypid::regtype INTO ty
+      FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF ty IS NULL THEN
+        RAISE EXCEPTION 'column "%" of %.% does not exist', col, TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'undefined_column', HINT = 'Give retention.touch() the name of the clock column.';
+    END IF;
+    IF ty NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'column "%" of %.% is of type %, not timestamptz, timestamp or date', col, TG_TABLE_SCHEMA, TG_TABLE_NAME, ty
+            USING ERRCODE = 'datatype_mismatch', HINT = 'retention.touch() resets a clock column to the current time.';
+    END IF;
+    NEW := jsonb_populate_record(NEW, jsonb_build_object(col,
+        CASE ty WHEN 'date'::regtype THEN to_jsonb(current_date)
+                WHEN 'timestamp'::regtype THEN to_jsonb(localtimestamp)
+                ELSE to_jsonb(now()) END));
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION retention.touch() IS
+'Trigger function for applications: resets the clock column given as argument to the current time on INSERT and UPDATE, e.g. CREATE TRIGGER touch BEFORE INSERT OR UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION retention.touch(''last_activity_at''), so that activity restarts a row''s retention period.';
+
+-- src/lib.rs:74
+-- requires:
+--   api_stages
+--   engine::run_batch
+--   engine::run_close
+--   engine::run_fail
+--   engine::run_open
+--   engine::run_retry
+--   preview::preview
+--   schedule::schedule
+--   schedule::unschedule
+
+------------------------------------------------------------------------------
+-- Preview and run
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION retention.preview(policy text DEFAULT NULL)
+RETURNS TABLE (
+    policy        text,
+    target        text,
+    action        text,
+    cutoff        timestamptz,
+    due_rows      bigint,
+    clock_indexed boolean,
+    paused        boolean,
+    note          text
+)
+LANGUAGE sql STABLE
+BEGIN ATOMIC SELECT * FROM retention._preview("policy_name" => $1); END;
+
+COMMENT ON FUNCTION retention.preview(text) IS
+'Shows, per policy (or for the one named) and stage, what a run would do now: the cutoff, how many rows are due for that stage (rows due for an older stage are counted there), whether an index serves the clock, and notes. Changes nothing. Counting runs as the table''s owner.';
+
+CREATE OR REPLACE PROCEDURE retention.run(policy text DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+-- No SET clause here: a procedure with one cannot COMMIT. Every name is
+-- schema-qualified instead.
+DECLARE
+    items        bigint[];
+    item         bigint;
+    i            integer;
+    more         boolean;
+    pause        float8;
+    size         integer;
+    next_size    integer;
+    failed       boolean;
+    retryable    boolean;
+    cancelled    boolean := false;
+    e_state      text;
+    e_msg        text;
+    e_table      text;
+    e_constraint text;
+    e_column     text;
+    isolation    text;
+    path         text;
+BEGIN
+    items := retention._run_open("policy_name" => policy, "top_level" => true);
+    -- Every batch commits on its own and re-reads the rows it changes:
+    -- the run's transactions are READ COMMITTED whatever the session's
+    -- default (restored at the end).
+    isolation := pg_catalog.current_setting('default_transaction_isolation');
+    PERFORM pg_catalog.set_config('default_transaction_isolation', 'read committed', false);
+    -- Names and operators in this body resolve in pg_catalog only, whatever
+    -- the caller's search_path (a SET clause would forbid COMMIT).
+    path := pg_catalog.current_setting('search_path');
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
+    COMMIT;
+    FOR i IN 1 .. coalesce(pg_catalog.array_length(items, 1), 0) LOOP
+        item := items[i];
+        IF cancelled THEN
+            PERFORM retention._run_fail("item" => item, "sqlstate" => '57014', "message" => 'run cancelled before this policy was processed', "table" => NULL, "constraint" => NULL, "column" => NULL);
+            COMMIT;
+            CONTINUE;
+        END IF;
+        failed := false;
+        size := NULL;
+        LOOP
+            retryable := false;
+            BEGIN
+                SELECT b.more, b.pause, b.next_size INTO more, pause, next_size
+                  FROM retention._run_batch("item" => item, "size" => size) AS b;
+            EXCEPTION
+                WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+                    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT;
+                    retryable := true;
+                WHEN query_canceled THEN
+                    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT;
+                    IF e_msg LIKE '%statement timeout%' THEN
+                        retryable := true;
+                    ELSE
+                        failed := true;
+                        cancelled := true;
+                        e_msg := 'run cancelled';
+                        e_table := NULL; e_constraint := NULL; e_column := NULL;
+                    END IF;
+                WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS
+                        e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_table = TABLE_NAME,
+                        e_constraint = CONSTRAINT_NAME, e_column = COLUMN_NAME;
+                    failed := true;
+            END;
+            IF retryable THEN
+                -- The failed batch was rolled back; retry it with half the rows
+                -- (-1: the caller's own statement_timeout expired: stop).
+                size := retention._run_retry("item" => item, "size" => size, "sqlstate" => e_state);
+                IF size OPERATOR(pg_catalog.=) -1 THEN
+                    size := NULL;
+                    failed := true;
+                    cancelled := true;
+                    e_msg := 'run cancelled: the statement_timeout of the calling session expired';
+                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                ELSIF size IS NULL THEN
+                    failed := true;
+                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                ELSE
+                    COMMIT;
+                    CONTINUE;
+                END IF;
+            END IF;
+            EXIT WHEN failed;
+            COMMIT;
+            EXIT WHEN NOT more;
+            size := next_size;
+            IF pause > 0 THEN
+                BEGIN
+                    PERFORM pg_catalog.pg_sleep(pause);
+                EXCEPTION WHEN query_canceled THEN
+                    failed := true;
+                    cancelled := true;
+                    e_state := '57014';
+                    e_msg := 'run cancelled';
+                    e_table := NULL; e_constraint := NULL; e_column := NULL;
+                END;
+                EXIT WHEN failed;
+            END IF;
+        END LOOP;
+        IF failed THEN
+            PERFORM retention._run_fail("item" => item, "sqlstate" => e_state, "message" => e_msg, "table" => e_table, "constraint" => e_constraint, "column" => e_column);
+        ELSE
+            PERFORM retention._run_close("item" => item);
+        END IF;
+        COMMIT;
+    END LOOP;
+    -- Pending erasure requests are processed by every full run.
+    IF policy IS NULL AND NOT cancelled THEN
+        CALL retention.process_erasures();
+    END IF;
+    PERFORM pg_catalog.set_config('default_transaction_isolation', isolation, false);
+    PERFORM pg_catalog.set_config('search_path', path, false);
+    IF cancelled THEN
+        RAISE EXCEPTION 'retention.run() was cancelled' USING ERRCODE = 'query_canceled',
+            HINT = 'Committed batches are kept; the next run continues where this one stopped.';
+    END IF;
+END
+$proc$;
+
+COMMENT ON PROCEDURE retention.run(text) IS
+'Runs the due work of every active policy (or of the one named): applies the purge, anonymise and mark stages (oldest first) in batches, committing after each, with one cutoff per policy fixed at the start. Logs one row per policy in retention.runs. Call it at top level (CALL retention.run()), e.g. from pg_cron; a failing policy is logged and the run goes on with the next.';
+
+CREATE OR REPLACE FUNCTION retention.schedule(cron text DEFAULT '0 3 * * *', policy text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+RETURN retention._schedule("cron" => $1, "policy_name" => $2);
+
+COMMENT ON FUNCTION retention.schedule(text, text) IS
+'Creates (or replaces) the pg_cron job that runs CALL retention.run() in this database on schedule CRON (pg_cron syntax, default 03:00 daily), as the calling role; with POLICY, a job for that policy alone. Needs pg_cron preloaded and installed in this database (cron.database_name). Returns the pg_cron job id.';
+
+CREATE OR REPLACE FUNCTION retention.unschedule(policy text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._unschedule("policy_name" => $1);
+
+COMMENT ON FUNCTION retention.unschedule(text) IS
+'Removes the pg_cron job created by retention.schedule (for POLICY, if given). Returns true if there was one.';
+
+-- src/triggers.rs:100
+-- pg_retention::triggers::request_erasure_trigger
+CREATE OR REPLACE FUNCTION retention.request_erasure_trigger() RETURNS trigger LANGUAGE c AS 'pg_retention-0.2.0', 'request_erasure_trigger_wrapper';
+
+-- src/lib.rs:89
+-- requires:
+--   api_run
+--   audit::audit_anchor
+--   audit::verify_audit
+--   erasure::erase::erase_subject
+--   erasure::proof::erasure_certificate
+--   erasure::proof::erasure_ledger
+--   erasure::proof::reapply_erasures
+--   erasure::requests::extend_request
+--   erasure::requests::refuse_request
+--   erasure::requests::request_erasure
+--   erasure::subjects::add_subject_table
+--   erasure::subjects::drop_subject
+--   erasure::subjects::register_subject
+--   erasure::subjects::set_subject_table
+--   erasure::subjects::subject_map
+--   holds::place_hold
+--   holds::release_hold
+--   triggers::request_erasure_trigger
+
+------------------------------------------------------------------------------
+-- Right to erasure: subjects, requests, holds, proof
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION retention.register_subject(kind text, root regclass, id_column text,
+                                           follow_foreign_keys boolean DEFAULT true)
+RETURNS integer LANGUAGE sql VOLATILE
+RETURN retention._register_subject("kind" => $1, "root" => $2::oid, "id_column" => $3, "follow_foreign_keys" => $4);
+COMMENT ON FUNCTION retention.register_subject(text, regclass, text, boolean) IS
+'Declares a kind of data subject (e.g. customer): ROOT is the table with one row per subject, ID_COLUMN its id. Tables referencing the root by foreign key are found at any depth (FOLLOW_FOREIGN_KEYS); a cycle is refused. Each found table is purged on erasure unless changed with set_subject_table. Returns the number of tables in the map.';
+
+CREATE OR REPLACE FUNCTION retention.add_subject_table(kind text, target regclass, column_name text,
+                                            matches text DEFAULT NULL, action text DEFAULT 'purge')
+RETURNS integer LANGUAGE sql VOLATILE
+RETURN retention._add_subject_table("kind" => $1, "target" => $2::oid, "column_name" => $3, "matches" => $4, "action" => $5);
+COMMENT ON FUNCTION retention.add_subject_table(text, regclass, text, text, text) IS
+'Adds a table linked to the subject by value: rows whose COLUMN_NAME equals the root row''s MATCHES column (e.g. the e-mail address), or the subject id itself when MATCHES is NULL. ACTION is purge or anonymise.';
+
+CREATE OR REPLACE FUNCTION retention.set_subject_table(kind text, target regclass, action text DEFAULT NULL,
+                                            min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
+                                            clock text DEFAULT NULL, mask_policy text DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE
+RETURN retention._set_subject_table("kind" => $1, "target" => $2::oid, "action" => $3, "min_retention" => $4, "legal_ground" => $5, "clock" => $6, "mask_policy" => $7);
+COMMENT ON FUNCTION retention.set_subject_table(text, regclass, text, interval, text, text, text) IS
+'Sets the erasure ACTION of a table in the subject map (purge, or anonymise) and a statutory minimum: rows whose CLOCK is younger than MIN_RETENTION are kept, restricted and minimised instead of erased, naming LEGAL_GROUND (e.g. HGB §257, AO §147). Anonymising uses the masks of MASK_POLICY, a policy on the table that the caller controls; without it, the one such policy with masks (an error if there are several). The choice is recorded: masks of policies other roles declare are never used.';
+
+CREATE OR REPLACE FUNCTION retention.drop_subject(kind text)
+RETURNS boolean LANGUAGE sql VOLATILE
+RETURN retention._drop_subject("kind" => $1);
+COMMENT ON FUNCTION retention.drop_subject(text) IS 'Removes a subject kind and its map (requests and the audit log stay).';
+
+CREATE OR REPLACE FUNCTION retention.subject_map(kind text)
+RETURNS TABLE (target text, link text, depth integer, path text, action text, min_retention interval,
+               legal_ground text, indexed boolean, warning text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC SELECT * FROM retention._subject_map("kind" => $1); END;
+COMMENT ON FUNCTION retention.subject_map(text) IS
+'The tables where a kind of subject''s data lives: how each is linked (root, foreign key path, value), the erasure action, statutory minimum, and a warning where the subject column has no index.';
+
+CREATE OR REPLACE FUNCTION retention.request_erasure(kind text, subject_id text, reference text DEFAULT NULL,
+                                          received_at timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE sql VOLATILE
+RETURN retention._request_erasure("kind" => $1, "subject_id" => $2, "reference" => $3, "received_at" => $4);
+COMMENT ON FUNCTION retention.request_erasure(text, text, text, timestamptz) IS
+'Records an erasure request (GDPR Art. 17) for the subject SUBJECT_ID of KIND, due one month after RECEIVED_AT (Art. 12(3)). The id is kept only until the request is processed; the audit log only ever sees its blind index. Returns the request id.';
+
+CREATE OR REPLACE FUNCTION retention.extend_request(request bigint, months integer, reason text)
+RETURNS timestamptz LANGUAGE sql VOLATILE
+RETURN retention._extend_request("id" => $1, "months" => $2, "reason" => $3);
+COMMENT ON FUNCTION retention.extend_request(bigint, integer, text) IS
+'Extends a pending request''s deadline by MONTHS (at most two in all), within the first month, with the REASON given to the subject (GDPR Art. 12(3)). Returns the new due date.';
+
+CREATE OR REPLACE FUNCTION retention.refuse_request(request bigint, ground text)
+RETURNS text LANGUAGE sql VOLATILE
+RETURN retention._refuse_request("id" => $1, "ground" => $2);
+COMMENT ON FUNCTION retention.refuse_request(bigint, text) IS
+'Refuses a pending request on a ground of GDPR Art. 17(3): ''17(3)(a)'' … ''17(3)(e)''. Returns the ground as recorded.';
+
+CREATE OR REPLACE FUNCTION retention.place_hold(reason text, kind text DEFAULT NULL, subject_id text DEFAULT NULL,
+                                     target regclass DEFAULT NULL, filter text DEFAULT NULL,
+                                     until timestamptz DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE
+RETURN retention._place_hold("reason" => $1, "kind" => $2, "subject_id" => $3, "target" => $4::oid, "filter" => $5, "until" => $6);
+COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, timestamptz) IS
+'Places a legal hold (a tax audit, a lawsuit) on a subject (KIND, SUBJECT_ID; stored as blind index only), a whole table (TARGET) or part of one (TARGET, FILTER), optionally UNTIL a date. Held rows are never marked, anonymised, purged or erased; runs and certificates count and name the hold. Returns the hold id.';
+
+CREATE OR REPLACE FUNCTION retention.release_hold(hold bigint)
+RETURNS boolean LANGUAGE sql VOLATILE
+RETURN retention._release_hold("id" => $1);
+COMMENT ON FUNCTION retention.release_hold(bigint) IS 'Releases a legal hold. Returns true if it was active.';
+
+CREATE OR REPLACE PROCEDURE retention.process_erasures()
+LANGUAGE plpgsql
+AS $proc$
+-- Erases each pending subject in its own transaction (atomically per
+-- subject), oldest deadline first.
+DECLARE
+    req       bigint;
+    e_state   text;
+    isolation text := pg_catalog.current_setting('default_transaction_isolation');
+    path      text := pg_catalog.current_setting('search_path');
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
+    -- One READ COMMITTED transaction per subject, whatever the session's
+    -- default (restored at the end).
+    PERFORM pg_catalog.set_config('default_transaction_isolation', 'read committed', false);
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        COMMIT;
+    END IF;
+    FOR req IN SELECT r.id FROM retention.requests r
+                WHERE r.status OPERATOR(pg_catalog.=) 'received' ORDER BY r.due_at, r.id LOOP
+        BEGIN
+            PERFORM retention._erase_subject("request" => req);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE;
+            RAISE WARNING 'erasure request % failed with SQLSTATE %; it stays pending', req, e_state;
+        END;
+        COMMIT;
+    END LOOP;
+    PERFORM pg_catalog.set_config('default_transaction_isolation', isolation, false);
+    PERFORM pg_catalog.set_config('search_path', path, false);
+END
+$proc$;
+COMMENT ON PROCEDURE retention.process_erasures() IS
+'Processes every pending erasure request: erases the subject across its tables in foreign-key-safe order (deepest first) in one transaction per subject, keeping rows under a hold or a statutory minimum. Also run at the end of CALL retention.run().';
+
+COMMENT ON FUNCTION retention.request_erasure_trigger() IS
+'Trigger function for applications: files an erasure request for the row''s subject (arguments: kind, id column), e.g. when an account is flagged for deletion; a subject with a pending request is not filed twice. Runs with the rights of the role whose change fires it, which must be a member of the kind''s owner or hold DELETE on the kind''s root table.';
+
+CREATE OR REPLACE FUNCTION retention.verify_audit(anchor jsonb DEFAULT NULL)
+RETURNS TABLE (ok boolean, entries bigint, first_broken_id bigint, problem text, head_hash text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC SELECT * FROM retention._verify_audit("anchor" => $1); END;
+COMMENT ON FUNCTION retention.verify_audit(jsonb) IS
+'Recomputes the audit log''s hash chain; names the first entry that was altered, removed or reordered. With ANCHOR (a value of retention.audit_anchor() kept outside the database) it also checks that the entry the anchor names is still there, unchanged, and that the chain has not shrunk: removing entries from the end of the chain is found only this way.';
+
+CREATE OR REPLACE FUNCTION retention.audit_anchor()
+RETURNS jsonb LANGUAGE sql STABLE
+RETURN retention._audit_anchor();
+COMMENT ON FUNCTION retention.audit_anchor() IS
+'The audit chain''s anchor: its number of entries and its newest entry''s id and hash. Keep it outside the database (retention.erasure_ledger() includes one) and pass it to retention.verify_audit(anchor) later: entries removed from the end of the chain are found that way.';
+
+CREATE OR REPLACE FUNCTION retention.erasure_certificate(request bigint)
+RETURNS jsonb LANGUAGE sql STABLE
+RETURN retention._erasure_certificate("request" => $1);
+COMMENT ON FUNCTION retention.erasure_certificate(bigint) IS
+'The proof of an erasure request: reference, blind index, received / due / completed times, per table the rows purged, anonymised, retained (with the legal ground) and held (with the hold), and the audit-chain hash at completion. Holds no subject id.';
+
+CREATE OR REPLACE FUNCTION retention.erasure_certificate_text(request bigint)
+RETURNS text LANGUAGE sql STABLE
+BEGIN ATOMIC
+SELECT concat_ws(E'\n',
+    'Erasure certificate for request ' || (c ->> 'request') || coalesce(' (reference ' || (c ->> 'reference') || ')', ''),
+    'Subject: ' || (c ->> 'kind') || ', blind index ' || (c ->> 'subject_blind_index'),
+    'Received: ' || (c ->> 'received_at') || '   due: ' || (c ->> 'due_at') ||
+        CASE WHEN (c ->> 'extended_months')::int > 0 THEN ' (extended by ' || (c ->> 'extended_months') || ' months)' ELSE '' END,
+    'Status: ' || (c ->> 'status') || coalesce(' at ' || (c ->> 'completed_at'), '') ||
+        CASE WHEN (c ->> 'on_time')::boolean THEN ', within the deadline' WHEN (c ->> 'on_time')::boolean IS FALSE THEN ', AFTER the deadline' ELSE '' END,
+    CASE WHEN c ->> 'refusal_ground' IS NOT NULL THEN 'Refused: ' || (c ->> 'refusal_ground') END,
+    (SELECT string_agg(format('  %s: %s purged, %s anonymised, %s retained%s, %s held%s%s',
+                              t ->> 'table', t ->> 'purged', t ->> 'anonymised', t ->> 'retained',
+                              coalesce(' (' || (t ->> 'retained_ground') || ')', ''), t ->> 'held',
+                              coalesce(' (' || (SELECT string_agg('hold ' || (h ->> 'hold') || ': ' || (h ->> 'reason'), '; ')
+                                                  FROM jsonb_array_elements(t -> 'holds') h) || ')', ''),
+                              coalesce(', ' || (t ->> 'kept_referenced') || ' kept: rows kept elsewhere still reference them', '') ||
+                              coalesce(', ' || (t ->> 'remaining') || ' REMAINING: ' || coalesce(t ->> 'problem', 'not erased'), '')), E'\n')
+       FROM jsonb_array_elements(c -> 'tables') t),
+    'Audit chain: ' || coalesce(c ->> 'audit_hash', '-') ||
+        CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END ||
+        CASE WHEN NOT (c ->> 'audit_entry_found')::boolean AND c ->> 'status' <> 'received'
+             THEN '; ITS COMPLETION ENTRY IS MISSING FROM THE CHAIN' ELSE '' END ||
+        CASE WHEN (c ->> 'audit_record_matches')::boolean THEN '; the request record matches its audit entries'
+             ELSE '; THE REQUEST RECORD DIFFERS FROM ITS AUDIT ENTRIES' END)
+FROM (SELECT retention.erasure_certificate($1) AS c) s;
+END;
+COMMENT ON FUNCTION retention.erasure_certificate_text(bigint) IS 'The erasure certificate as text an auditor can read.';
+
+CREATE OR REPLACE FUNCTION retention.erasure_ledger(since timestamptz DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql STABLE
+RETURN retention._erasure_ledger("since" => $1);
+COMMENT ON FUNCTION retention.erasure_ledger(timestamptz) IS
+'The completed erasures as a JSON array of request, kind, blind index and completion time: no personal data. Keep a copy outside the database; after restoring a backup, pass it to retention.reapply_erasures.';
+
+CREATE OR REPLACE FUNCTION retention.reapply_erasures(since timestamptz DEFAULT NULL, ledger jsonb DEFAULT NULL)
+RETURNS TABLE (kind text, subject_blind_index text, request bigint, status text)
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC SELECT * FROM retention._reapply_erasures("since" => $1, "ledger" => $2); END;
+COMMENT ON FUNCTION retention.reapply_erasures(timestamptz, jsonb) IS
+'Erases again every subject of the erasure LEDGER (default: this database''s own, completed since SINCE) that is present, matching root rows by blind index: run it after every restore so that erased people do not come back from a backup.';
+
+-- src/lib.rs:113
+-- requires:
+--   api_erasure
+--   status::status
+--   upgrade::library_version
+
+------------------------------------------------------------------------------
+-- Views
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE VIEW retention.requests AS
+SELECT r.id, r.kind, r.subject_blind, r.reference, r.received_at, r.due_at, r.extended_months,
+       r.extension_reason, r.status, r.refusal_ground, r.completed_at,
+       CASE WHEN r.status = 'received' THEN pg_catalog.date_part('day', r.due_at - pg_catalog.now())::int END AS days_left,
+       (r.status = 'received' AND r.due_at < pg_catalog.now()) AS overdue,
+       r.audit_hash
+  FROM retention.erasure_requests r;
+COMMENT ON VIEW retention.requests IS
+'Erasure requests without subject ids: deadlines, days left, overdue ones (status received and past due), outcome and the audit hash at completion.';
+
+CREATE OR REPLACE VIEW retention.runs AS
+SELECT l.id,
+       l.run_id,
+       l.policy_id,
+       l.policy,
+       l.target,
+       CASE
+           WHEN l.status = 'running' AND NOT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_locks k
+                 WHERE k.locktype = 'advisory' AND k.granted
+                   AND k.classid = 1380275249::oid AND k.objid = l.policy_id::oid
+                   AND k.objsubid = 2 AND k.pid = l.backend_pid)
+           THEN 'interrupted'
+           ELSE l.status
+       END AS status,
+       l.started_at,
+       l.finished_at,
+       coalesce(l.finished_at, pg_catalog.clock_timestamp()) - l.started_at AS duration,
+       l.cutoff,
+       l.rows_purged,
+       l.rows_anonymised,
+       l.rows_marked,
+       l.batches,
+       l.retries,
+       round(l.max_batch_ms::numeric, 1) AS max_batch_ms,
+       l.rows_blocked,
+       l.rows_held,
+       l.partitions_dropped,
+       l.error_code,
+       l.error,
+       l.note,
+       l.run_by,
+       l.backend_pid
+  FROM retention.run_log l;
+
+CREATE OR REPLACE VIEW retention.status AS SELECT * FROM retention._status();
+
+COMMENT ON VIEW retention.status IS
+'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Numeric columns with policy/target labels, ready for a postgres_exporter custom query.';
+
+COMMENT ON VIEW retention.runs IS
+'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
+
+CREATE OR REPLACE FUNCTION retention.version() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN retention._library_version();
+
+COMMENT ON FUNCTION retention.version() IS
+'The version of pg_retention''s library that this database''s functions call.';
+
+CREATE OR REPLACE VIEW retention.installation AS
+SELECT e.extversion AS installed_version,
+       retention._library_version() AS library_version,
+       a.default_version AS available_version,
+       e.extversion = retention._library_version() AS library_matches,
+       a.default_version IS DISTINCT FROM e.extversion AS update_available
+  FROM pg_catalog.pg_extension e
+  LEFT JOIN pg_catalog.pg_available_extensions a ON a.name = e.extname
+ WHERE e.extname = 'pg_retention';
+
+COMMENT ON VIEW retention.installation IS
+'The installed version of pg_retention''s SQL, the version of the library it calls (library_matches is false only when the library file was replaced by another build), and the version the server''s installed files offer (update_available: run ALTER EXTENSION pg_retention UPDATE).';
+
+-- src/lib.rs:118
+-- requires:
+--   api_views
+--   mask::mask_email
+--   mask::mask_generalise_date
+--   mask::mask_generalise_inet
+--   mask::mask_generalise_int
+--   mask::mask_hash_random
+--   mask::mask_hmac
+--   mask::mask_jsonb_drop
+--   mask::mask_noise_date
+--   mask::mask_noise_float
+--   mask::mask_noise_int
+--   mask::mask_partial
+--   mask::pseudonym
+--   mask::rotate_pseudonym_key
+
+------------------------------------------------------------------------------
+-- Masking library
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE VIEW retention.mask_strategies (strategy, kind, column_types, sql_function, options, description) AS
+VALUES
+    ('null',        'anonymising',     'any nullable column',        NULL,
+     NULL,                                         'Overwrites the value with NULL.'),
+    ('constant',    'anonymising',     'any',                        NULL,
+     'value',                                      'Overwrites the value with one constant of the column''s type.'),
+    ('default',     'anonymising',     'any',                        NULL,
+     NULL,                                         'Overwrites the value with the column default.'),
+    ('partial',     'anonymising',     'text, varchar',              'retention.mask_partial(text, integer, integer, text)',
+     'keep_start, keep_end, fill',                 'Keeps a few leading/trailing characters, replaces the rest; values too short to hide anything are masked entirely. Anonymising only if the kept characters do not identify the person.'),
+    ('email',       'anonymising',     'text, varchar',              'retention.mask_email(text, boolean)',
+     'keep_domain',                                'Keeps the first character of the local part and, optionally, the domain. Anonymising only if the domain does not identify the person (a company domain may).'),
+    ('pseudonym',   'pseudonymising',  'text, varchar',              'retention.mask_hmac(text, bytea) with the database key',
+     NULL,                                         'HMAC-SHA-256 under the database''s pseudonym key: equal inputs give equal outputs, so joins and counts survive. Whoever holds the key can test guesses: the result is still personal data (GDPR Recital 26).'),
+    ('hash_random', 'anonymising',     'text, varchar',              'retention.mask_hash_random(text)',
+     NULL,                                         'HMAC-SHA-256 under a random key that is never stored: no way back, and no joins.'),
+    ('generalise',  'anonymising',     'date; bigint/integer; inet; text (prefix via partial)', 'retention.mask_generalise(date, text), (bigint, bigint), (inet, integer)',
+     'unit (month, year) | width | bits',           'Coarsens a value: a date to its month or year, a number to the lower bound of its bucket, an IP address to its network.'),
+    ('noise',       'anonymising',     'double precision, bigint, date', 'retention.mask_noise(value, amount)',
+     'amount',                                     'Moves a value by a random amount within ±amount. Protects single values; aggregates over many rows stay close.'),
+    ('jsonb_drop',  'anonymising',     'jsonb',                      'retention.mask_jsonb_drop(jsonb, text[])',
+     'keys',                                       'Removes the given top-level keys from a jsonb document.');
+
+COMMENT ON VIEW retention.mask_strategies IS
+'The masking strategies of pg_retention and whether each anonymises (no way back) or only pseudonymises (still personal data under GDPR Recital 26).';
+
+COMMENT ON FUNCTION retention.mask_partial(text, integer, integer, text) IS
+'Keeps KEEP_START leading and KEEP_END trailing characters and replaces each other character with FILL; a value too short to hide anything is masked entirely.';
+COMMENT ON FUNCTION retention.mask_email(text, boolean) IS
+'Masks an e-mail address to its first character plus ***, keeping the domain (or only the top-level domain when KEEP_DOMAIN is false); text that is not an address is masked entirely.';
+COMMENT ON FUNCTION retention.mask_hmac(text, bytea) IS
+'HMAC-SHA-256 of VALUE under KEY (at least 16 bytes) as 64 hex digits. Pseudonymising while the key exists.';
+COMMENT ON FUNCTION retention.pseudonym(text) IS
+'HMAC-SHA-256 of VALUE under the database''s pseudonym key (created on first use, never shown). Pseudonymising: the result is still personal data.';
+COMMENT ON FUNCTION retention.rotate_pseudonym_key() IS
+'Replaces the database''s pseudonym key with a new random key. Pseudonyms made before no longer match new ones; with the old key gone, the old pseudonyms can no longer be linked to a person by anyone.';
+COMMENT ON FUNCTION retention.mask_hash_random(text) IS
+'HMAC-SHA-256 under a random key that is thrown away at once: irreversible, and equal inputs do not give equal outputs.';
+COMMENT ON FUNCTION retention.mask_generalise(date, text) IS
+'The first day of the date''s month or year (UNIT ''month'' or ''year'').';
+COMMENT ON FUNCTION retention.mask_generalise(bigint, bigint) IS
+'The lower bound of the value''s bucket of WIDTH (37, 10 -> 30; -3, 10 -> -10).';
+COMMENT ON FUNCTION retention.mask_generalise(inet, integer) IS
+'The network of an IP address: the first BITS bits (default 24 for IPv4, 48 for IPv6), the rest zero.';
+COMMENT ON FUNCTION retention.mask_noise(double precision, double precision) IS
+'VALUE moved by a random amount within plus or minus AMOUNT.';
+COMMENT ON FUNCTION retention.mask_noise(bigint, bigint) IS
+'VALUE moved by a random whole amount within plus or minus AMOUNT.';
+COMMENT ON FUNCTION retention.mask_noise(date, integer) IS
+'VALUE moved by a random number of days within plus or minus DAYS.';
+COMMENT ON FUNCTION retention.mask_jsonb_drop(jsonb, text[]) IS
+'The document without the given top-level KEYS.';
+
+-- src/lib.rs:138
+-- finalize
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; admins declare and run, auditors read.
+------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
+REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
+-- Batches run as the table owner and call the masking functions; the
+-- trigger functions are attached by applications. None of these reads a
+-- secret or writes the extension's tables as anyone but the caller, except
+-- _stage_pseudonym, which answers only inside a running stage statement.
+GRANT USAGE ON SCHEMA retention TO PUBLIC;
+REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation FROM PUBLIC;
+REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
+
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA retention TO retention_admin;
+-- Blind indexes are computed inside the extension only: whoever could
+-- compute them for chosen ids could reverse the audit log's and the
+-- ledger's identifiers by trying every id.
+REVOKE EXECUTE ON FUNCTION retention._blind(text, text) FROM retention_admin;
+GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(), retention.request_erasure_trigger(),
+    retention.mask_partial(text, integer, integer, text), retention.mask_email(text, boolean),
+    retention.mask_hmac(text, bytea), retention.mask_hash_random(text),
+    retention.mask_generalise(date, text), retention.mask_generalise(bigint, bigint), retention.mask_generalise(inet, integer),
+    retention.mask_noise(double precision, double precision), retention.mask_noise(bigint, bigint), retention.mask_noise(date, integer),
+    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text) TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
+GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation
+    TO retention_admin, retention_auditor;
+-- Re-validating declared expressions is part of ALTER EXTENSION UPDATE (a
+-- superuser); nobody else calls it.
+REVOKE EXECUTE ON FUNCTION retention._revalidate_declared() FROM retention_admin;
+GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;
+GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit(jsonb),
+    retention.audit_anchor(), retention._audit_anchor(),
+    retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
+    retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
+    retention.subject_map(text), retention._subject_map(text) TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
+
+-- Every function resolves names in pg_catalog only, whatever the caller's
+-- search_path: objects planted in the caller's schemas (an operator "=" on
+-- text, a function now()) never take part in the extension's own queries.
+-- The SQL wrappers have bodies parsed when the extension is created (BEGIN
+-- ATOMIC / RETURN), so their names are resolved once, in the extension's
+-- own path. Not for the masking functions and _stage_pseudonym (called per
+-- row, they run no SQL) nor for the two procedures (a SET clause forbids
+-- COMMIT; they pin the path themselves).
+DO $pin$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'retention'::regnamespace AND p.prokind = 'f'
+                AND p.proname NOT LIKE 'mask\_%' AND p.proname <> '_stage_pseudonym'
+                AND p.prolang <> (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
+                AND p.proconfig IS NULL
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$pin$;
+
+
+-- 4. Declared expressions under 0.2.0's rules --------------------------------
+
+SELECT retention._revalidate_declared();
