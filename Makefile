@@ -1,8 +1,10 @@
 # pg_retention — the two commands: `make run` (demo) and `make test`.
 # Each installs whatever is missing first (scripts/ensure-toolchain.sh).
 SHELL := /bin/bash
+# `make test PG=18`: one PostgreSQL major (default: every major of pgrx.toml).
+export PG
 
-.PHONY: all setup install test run stop bench fuzz clean
+.PHONY: all setup install test run stop bench fuzz package clean
 
 all: test
 
@@ -17,6 +19,10 @@ test: setup
 
 run: setup
 	@bash scripts/demo.sh
+
+# Release tarballs, one per major: target/package/pg_retention-<version>-pg<NN>-<arch>.tar.gz
+package: setup
+	@bash scripts/package.sh
 
 stop:
 	@bash scripts/cluster.sh stop demo

@@ -19,7 +19,7 @@ while [[ $# -gt 0 ]]; do
 done
 bash scripts/install.sh --release
 bash scripts/cluster.sh start demo
-port="$(cfg_str demo port)"
+port="$(cluster_port demo)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $("$PG_CONFIG" --version)"
 echo "command: make bench BENCH_ARGS=\"--rows $rows --batch $batch --repeats $repeats\""
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v batch="$batch" -f bench/purge_quick.sql

@@ -13,7 +13,28 @@ cfg_str() { cfg_get "$1" "$2" | sed -e 's/^"//' -e 's/"[ \t]*$//'; }
 cfg_conf_lines() {
   cfg_get "$1" conf | grep -o '"[^"]*"' | sed -e 's/^"//' -e 's/"$//'
 }
-PG_MAJOR="$(cfg_str postgres major)"
-PG_CONFIG="$(cfg_str postgres pg_config)"
+# The PostgreSQL majors of [postgres] majors, in order.
+PG_MAJORS="$(cfg_get postgres majors | grep -o '"[0-9]*"' | tr -d '"' | xargs)"
+PG_FIRST_MAJOR="${PG_MAJORS%% *}"
+# The major the scripts work with: PG=NN, else the first.
+PG_MAJOR="${PG:-$PG_FIRST_MAJOR}"
+# pg_config of a major; paths in pgrx.toml are relative to the repository.
+pg_config_of() {
+  local p; p="$(cfg_str "pg$1" pg_config)"
+  [[ -z "$p" || "$p" == /* ]] && { echo "$p"; return; }
+  echo "$(cd "$(dirname "$_cfg_file")" && pwd)/$p"
+}
+PG_CONFIG="$(pg_config_of "$PG_MAJOR")"
 PGRX_VERSION="$(cfg_str toolchain cargo_pgrx)"
-PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+PG_BIN="$(dirname "$PG_CONFIG")"
+# A cluster section's port and data directory for the current major: the
+# first major uses them as written, others shift the port by the major's
+# distance from 15 and suffix the directory.
+cluster_port() {
+  local base; base="$(cfg_str "$1" port)"
+  if [[ "$PG_MAJOR" == "$PG_FIRST_MAJOR" ]]; then echo "$base"; else echo $((base + PG_MAJOR - 15)); fi
+}
+cluster_data_rel() {
+  local d; d="$(cfg_str "$1" data_dir)"
+  if [[ "$PG_MAJOR" == "$PG_FIRST_MAJOR" ]]; then echo "$d"; else echo "$d-pg$PG_MAJOR"; fi
+}

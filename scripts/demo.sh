@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$here/scripts/config.sh"
 cd "$here"
-port="$(cfg_str demo port)"
+port="$(cluster_port demo)"
 db="$(cfg_str demo database)"
 
 bash scripts/install.sh

@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$here/scripts/config.sh"
-port="${CLUSTER_PORT:-$(cfg_str test port)}"
+port="${CLUSTER_PORT:-$(cluster_port test)}"
 pg_regress="$("$PG_CONFIG" --pgxs | xargs dirname)/../test/regress/pg_regress"
 out="$here/target/regress"
 rm -rf "$out"; mkdir -p "$out"

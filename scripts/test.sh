@@ -1,68 +1,34 @@
 #!/usr/bin/env bash
-# Runs every test: #[pg_test] unit tests, the pg_regress suite and the
-# integration tests (real sessions against a throwaway cluster).
+# `make test`: every test on every PostgreSQL major of pgrx.toml ([postgres]
+# majors), or on one with PG=NN. Prints per major what passed, failed and was
+# skipped (with why), then the total.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$here/scripts/config.sh"
 cd "$here"
 mkdir -p target
-passed=0; failed=0; skipped=0
-
-section() { printf '\n=== %s ===\n' "$*"; }
-
-section "unit tests (cargo pgrx test)"
-pgdata=/tmp/pg_retention-pgrx-test
-mkdir -p "$pgdata" && chown postgres: "$pgdata"
-unit_log=target/unit-tests.log
-( unset RUST_BACKTRACE; cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$pgdata" ) 2>&1 | tee "$unit_log" \
-  | grep -E "^test |^test result|panicked|^error" || true
-if grep -qE '^test result:' "$unit_log"; then
-  p="$(grep -E '^test result:' "$unit_log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')"
-  f="$(grep -E '^test result:' "$unit_log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')"
-  passed=$((passed + p)); failed=$((failed + f))
-else
-  echo "unit tests did not run"; failed=$((failed + 1))
-fi
-
-section "install"
-if ! bash scripts/install.sh; then
-  echo "install failed"; echo "total: $passed passed, $((failed + 1)) failed"; exit 1
-fi
-
-section "test cluster"
-bash scripts/cluster.sh destroy test
-bash scripts/cluster.sh start test || { echo "total: $passed passed, $((failed + 1)) failed"; exit 1; }
-trap 'bash scripts/cluster.sh stop test >/dev/null 2>&1 || true' EXIT
-
-section "pg_regress"
-regress_log=target/regress.log
-bash scripts/regress.sh 2>&1 | tee "$regress_log" | grep -E "^(test |ok |not ok|=|[[:space:]]+(All|[0-9]+ of))|^\+|^-" || true
-p=$(grep -cE '^(test|ok) .* \.\.\. ok|^ok ' "$regress_log" || true)
-f=$(grep -cE '\.\.\. FAILED|^not ok ' "$regress_log" || true)
-passed=$((passed + p)); failed=$((failed + f))
-
-section "integration"
-int_log=target/integration.log
-bash tests/integration/run.sh 2>&1 | tee "$int_log"
-if line="$(grep -E '^integration: ' "$int_log" | tail -1)" && [[ -n "$line" ]]; then
-  p="$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")"; f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+majors="${PG:-$PG_MAJORS}"
+passed=0; failed=0; skipped=0; summary=()
+for m in $majors; do
+  pgc="$(pg_config_of "$m")"
+  if [[ ! -x "$pgc" ]]; then
+    summary+=("PostgreSQL $m: skipped entirely: $pgc is not installed (scripts/ensure-toolchain.sh installs it)")
+    skipped=$((skipped + 1)); continue
+  fi
+  log="target/test-pg$m.log"
+  PG="$m" bash scripts/test-major.sh 2>&1 | tee "$log"
+  line="$(grep -E '^total: ' "$log" | tail -1)"
+  if [[ -z "$line" ]]; then
+    summary+=("PostgreSQL $m: did not finish (see $log)"); failed=$((failed + 1)); continue
+  fi
+  p="$(sed -E 's/^total: ([0-9]+) passed.*/\1/' <<<"$line")"
+  f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
   s="$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")"
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${s:-0}))
-else
-  failed=$((failed + 1))
-fi
-
-section "randomized oracle (tests/fuzz, fixed seed)"
-fuzz_log=target/fuzz.log
-bash tests/fuzz/run.sh "${FUZZ_CASES:-40}" "${FUZZ_SEED:-20261130}" 2>&1 | tee "$fuzz_log" | grep -vE "^\s*$" | tail -20
-if line="$(grep -E '^fuzz: ' "$fuzz_log" | tail -1)" && [[ -n "$line" ]]; then
-  # One test: every case must pass.
-  f="$(sed -E 's/^fuzz: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")"
-  if ((f == 0)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-else
-  failed=$((failed + 1))
-fi
-
+  summary+=("PostgreSQL $m ($("$pgc" --version)): ${line#total: }")
+  while IFS= read -r why; do summary+=("    skipped $why"); done < <(sed -n 's/^skipped: //p' "$log")
+done
 echo
+printf '%s\n' "${summary[@]}"
 echo "total: $passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

@@ -10,7 +10,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 . "$here/scripts/config.sh"
 cases="${1:-20}"
 seed="${2:-1}"
-port="${CLUSTER_PORT:-$(cfg_str test port)}"
+port="${CLUSTER_PORT:-$(cluster_port test)}"
 db=pg_retention_fuzz
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"; }
 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "SET client_min_messages = warning" \

@@ -9,6 +9,19 @@ q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$IT_PORT" -U postgres
 # The value of one query.
 val() { q -c "$1"; }
 
+# The server's own client programs (pg_dump must not be older than the server).
+pg_dump() { "$PG_BIN/pg_dump" "$@"; }
+pg_restore() { "$PG_BIN/pg_restore" "$@"; }
+
+# Skips the test unless pg_cron is installed for this major and preloaded.
+need_pg_cron() {
+  local ok
+  ok="$(psql -X -q -A -t -h 127.0.0.1 -p "$IT_PORT" -U postgres -d postgres \
+    -c "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'pg_cron')
+               AND pg_catalog.current_setting('shared_preload_libraries') LIKE '%pg_cron%'")"
+  [[ "$ok" == t ]] || skip "pg_cron is not installed for PostgreSQL $PG_MAJOR"
+}
+
 fresh_db() {
   DB="it_$1"
   psql -X -q -h 127.0.0.1 -p "$IT_PORT" -U postgres -d postgres \

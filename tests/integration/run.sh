@@ -4,7 +4,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 . "$here/scripts/config.sh"
-export CLUSTER_PORT="${CLUSTER_PORT:-$(cfg_str test port)}"
+export CLUSTER_PORT="${CLUSTER_PORT:-$(cluster_port test)}"
 export IT_SERVER_LOG="${IT_SERVER_LOG:-$(bash "$here/scripts/cluster.sh" datadir test)/server.log}"
 . "$here/tests/integration/lib.sh"
 

@@ -1,6 +1,7 @@
 # pg_cron runs the schedule: a real tick on a cluster with pg_cron preloaded
 # (pg_cron 1.4 has minute resolution, so this waits up to about a minute).
 test_pg_cron_runs_the_schedule() {
+  need_pg_cron
   DB=postgres   # cron.database_name of the test cluster (pgrx.toml)
   q >/dev/null <<'SQL'
 SET client_min_messages = warning;
@@ -32,6 +33,7 @@ SQL
 
 # Outside pg_cron's database the functions say where to schedule instead.
 test_schedule_elsewhere_explains() {
+  need_pg_cron
   fresh_db cronelsewhere
   local out; out="$(q -c "SELECT retention.schedule()" 2>&1 || true)"
   grep -q 'pg_cron keeps its jobs in database "postgres", not in "it_cronelsewhere"' <<<"$out" || fail "$out"
@@ -42,6 +44,7 @@ test_schedule_elsewhere_explains() {
 # USAGE on schema cron), a non-superuser admin schedules, and reading the
 # status leaves the session's search_path and snapshots alone.
 test_status_for_auditors_and_admins_with_pg_cron() {
+  need_pg_cron
   DB=postgres   # cron.database_name of the test cluster (pgrx.toml)
   q >/dev/null <<'SQL'
 SET client_min_messages = warning;

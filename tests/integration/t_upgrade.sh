@@ -12,6 +12,9 @@ UPGRADE_COMMIT=cdef15b
 # upgrade_remove_old.
 upgrade_install_old() {
   local old libdir extdir
+  # A release is built only for the majors its Cargo.toml has a feature for.
+  git -C "$here" show "$UPGRADE_COMMIT:Cargo.toml" 2>/dev/null | grep -q "^pg$PG_MAJOR = " \
+    || skip "release $UPGRADE_FROM was not built for PostgreSQL $PG_MAJOR"
   old="$(bash "$here/tests/upgrade/build-old.sh" "$UPGRADE_FROM" "$UPGRADE_COMMIT")" || return 1
   libdir="$("$PG_CONFIG" --pkglibdir)"; extdir="$("$PG_CONFIG" --sharedir)/extension"
   # 0.1.0 named its library pg_retention and let the control file fill in
