@@ -186,12 +186,7 @@ fn run_batch(
         run_log::finish(
             item,
             p.id,
-            Outcome {
-                status: "skipped",
-                code: None,
-                error: None,
-                note: Some("retention.enabled is off"),
-            },
+            Outcome::skipped_noting("retention.enabled is off"),
         );
         return done(0);
     }
@@ -210,16 +205,7 @@ fn run_batch(
     let table_holds = hold::table_holds(p.target);
     if let Some(h) = hold::whole_table_hold(&table_holds) {
         let why = format!("the whole table is under legal hold {}", h.id);
-        run_log::finish(
-            item,
-            p.id,
-            Outcome {
-                status: "skipped",
-                code: None,
-                error: None,
-                note: Some(&why),
-            },
-        );
+        run_log::finish(item, p.id, Outcome::skipped_noting(&why));
         return done(0);
     }
     let kept = Kept {

@@ -163,6 +163,16 @@ impl<'a> Outcome<'a> {
         }
     }
 
+    /// Skipped for a reason that is not an error (kept in the note).
+    pub fn skipped_noting(note: &'a str) -> Self {
+        Self {
+            status: "skipped",
+            code: None,
+            error: None,
+            note: Some(note),
+        }
+    }
+
     /// Skipped, with the reason in the error column.
     pub fn skipped(why: &'a str) -> Self {
         Self {

@@ -13,6 +13,17 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use serde_json::{json, Value};
 
+/// A yes/no question about request `request`, asked of the extension's own
+/// tables as their owner; no answer (no such row) is no.
+fn ask(sql: &str, request: i64) -> bool {
+    security::as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(sql, &[request.into()])
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    })
+}
+
 #[pg_extern(name = "_erasure_certificate")]
 fn erasure_certificate(request: i64) -> JsonB {
     security::require_reader("read erasure certificates");
@@ -45,23 +56,17 @@ fn erasure_certificate(request: i64) -> JsonB {
     if let Value::Object(m) = &mut cert.0 {
         m.insert("audit_chain_verified".into(), json!(verified));
         // The entry written at completion must still be in the chain.
-        let found = security::as_extension_owner(|| {
-            Spi::get_one_with_args::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM retention.audit_log a JOIN retention.erasure_requests r ON r.audit_hash = a.hash
+        let found = ask(
+            "SELECT EXISTS (SELECT 1 FROM retention.audit_log a JOIN retention.erasure_requests r ON r.audit_hash = a.hash
                                  WHERE r.id = $1 AND a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id)",
-                &[request.into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-        });
+            request,
+        );
         m.insert("audit_entry_found".into(), json!(found));
         // Everything the certificate states must be what the audit chain
         // recorded: receipt and due dates, extensions, the outcome and each
         // table's counts. An edit of the request row shows here.
-        let matches = security::as_extension_owner(|| {
-            Spi::get_one_with_args::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM retention.audit_log a
+        let matches = ask(
+            "SELECT EXISTS (SELECT 1 FROM retention.audit_log a
                                  WHERE a.event = 'erasure requested' AND (a.details ->> 'request')::bigint = r.id
                                    AND a.details ->> 'received_at' = r.received_at::text)
                     AND coalesce((SELECT a.details ->> 'due_at' FROM retention.audit_log a
@@ -82,30 +87,20 @@ fn erasure_certificate(request: i64) -> JsonB {
                                AND a.details ->> 'completed_at' = r.completed_at::text)
                         END
                    FROM retention.erasure_requests r WHERE r.id = $1",
-                &[request.into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-        });
+            request,
+        );
         // Requests filed before 0.2.0 have audit entries without dates or
         // results: for them, the status and the audit hash at completion
         // are what can be compared.
-        let legacy = security::as_extension_owner(|| {
-            Spi::get_one_with_args::<bool>(
-                "SELECT NOT EXISTS (SELECT 1 FROM retention.audit_log a
+        let legacy = ask(
+            "SELECT NOT EXISTS (SELECT 1 FROM retention.audit_log a
                                      WHERE a.event = 'erasure requested' AND (a.details ->> 'request')::bigint = $1
                                        AND a.details ? 'received_at')",
-                &[request.into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-        });
+            request,
+        );
         let (matches, compared) = if legacy {
-            let m = security::as_extension_owner(|| {
-                Spi::get_one_with_args::<bool>(
-                    "SELECT CASE r.status
+            let m = ask(
+                "SELECT CASE r.status
                             WHEN 'received' THEN true
                             WHEN 'refused' THEN EXISTS (
                                 SELECT 1 FROM retention.audit_log a
@@ -116,12 +111,8 @@ fn erasure_certificate(request: i64) -> JsonB {
                                    AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status)
                             END
                        FROM retention.erasure_requests r WHERE r.id = $1",
-                    &[request.into()],
-                )
-                .ok()
-                .flatten()
-                .unwrap_or(false)
-            });
+                request,
+            );
             (m, "status and audit hash (filed before 0.2.0, whose audit entries hold no dates or results)")
         } else {
             (matches, "dates, extensions, status, result and audit hash")
