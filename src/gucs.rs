@@ -14,6 +14,9 @@ pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(400);
 /// On while one of pg_retention's own stage statements (mark, anonymise,
 /// an erasure's DELETE or UPDATE) runs; read-only for everyone else.
 pub static STAGE_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Whether batches, partition removals and erasures write a logical decoding
+/// message (see `cdc`).
+pub static CHANGE_MESSAGES: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// On while pg_retention's own functions change erasure requests.
 pub static REQUEST_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -50,6 +53,14 @@ pub fn init() {
         c"Set by pg_retention, not by users: the guard trigger of retention.erasure_requests refuses every other change.",
         &REQUEST_WRITE,
         GucContext::Internal,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"retention.change_messages",
+        c"Whether pg_retention tells logical decoding what it changed.",
+        c"On: every batch that changed rows, every whole-partition removal and every erasure writes a transactional logical decoding message with the prefix pg_retention (action, policy or request, table, counts; no row data) in the same transaction, for change-data-capture consumers.",
+        &CHANGE_MESSAGES,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(

@@ -8,6 +8,7 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod cdc;
 mod engine;
 mod erasure;
 mod error;

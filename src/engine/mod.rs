@@ -254,6 +254,10 @@ fn run_batch(
         let (removed, rows) = crate::partition::remove(&p, &table, cutoff);
         run_log::count_partitions(item, removed, rows, started);
         if removed > 0 {
+            crate::cdc::emit(serde_json::json!({
+                "action": "drop partitions", "policy": p.name, "table": table,
+                "run_log_id": item, "partitions": removed, "rows_estimate": rows,
+            }));
             return TableIterator::once((true, 0.0, rows, size));
         }
     }
@@ -336,6 +340,14 @@ fn run_batch(
     };
     let (selected, changed) = batch::execute(&plan, &params, needs_key);
     let totals = run_log::count_batch(item, stage, changed, selected, batch_started);
+    if changed > 0 {
+        // Change-data capture: this batch's changes, explained in their
+        // own transaction (no row data).
+        crate::cdc::emit(serde_json::json!({
+            "action": stage.as_str(), "policy": p.name, "table": table,
+            "run_log_id": item, "rows": changed,
+        }));
+    }
     if selected > 0 {
         report_progress(item, &p.name, &totals);
     }

@@ -118,6 +118,12 @@ pub(super) fn erase_subject(request: i64) -> String {
     let completed_at = security::as_extension_owner(|| {
         Spi::get_one::<String>("SELECT pg_catalog.now()::text").or_raise("reading the time")
     });
+    // Change-data capture: systems fed from the WAL must erase this subject
+    // too; the message names it by blind index, as the audit log does.
+    crate::cdc::emit(
+        json!({"action": "erasure", "request": request, "kind": r.kind,
+                            "subject_blind_index": r.subject_blind, "status": status, "tables": summary}),
+    );
     let hash = audit::append(
         "erasure completed",
         json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status, "tables": summary,
