@@ -19,9 +19,11 @@ script="$("$PG_CONFIG" --sharedir)/extension/pg_retention--$version.sql"
 awk '
   /^\/\* <begin connected objects> \*\/$/ { block = ""; inblock = 1; next }
   /^\/\* <\/end connected objects> \*\/$/ {
-    if (block !~ /\n-- bootstrap\n/ && block !~ /CREATE SCHEMA/) printf "%s\n", block
+    if (block !~ /(^|\n)-- bootstrap\n/ && block !~ /CREATE SCHEMA/) printf "%s\n", block
     inblock = 0; next
   }
+  # Source locations change with every edit; the Rust path stays.
+  inblock && /^-- src\/.*:[0-9]+$/ { next }
   inblock {
     line = $0
     sub(/^CREATE +FUNCTION /, "CREATE OR REPLACE FUNCTION ", line)

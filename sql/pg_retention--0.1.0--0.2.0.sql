@@ -19,6 +19,7 @@
 -- 1. Tables ------------------------------------------------------------------
 
 ALTER TABLE retention.subject_tables ADD COLUMN mask_policy bigint;
+ALTER TABLE retention.run_log ADD COLUMN throttled_ms double precision NOT NULL DEFAULT 0;
 -- The placing role, checked by identity on release: the role that has the
 -- recorded name now (a hold whose role is gone is released by a superuser).
 ALTER TABLE retention.holds ADD COLUMN placed_by_role oid;
@@ -56,7 +57,6 @@ DROP FUNCTION retention._verify_audit();
 -- 3. Every function, procedure and view as 0.2.0 creates them -----------------
 -- (scripts/upgrade-draft.sh)
 
--- src/stage/mod.rs:155
 -- pg_retention::stage::_add_stage
 CREATE OR REPLACE FUNCTION "_add_stage"(
 	"policy_name" TEXT, /* & str */
@@ -68,7 +68,6 @@ CREATE OR REPLACE FUNCTION "_add_stage"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'add_stage_wrapper';
 
--- src/erasure/subjects.rs:196
 -- pg_retention::erasure::subjects::_add_subject_table
 CREATE OR REPLACE FUNCTION "_add_subject_table"(
 	"kind" TEXT, /* & str */
@@ -81,7 +80,6 @@ CREATE OR REPLACE FUNCTION "_add_subject_table"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'add_subject_table_wrapper';
 
--- src/policy.rs:407
 -- pg_retention::policy::_alter_policy
 CREATE OR REPLACE FUNCTION "_alter_policy"(
 	"name" TEXT, /* & str */
@@ -109,14 +107,12 @@ CREATE OR REPLACE FUNCTION "_alter_policy"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'alter_policy_wrapper';
 
--- src/audit.rs:194
 -- pg_retention::audit::_audit_anchor
 CREATE OR REPLACE FUNCTION "_audit_anchor"() RETURNS jsonb /* JsonB */
 STRICT 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'audit_anchor_wrapper';
 
--- src/erasure/mod.rs:24
 -- pg_retention::erasure::_blind
 CREATE OR REPLACE FUNCTION "_blind"(
 	"kind" TEXT, /* & str */
@@ -126,7 +122,6 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'blind_sql_wrapper';
 
--- src/policy.rs:303
 -- pg_retention::policy::_create_policy
 CREATE OR REPLACE FUNCTION "_create_policy"(
 	"name" TEXT, /* & str */
@@ -152,7 +147,6 @@ CREATE OR REPLACE FUNCTION "_create_policy"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'create_policy_wrapper';
 
--- src/stage/masks.rs:431
 -- pg_retention::stage::masks::_drop_mask
 CREATE OR REPLACE FUNCTION "_drop_mask"(
 	"policy_name" TEXT, /* & str */
@@ -162,7 +156,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'drop_mask_wrapper';
 
--- src/policy.rs:536
 -- pg_retention::policy::_drop_policy
 CREATE OR REPLACE FUNCTION "_drop_policy"(
 	"name" TEXT, /* & str */
@@ -172,7 +165,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'drop_policy_wrapper';
 
--- src/stage/mod.rs:267
 -- pg_retention::stage::_drop_stage
 CREATE OR REPLACE FUNCTION "_drop_stage"(
 	"policy_name" TEXT, /* & str */
@@ -182,7 +174,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'drop_stage_wrapper';
 
--- src/erasure/subjects.rs:449
 -- pg_retention::erasure::subjects::_drop_subject
 CREATE OR REPLACE FUNCTION "_drop_subject"(
 	"kind" TEXT /* & str */
@@ -191,7 +182,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'drop_subject_wrapper';
 
--- src/erasure/erase.rs:40
 -- pg_retention::erasure::erase::_erase_subject
 CREATE OR REPLACE FUNCTION "_erase_subject"(
 	"request" bigint /* i64 */
@@ -200,7 +190,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'erase_subject_wrapper';
 
--- src/erasure/proof.rs:16
 -- pg_retention::erasure::proof::_erasure_certificate
 CREATE OR REPLACE FUNCTION "_erasure_certificate"(
 	"request" bigint /* i64 */
@@ -209,7 +198,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'erasure_certificate_wrapper';
 
--- src/erasure/proof.rs:141
 -- pg_retention::erasure::proof::_erasure_ledger
 CREATE OR REPLACE FUNCTION "_erasure_ledger"(
 	"since" timestamp with time zone /* Option < TimestampWithTimeZone > */
@@ -218,7 +206,6 @@ CREATE OR REPLACE FUNCTION "_erasure_ledger"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'erasure_ledger_wrapper';
 
--- src/erasure/requests.rs:161
 -- pg_retention::erasure::requests::_extend_request
 CREATE OR REPLACE FUNCTION "_extend_request"(
 	"id" bigint, /* i64 */
@@ -229,14 +216,12 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'extend_request_wrapper';
 
--- src/upgrade.rs:22
 -- pg_retention::upgrade::_library_version
 CREATE OR REPLACE FUNCTION "_library_version"() RETURNS TEXT /* & '_ str */
 IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'library_version_wrapper';
 
--- src/holds.rs:14
 -- pg_retention::holds::_place_hold
 CREATE OR REPLACE FUNCTION "_place_hold"(
 	"reason" TEXT, /* & str */
@@ -250,7 +235,6 @@ CREATE OR REPLACE FUNCTION "_place_hold"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'place_hold_wrapper';
 
--- src/preview.rs:33
 -- pg_retention::preview::_preview
 CREATE OR REPLACE FUNCTION "_preview"(
 	"policy_name" TEXT /* Option < & str > */
@@ -268,7 +252,6 @@ CREATE OR REPLACE FUNCTION "_preview"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'preview_wrapper';
 
--- src/erasure/proof.rs:166
 -- pg_retention::erasure::proof::_reapply_erasures
 CREATE OR REPLACE FUNCTION "_reapply_erasures"(
 	"since" timestamp with time zone, /* Option < TimestampWithTimeZone > */
@@ -283,7 +266,6 @@ CREATE OR REPLACE FUNCTION "_reapply_erasures"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'reapply_erasures_wrapper';
 
--- src/erasure/requests.rs:234
 -- pg_retention::erasure::requests::_refuse_request
 CREATE OR REPLACE FUNCTION "_refuse_request"(
 	"id" bigint, /* i64 */
@@ -293,7 +275,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'refuse_request_wrapper';
 
--- src/erasure/subjects.rs:57
 -- pg_retention::erasure::subjects::_register_subject
 CREATE OR REPLACE FUNCTION "_register_subject"(
 	"kind" TEXT, /* & str */
@@ -305,7 +286,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'register_subject_wrapper';
 
--- src/holds.rs:111
 -- pg_retention::holds::_release_hold
 CREATE OR REPLACE FUNCTION "_release_hold"(
 	"id" bigint /* i64 */
@@ -314,7 +294,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'release_hold_wrapper';
 
--- src/erasure/requests.rs:16
 -- pg_retention::erasure::requests::_request_erasure
 CREATE OR REPLACE FUNCTION "_request_erasure"(
 	"kind" TEXT, /* & str */
@@ -326,7 +305,6 @@ CREATE OR REPLACE FUNCTION "_request_erasure"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'request_erasure_wrapper';
 
--- src/stage/restrict.rs:40
 -- pg_retention::stage::restrict::_restrict
 CREATE OR REPLACE FUNCTION "_restrict"(
 	"target" oid /* pg_sys :: Oid */
@@ -335,14 +313,12 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'restrict_wrapper';
 
--- src/upgrade.rs:46
 -- pg_retention::upgrade::_revalidate_declared
 CREATE OR REPLACE FUNCTION "_revalidate_declared"() RETURNS bigint /* i64 */
 STRICT 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'revalidate_declared_wrapper';
 
--- src/engine/mod.rs:137
 -- pg_retention::engine::_run_batch
 CREATE OR REPLACE FUNCTION "_run_batch"(
 	"item" bigint, /* i64 */
@@ -357,7 +333,6 @@ CREATE OR REPLACE FUNCTION "_run_batch"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'run_batch_wrapper';
 
--- src/engine/mod.rs:498
 -- pg_retention::engine::_run_close
 CREATE OR REPLACE FUNCTION "_run_close"(
 	"item" bigint /* i64 */
@@ -366,7 +341,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'run_close_wrapper';
 
--- src/engine/mod.rs:511
 -- pg_retention::engine::_run_fail
 CREATE OR REPLACE FUNCTION "_run_fail"(
 	"item" bigint, /* i64 */
@@ -380,7 +354,6 @@ CREATE OR REPLACE FUNCTION "_run_fail"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'run_fail_wrapper';
 
--- src/engine/mod.rs:40
 -- pg_retention::engine::_run_open
 CREATE OR REPLACE FUNCTION "_run_open"(
 	"policy_name" TEXT, /* Option < & str > */
@@ -390,7 +363,6 @@ CREATE OR REPLACE FUNCTION "_run_open"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'run_open_wrapper';
 
--- src/engine/mod.rs:467
 -- pg_retention::engine::_run_retry
 CREATE OR REPLACE FUNCTION "_run_retry"(
 	"item" bigint, /* i64 */
@@ -401,7 +373,6 @@ CREATE OR REPLACE FUNCTION "_run_retry"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'run_retry_wrapper';
 
--- src/schedule.rs:66
 -- pg_retention::schedule::_schedule
 CREATE OR REPLACE FUNCTION "_schedule"(
 	"cron" TEXT, /* & str */
@@ -411,7 +382,6 @@ CREATE OR REPLACE FUNCTION "_schedule"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'schedule_wrapper';
 
--- src/stage/masks.rs:390
 -- pg_retention::stage::masks::_set_mask
 CREATE OR REPLACE FUNCTION "_set_mask"(
 	"policy_name" TEXT, /* & str */
@@ -423,7 +393,6 @@ CREATE OR REPLACE FUNCTION "_set_mask"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'set_mask_wrapper';
 
--- src/policy.rs:557
 -- pg_retention::policy::_set_paused
 CREATE OR REPLACE FUNCTION "_set_paused"(
 	"name" TEXT, /* & str */
@@ -433,7 +402,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'set_paused_wrapper';
 
--- src/lib.rs:50
 -- requires:
 --   policy::alter_policy
 --   policy::create_policy
@@ -522,7 +490,6 @@ RETURN retention._set_paused("name" => $1, "paused" => false);
 COMMENT ON FUNCTION retention.resume_policy(text) IS
 'Resumes a paused policy. Returns true if the state changed.';
 
--- src/erasure/subjects.rs:321
 -- pg_retention::erasure::subjects::_set_subject_table
 CREATE OR REPLACE FUNCTION "_set_subject_table"(
 	"kind" TEXT, /* & str */
@@ -537,7 +504,6 @@ CREATE OR REPLACE FUNCTION "_set_subject_table"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'set_subject_table_wrapper';
 
--- src/mask.rs:182
 -- pg_retention::mask::_stage_pseudonym
 CREATE OR REPLACE FUNCTION "_stage_pseudonym"(
 	"value" TEXT /* & str */
@@ -546,7 +512,6 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'stage_pseudonym_wrapper';
 
--- src/status.rs:33
 -- pg_retention::status::_status
 CREATE OR REPLACE FUNCTION "_status"() RETURNS TABLE (
 	"policy" TEXT,  /* String */
@@ -571,7 +536,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'status_wrapper';
 
--- src/erasure/subjects.rs:495
 -- pg_retention::erasure::subjects::_subject_map
 CREATE OR REPLACE FUNCTION "_subject_map"(
 	"kind" TEXT /* & str */
@@ -590,7 +554,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'subject_map_wrapper';
 
--- src/stage/restrict.rs:94
 -- pg_retention::stage::restrict::_unrestrict
 CREATE OR REPLACE FUNCTION "_unrestrict"(
 	"target" oid /* pg_sys :: Oid */
@@ -599,7 +562,6 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'unrestrict_wrapper';
 
--- src/schedule.rs:90
 -- pg_retention::schedule::_unschedule
 CREATE OR REPLACE FUNCTION "_unschedule"(
 	"policy_name" TEXT /* Option < & str > */
@@ -608,7 +570,6 @@ CREATE OR REPLACE FUNCTION "_unschedule"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'unschedule_wrapper';
 
--- src/audit.rs:210
 -- pg_retention::audit::_verify_audit
 CREATE OR REPLACE FUNCTION "_verify_audit"(
 	"anchor" jsonb DEFAULT NULL /* Option < JsonB > */
@@ -623,7 +584,6 @@ CREATE OR REPLACE FUNCTION "_verify_audit"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'verify_audit_wrapper';
 
--- src/mask.rs:93
 -- pg_retention::mask::mask_email
 CREATE OR REPLACE FUNCTION "mask_email"(
 	"value" TEXT, /* & str */
@@ -633,7 +593,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_email_wrapper';
 
--- src/mask.rs:271
 -- pg_retention::mask::mask_generalise
 CREATE OR REPLACE FUNCTION "mask_generalise"(
 	"value" date, /* Date */
@@ -643,7 +602,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_generalise_date_wrapper';
 
--- src/mask.rs:311
 -- pg_retention::mask::mask_generalise
 CREATE OR REPLACE FUNCTION "mask_generalise"(
 	"value" inet, /* Option < Inet > */
@@ -653,7 +611,6 @@ IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_generalise_inet_wrapper';
 
--- src/mask.rs:278
 -- pg_retention::mask::mask_generalise
 CREATE OR REPLACE FUNCTION "mask_generalise"(
 	"value" bigint, /* i64 */
@@ -663,7 +620,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_generalise_int_wrapper';
 
--- src/mask.rs:214
 -- pg_retention::mask::mask_hash_random
 CREATE OR REPLACE FUNCTION "mask_hash_random"(
 	"value" TEXT /* & str */
@@ -672,7 +628,6 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_hash_random_wrapper';
 
--- src/mask.rs:137
 -- pg_retention::mask::mask_hmac
 CREATE OR REPLACE FUNCTION "mask_hmac"(
 	"value" TEXT, /* & str */
@@ -682,7 +637,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_hmac_wrapper';
 
--- src/mask.rs:362
 -- pg_retention::mask::mask_jsonb_drop
 CREATE OR REPLACE FUNCTION "mask_jsonb_drop"(
 	"value" jsonb, /* JsonB */
@@ -692,7 +646,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_jsonb_drop_wrapper';
 
--- src/mask.rs:341
 -- pg_retention::mask::mask_noise
 CREATE OR REPLACE FUNCTION "mask_noise"(
 	"value" date, /* Date */
@@ -702,7 +655,6 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_noise_date_wrapper';
 
--- src/mask.rs:325
 -- pg_retention::mask::mask_noise
 CREATE OR REPLACE FUNCTION "mask_noise"(
 	"value" double precision, /* f64 */
@@ -712,7 +664,6 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_noise_float_wrapper';
 
--- src/mask.rs:332
 -- pg_retention::mask::mask_noise
 CREATE OR REPLACE FUNCTION "mask_noise"(
 	"value" bigint, /* i64 */
@@ -722,7 +673,6 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_noise_int_wrapper';
 
--- src/mask.rs:54
 -- pg_retention::mask::mask_partial
 CREATE OR REPLACE FUNCTION "mask_partial"(
 	"value" TEXT, /* & str */
@@ -734,7 +684,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'mask_partial_wrapper';
 
--- src/mask.rs:197
 -- pg_retention::mask::pseudonym
 CREATE OR REPLACE FUNCTION "pseudonym"(
 	"value" TEXT /* & str */
@@ -743,18 +692,15 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'pseudonym_wrapper';
 
--- src/mask.rs:205
 -- pg_retention::mask::rotate_pseudonym_key
 CREATE OR REPLACE FUNCTION "rotate_pseudonym_key"() RETURNS timestamp with time zone /* pgrx :: datum :: TimestampWithTimeZone */
 STRICT VOLATILE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'rotate_pseudonym_key_wrapper';
 
--- src/triggers.rs:59
 -- pg_retention::triggers::refuse_restricted_update
 CREATE OR REPLACE FUNCTION retention.refuse_restricted_update() RETURNS trigger LANGUAGE c AS 'pg_retention-0.2.0', 'refuse_restricted_update_wrapper';
 
--- src/lib.rs:60
 -- requires:
 --   api_policies
 --   stage::add_stage
@@ -870,7 +816,6 @@ $$;
 COMMENT ON FUNCTION retention.touch() IS
 'Trigger function for applications: resets the clock column given as argument to the current time on INSERT and UPDATE, e.g. CREATE TRIGGER touch BEFORE INSERT OR UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION retention.touch(''last_activity_at''), so that activity restarts a row''s retention period.';
 
--- src/lib.rs:74
 -- requires:
 --   api_stages
 --   engine::run_batch
@@ -1046,11 +991,9 @@ RETURN retention._unschedule("policy_name" => $1);
 COMMENT ON FUNCTION retention.unschedule(text) IS
 'Removes the pg_cron job created by retention.schedule (for POLICY, if given). Returns true if there was one.';
 
--- src/triggers.rs:100
 -- pg_retention::triggers::request_erasure_trigger
 CREATE OR REPLACE FUNCTION retention.request_erasure_trigger() RETURNS trigger LANGUAGE c AS 'pg_retention-0.2.0', 'request_erasure_trigger_wrapper';
 
--- src/lib.rs:89
 -- requires:
 --   api_run
 --   audit::audit_anchor
@@ -1241,7 +1184,6 @@ BEGIN ATOMIC SELECT * FROM retention._reapply_erasures("since" => $1, "ledger" =
 COMMENT ON FUNCTION retention.reapply_erasures(timestamptz, jsonb) IS
 'Erases again every subject of the erasure LEDGER (default: this database''s own, completed since SINCE) that is present, matching root rows by blind index: run it after every restore so that erased people do not come back from a backup.';
 
--- src/lib.rs:113
 -- requires:
 --   api_erasure
 --   status::status
@@ -1293,7 +1235,8 @@ SELECT l.id,
        l.error,
        l.note,
        l.run_by,
-       l.backend_pid
+       l.backend_pid,
+       round(l.throttled_ms::numeric, 1) AS throttled_ms
   FROM retention.run_log l;
 
 CREATE OR REPLACE VIEW retention.status AS SELECT * FROM retention._status();
@@ -1324,7 +1267,6 @@ SELECT e.extversion AS installed_version,
 COMMENT ON VIEW retention.installation IS
 'The installed version of pg_retention''s SQL, the version of the library it calls (library_matches is false only when the library file was replaced by another build), and the version the server''s installed files offer (update_available: run ALTER EXTENSION pg_retention UPDATE).';
 
--- src/lib.rs:118
 -- requires:
 --   api_views
 --   mask::mask_email
@@ -1398,7 +1340,6 @@ COMMENT ON FUNCTION retention.mask_noise(date, integer) IS
 COMMENT ON FUNCTION retention.mask_jsonb_drop(jsonb, text[]) IS
 'The document without the given top-level KEYS.';
 
--- src/lib.rs:138
 -- finalize
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; admins declare and run, auditors read.

