@@ -32,13 +32,13 @@ thread_local! {
 pub fn with<R>(item: i64, f: impl FnOnce(&mut RunState) -> R) -> R {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        if s.as_ref().is_none_or(|st| st.item != item) {
-            *s = Some(RunState {
-                item,
-                ..Default::default()
-            });
+        if s.as_ref().is_some_and(|st| st.item != item) {
+            *s = None;
         }
-        f(s.as_mut().expect("the state was just set"))
+        f(s.get_or_insert_with(|| RunState {
+            item,
+            ..Default::default()
+        }))
     })
 }
 
