@@ -1,5 +1,6 @@
 -- Engine benchmark: purge throughput, partitions, scaling and idle cost.
--- Run by bench/run.sh with psql variables :rows (table size) and :batch.
+-- Run by bench/run.sh with psql variables :rows (table size), :opts (create_policy
+-- options: empty for the defaults) and :label (what they are).
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 \c pg_retention_bench
@@ -117,8 +118,8 @@ INSERT INTO e_large SELECT g, CASE WHEN g <= 10000 THEN now() - interval '400 da
        repeat('x', 40) FROM generate_series(1, :rows) g;
 CREATE INDEX ON e_small (at); CREATE INDEX ON e_large (at);
 VACUUM ANALYZE e_small; VACUUM ANALYZE e_large;
-SELECT retention.create_policy('e_small', 'e_small', 'at', interval '1 year', batch_size => :batch) > 0,
-       retention.create_policy('e_large', 'e_large', 'at', interval '1 year', batch_size => :batch) > 0;
+SELECT retention.create_policy('e_small', 'e_small', 'at', interval '1 year' :opts) > 0,
+       retention.create_policy('e_large', 'e_large', 'at', interval '1 year' :opts) > 0;
 CHECKPOINT;
 \! sync
 SELECT clock_timestamp() AS t0 \gset

@@ -15,7 +15,7 @@ INSERT INTO e_loop SELECT * FROM e_engine;
 \endif
 CREATE INDEX ON e_engine (at); CREATE INDEX ON e_plain (at); CREATE INDEX ON e_loop (at);
 VACUUM ANALYZE e_engine; VACUUM ANALYZE e_plain; VACUUM ANALYZE e_loop;
-SELECT retention.create_policy('e_engine', 'e_engine', 'at', interval '1 year', batch_size => :batch) > 0;
+SELECT retention.create_policy('e_engine', 'e_engine', 'at', interval '1 year' :opts) > 0;
 CHECKPOINT;
 \! sync
 
@@ -30,7 +30,7 @@ CHECKPOINT;
 SELECT pg_current_wal_lsn() AS l0, clock_timestamp() AS t0 \gset
 CALL retention.run('e_engine');
 SELECT pg_current_wal_lsn() AS l1, clock_timestamp() AS t1 \gset
-INSERT INTO results SELECT 'purge, ' || :'layout', 'CALL retention.run() (batches of ' || :batch
+INSERT INTO results SELECT 'purge, ' || :'layout', 'CALL retention.run() (' || :'label'
        || coalesce(', ' || substring(r.note FROM 'walked \d+ of the table''s \d+ pages'), '') || ')', r.rows_purged,
        extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) * 1000, pg_wal_lsn_diff(:'l1', :'l0'), r.max_batch_ms, :rep
   FROM retention.runs r WHERE r.policy = 'e_engine' ORDER BY r.id DESC LIMIT 1;

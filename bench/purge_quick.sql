@@ -18,7 +18,7 @@ ALTER TABLE plain_t ADD PRIMARY KEY (id);
 CREATE INDEX ON plain_t (at);
 VACUUM ANALYZE engine_t;
 VACUUM ANALYZE plain_t;
-SELECT retention.create_policy('bench', 'engine_t', 'at', interval '1 year', batch_size => :batch) > 0 AS policy;
+SELECT retention.create_policy('bench', 'engine_t', 'at', interval '1 year' :opts) > 0 AS policy;
 \timing on
 \echo '--- plain DELETE'
 DELETE FROM plain_t WHERE at < now() - interval '1 year';
