@@ -3,7 +3,6 @@ SET client_min_messages = warning;
 
 -- Server logs with IP addresses: 90 days for security analysis.
 SELECT retention.create_policy('access_log_90d', 'shop.web_access_log', 'logged_at', interval '90 days',
-    batch_size => 5000,
     purpose => 'detecting attacks and faults',
     legal_basis => 'GDPR Art. 6(1)(f), legitimate interest; 90 days');
 

@@ -20,6 +20,19 @@
 
 ALTER TABLE retention.subject_tables ADD COLUMN mask_policy bigint;
 ALTER TABLE retention.run_log ADD COLUMN throttled_ms double precision NOT NULL DEFAULT 0;
+-- Keeping up and vacuuming: what each run left, and the VACUUM after it.
+ALTER TABLE retention.run_log
+    ADD COLUMN due_left bigint,
+    ADD COLUMN oldest_due timestamptz,
+    ADD COLUMN vacuum_job bigint,
+    ADD COLUMN vacuumed_at timestamptz;
+-- Batches sized to a time budget: existing policies get the 100 ms target,
+-- and their batch_size becomes the most rows one batch changes.
+ALTER TABLE retention.policies ALTER COLUMN batch_size SET DEFAULT 100000;
+ALTER TABLE retention.policies
+    ADD COLUMN batch_target interval DEFAULT interval '100 milliseconds'
+        CHECK (batch_target BETWEEN interval '1 millisecond' AND interval '10 seconds'),
+    ADD COLUMN vacuum_after boolean NOT NULL DEFAULT false;
 -- The placing role, checked by identity on release: the role that has the
 -- recorded name now (a hold whose role is gone is released by a superuser).
 ALTER TABLE retention.holds ADD COLUMN placed_by_role oid;
@@ -53,6 +66,13 @@ DROP FUNCTION retention.set_subject_table(text, regclass, text, interval, text, 
 DROP FUNCTION retention._set_subject_table(text, oid, text, interval, text, text);
 DROP FUNCTION retention.verify_audit();
 DROP FUNCTION retention._verify_audit();
+-- Gained arguments (batch_target, vacuum_after) or result columns.
+DROP FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text);
+DROP FUNCTION retention._create_policy(text, oid, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text);
+DROP FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean);
+DROP FUNCTION retention._alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean);
+DROP VIEW retention.status;
+DROP FUNCTION retention._status();
 
 -- 3. Every function, procedure and view as 0.2.0 creates them -----------------
 -- (scripts/upgrade-draft.sh)
@@ -101,7 +121,10 @@ CREATE OR REPLACE FUNCTION "_alter_policy"(
 	"no_rate_limit" bool, /* bool */
 	"drop_partitions" bool, /* Option < bool > */
 	"archive_schema" TEXT, /* Option < & str > */
-	"no_archive" bool /* bool */
+	"no_archive" bool, /* bool */
+	"batch_target" interval, /* Option < Interval > */
+	"no_batch_target" bool, /* bool */
+	"vacuum_after" bool /* Option < bool > */
 ) RETURNS bigint /* i64 */
 
 LANGUAGE c /* Rust */
@@ -141,7 +164,9 @@ CREATE OR REPLACE FUNCTION "_create_policy"(
 	"drop_partitions" bool, /* bool */
 	"archive_schema" TEXT, /* Option < & str > */
 	"min_retention" interval, /* Option < Interval > */
-	"min_retention_ground" TEXT /* Option < & str > */
+	"min_retention_ground" TEXT, /* Option < & str > */
+	"batch_target" interval, /* Option < Interval > */
+	"vacuum_after" bool /* bool */
 ) RETURNS bigint /* i64 */
 
 LANGUAGE c /* Rust */
@@ -418,7 +443,7 @@ CREATE OR REPLACE FUNCTION retention.create_policy(
     clock        text,
     purge_after  interval,
     filter       text     DEFAULT NULL,
-    batch_size   integer  DEFAULT 1000,
+    batch_size   integer  DEFAULT 100000,
     batch_pause  interval DEFAULT interval '0',
     skip_locked  boolean  DEFAULT true,
     purpose      text     DEFAULT NULL,
@@ -430,13 +455,15 @@ CREATE OR REPLACE FUNCTION retention.create_policy(
     drop_partitions boolean DEFAULT true,
     archive_schema text DEFAULT NULL,
     min_retention interval DEFAULT NULL,
-    min_retention_ground text DEFAULT NULL
+    min_retention_ground text DEFAULT NULL,
+    batch_target interval DEFAULT interval '100 milliseconds',
+    vacuum_after boolean  DEFAULT false
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._create_policy("name" => $1, "target" => $2::oid, "clock" => $3, "purge_after" => $4, "filter" => $5, "batch_size" => $6, "batch_pause" => $7, "skip_locked" => $8, "purpose" => $9, "legal_basis" => $10, "lock_timeout" => $11, "statement_timeout" => $12, "max_run_time" => $13, "max_rows_per_second" => $14, "drop_partitions" => $15, "archive_schema" => $16, "min_retention" => $17, "min_retention_ground" => $18);
+RETURN retention._create_policy("name" => $1, "target" => $2::oid, "clock" => $3, "purge_after" => $4, "filter" => $5, "batch_size" => $6, "batch_pause" => $7, "skip_locked" => $8, "purpose" => $9, "legal_basis" => $10, "lock_timeout" => $11, "statement_timeout" => $12, "max_run_time" => $13, "max_rows_per_second" => $14, "drop_partitions" => $15, "archive_schema" => $16, "min_retention" => $17, "min_retention_ground" => $18, "batch_target" => $19, "vacuum_after" => $20);
 
-COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text) IS
-'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. BATCH_SIZE rows are deleted per committed batch, with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner; these rights are checked again before every batch, and batches run as the tables owner (its triggers and row security run with the rights of the role that wrote them). CLOCK and FILTER may use only built-in functions, operators and types, and are stored in the canonical form the server prints. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. MIN_RETENTION with MIN_RETENTION_GROUND records a statutory minimum (e.g. 10 years, HGB §257 / AO §147): a purge stage earlier than it is refused. Rows under a legal hold (retention.place_hold) are never marked, anonymised or purged. Returns the policy id.';
+COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text, interval, boolean) IS
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. Each batch is its own transaction, sized to take about BATCH_TARGET (from the time the previous batches took) and to change at most BATCH_SIZE rows (BATCH_TARGET NULL: every batch has BATCH_SIZE rows), with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner; these rights are checked again before every batch, and batches run as the tables owner (its triggers and row security run with the rights of the role that wrote them). CLOCK and FILTER may use only built-in functions, operators and types, and are stored in the canonical form the server prints. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. MIN_RETENTION with MIN_RETENTION_GROUND records a statutory minimum (e.g. 10 years, HGB §257 / AO §147): a purge stage earlier than it is refused. VACUUM_AFTER => true has pg_cron vacuum the table once after every run that changed rows (the run log records when). Rows under a legal hold (retention.place_hold) are never marked, anonymised or purged. Returns the policy id.';
 
 CREATE OR REPLACE FUNCTION retention.alter_policy(
     name         text,
@@ -458,13 +485,16 @@ CREATE OR REPLACE FUNCTION retention.alter_policy(
     no_rate_limit boolean DEFAULT false,
     drop_partitions boolean DEFAULT NULL,
     archive_schema text DEFAULT NULL,
-    no_archive boolean DEFAULT false
+    no_archive boolean DEFAULT false,
+    batch_target interval DEFAULT NULL,
+    no_batch_target boolean DEFAULT false,
+    vacuum_after boolean DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20);
+RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20, "batch_target" => $21, "no_batch_target" => $22, "vacuum_after" => $23);
 
-COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean) IS
-'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
+COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean, interval, boolean, boolean) IS
+'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them, NO_BATCH_TARGET => true makes every batch BATCH_SIZE rows. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
 
 CREATE OR REPLACE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -530,7 +560,16 @@ CREATE OR REPLACE FUNCTION "_status"() RETURNS TABLE (
 	"runs_failed_total" bigint,  /* i64 */
 	"rows_purged_total" bigint,  /* i64 */
 	"rows_anonymised_total" bigint,  /* i64 */
-	"rows_marked_total" bigint  /* i64 */
+	"rows_marked_total" bigint,  /* i64 */
+	"due_left" bigint,  /* Option < i64 > */
+	"oldest_due" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"lag" interval,  /* Option < Interval > */
+	"became_due_per_day" double precision,  /* Option < f64 > */
+	"removed_per_day" double precision,  /* Option < f64 > */
+	"falling_behind" bool,  /* bool */
+	"overdue_requests" bigint,  /* i64 */
+	"dead_rows" bigint,  /* Option < i64 > */
+	"last_vacuum" timestamp with time zone  /* Option < TimestampWithTimeZone > */
 )
 STRICT 
 LANGUAGE c /* Rust */
@@ -1140,7 +1179,7 @@ CREATE OR REPLACE FUNCTION retention.erasure_certificate(request bigint)
 RETURNS jsonb LANGUAGE sql STABLE
 RETURN retention._erasure_certificate("request" => $1);
 COMMENT ON FUNCTION retention.erasure_certificate(bigint) IS
-'The proof of an erasure request: reference, blind index, received / due / completed times, per table the rows purged, anonymised, retained (with the legal ground) and held (with the hold), and the audit-chain hash at completion. Holds no subject id.';
+'The proof of an erasure request: reference, blind index, received / due / completed times, per table the rows purged, anonymised, retained (with the legal ground) and held (with the hold), whether a VACUUM has finished since (vacuumed_at, row_versions: until one does, old versions of the erased rows may remain in the table''s files), and the audit-chain hash at completion. Holds no subject id.';
 
 CREATE OR REPLACE FUNCTION retention.erasure_certificate_text(request bigint)
 RETURNS text LANGUAGE sql STABLE
@@ -1159,7 +1198,10 @@ SELECT concat_ws(E'\n',
                               coalesce(' (' || (SELECT string_agg('hold ' || (h ->> 'hold') || ': ' || (h ->> 'reason'), '; ')
                                                   FROM jsonb_array_elements(t -> 'holds') h) || ')', ''),
                               coalesce(', ' || (t ->> 'kept_referenced') || ' kept: rows kept elsewhere still reference them', '') ||
-                              coalesce(', ' || (t ->> 'remaining') || ' REMAINING: ' || coalesce(t ->> 'problem', 'not erased'), '')), E'\n')
+                              coalesce(', ' || (t ->> 'remaining') || ' REMAINING: ' || coalesce(t ->> 'problem', 'not erased'), '') ||
+                              CASE WHEN NOT t ? 'row_versions' THEN ''
+                                   WHEN t ->> 'vacuumed_at' IS NOT NULL THEN '; vacuumed at ' || (t ->> 'vacuumed_at')
+                                   ELSE '; not vacuumed since: old row versions may remain in the table''s files' END), E'\n')
        FROM jsonb_array_elements(c -> 'tables') t),
     'Audit chain: ' || coalesce(c ->> 'audit_hash', '-') ||
         CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END ||
@@ -1236,16 +1278,20 @@ SELECT l.id,
        l.note,
        l.run_by,
        l.backend_pid,
-       round(l.throttled_ms::numeric, 1) AS throttled_ms
+       round(l.throttled_ms::numeric, 1) AS throttled_ms,
+       l.due_left,
+       l.oldest_due,
+       l.vacuum_job,
+       l.vacuumed_at
   FROM retention.run_log l;
 
 CREATE OR REPLACE VIEW retention.status AS SELECT * FROM retention._status();
 
 COMMENT ON VIEW retention.status IS
-'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Numeric columns with policy/target labels, ready for a postgres_exporter custom query.';
+'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Keeping up: due_left and oldest_due are the due rows of the last stage (purge, else anonymise, else mark) that the last run left, not counting rows kept by holds or references, and the clock of the oldest of them (the watermark); lag is how long that row has been due; became_due_per_day and removed_per_day compare, over the last eight counted runs, the rows that became due between runs with the rows the runs removed; falling_behind is true when what the runs left grew over the last three; overdue_requests counts erasure requests past their deadline whose kind maps this table; dead_rows and last_vacuum come from the statistics. Numeric columns with policy/target labels, ready for a postgres_exporter custom query (monitoring/postgres_exporter.yml).';
 
 COMMENT ON VIEW retention.runs IS
-'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
+'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept). due_left and oldest_due: the due rows of the last stage the run left (NULL: not counted); vacuum_job: the pg_cron job vacuum_after scheduled; vacuumed_at: when a VACUUM of the table was first seen to have finished after the run.';
 
 CREATE OR REPLACE FUNCTION retention.version() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE

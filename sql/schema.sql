@@ -37,7 +37,7 @@ CREATE TABLE retention.policies (
     marker_type      regtype,
     anonymised_column text,                -- anonymise stage: timestamptz or boolean column set once masked
     anonymised_type  regtype,
-    batch_size   integer     NOT NULL DEFAULT 1000 CHECK (batch_size > 0),
+    batch_size   integer     NOT NULL DEFAULT 100000 CHECK (batch_size > 0),  -- the most rows one batch changes
     -- Limits, read before every batch (so they can change during a run).
     lock_timeout      interval NOT NULL DEFAULT interval '2 seconds' CHECK (lock_timeout > interval '0'),
     statement_timeout interval NOT NULL DEFAULT interval '1 minute' CHECK (statement_timeout > interval '0'),
@@ -58,7 +58,13 @@ CREATE TABLE retention.policies (
     owner        regrole     NOT NULL,
     paused       boolean     NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- Batches are sized to take about this long (up to batch_size rows);
+    -- NULL: every batch has batch_size rows.
+    batch_target interval DEFAULT interval '100 milliseconds'
+                 CHECK (batch_target BETWEEN interval '1 millisecond' AND interval '10 seconds'),
+    -- After a run that changed rows, a one-off pg_cron job vacuums the table.
+    vacuum_after boolean     NOT NULL DEFAULT false
 );
 COMMENT ON TABLE retention.policies IS
     'Retention policies: which rows of which table are kept how long. Change through retention.create_policy/alter_policy/drop_policy.';
@@ -105,7 +111,11 @@ CREATE TABLE retention.run_log (
     note         text,
     error_code   text,
     error        text,
-    throttled_ms double precision NOT NULL DEFAULT 0  -- time spent waiting for replicas and slots to catch up
+    throttled_ms double precision NOT NULL DEFAULT 0, -- time spent waiting for replicas and slots to catch up
+    due_left     bigint,               -- due rows of the last stage the run left (not held or blocked), when counted
+    oldest_due   timestamptz,          -- the clock of the oldest of them (the watermark)
+    vacuum_job   bigint,               -- the pg_cron job that vacuums the table after the run (vacuum_after)
+    vacuumed_at  timestamptz           -- the first VACUUM of the table seen after the run
 );
 CREATE INDEX run_log_policy_started ON retention.run_log (policy_id, started_at);
 COMMENT ON TABLE retention.run_log IS

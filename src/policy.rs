@@ -64,9 +64,31 @@ fn check_batch_size(n: i32) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "batch_size must be positive",
-            "Typical values are 1000 to 10000 rows per batch.",
+            "batch_size caps the rows of one batch (default 100000); batch_target sizes batches by time.",
         )
     }
+}
+
+fn check_batch_target(iv: Interval) {
+    let ok = Spi::get_one_with_args::<bool>(
+        "SELECT $1 BETWEEN interval '1 millisecond' AND interval '10 seconds'",
+        &[iv.into()],
+    )
+    .or_raise("checking batch_target")
+    .unwrap_or(false);
+    if !ok {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "batch_target must lie between 1 millisecond and 10 seconds",
+            "The default, interval '100 milliseconds', keeps each batch's locks and WAL small; give NULL (no_batch_target in alter_policy) for batches of batch_size rows.",
+        )
+    }
+}
+
+/// vacuum_after needs pg_cron in this database (checked when set; a run
+/// that cannot schedule the VACUUM says why in the run log).
+fn check_vacuum_after() {
+    crate::schedule::require_pg_cron();
 }
 
 fn check_limits(
@@ -320,6 +342,8 @@ fn create_policy(
     archive_schema: Option<&str>,
     min_retention: Option<Interval>,
     min_retention_ground: Option<&str>,
+    batch_target: Option<Interval>,
+    vacuum_after: bool,
 ) -> i64 {
     security::require_admin("declare retention policies");
     check_name(name);
@@ -345,6 +369,12 @@ fn create_policy(
     check_minimum(purge_after, min_retention, min_retention_ground);
     check_batch_size(batch_size);
     check_batch_pause(batch_pause);
+    if let Some(iv) = batch_target {
+        check_batch_target(iv);
+    }
+    if vacuum_after {
+        check_vacuum_after();
+    }
     check_limits(
         Some(lock_timeout),
         Some(statement_timeout),
@@ -370,9 +400,10 @@ fn create_policy(
                  (name, target, key_columns, clock, clock_type, filter, purge_after,
                   batch_size, batch_pause, skip_locked, purpose, legal_basis, owner,
                   lock_timeout, statement_timeout, max_run_time, max_rows_per_second,
-                  drop_partitions, archive_schema, min_retention, min_retention_ground)
+                  drop_partitions, archive_schema, min_retention, min_retention_ground,
+                  batch_target, vacuum_after)
              VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regtype, $6, $7, $8, $9, $10, $11, $12, $13::oid::regrole,
-                     $14, $15, $16, $17, $18, $19, $20, $21)
+                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
              RETURNING id",
             &[
                 name.into(),
@@ -396,6 +427,8 @@ fn create_policy(
                 archive_schema.into(),
                 min_retention.into(),
                 min_retention_ground.into(),
+                batch_target.into(),
+                vacuum_after.into(),
             ],
         )
         .or_raise("storing the policy")
@@ -426,6 +459,9 @@ fn alter_policy(
     drop_partitions: Option<bool>,
     archive_schema: Option<&str>,
     no_archive: bool,
+    batch_target: Option<Interval>,
+    no_batch_target: bool,
+    vacuum_after: Option<bool>,
 ) -> i64 {
     let p = load_one(name);
     security::require_policy_control(name, p.owner);
@@ -466,6 +502,19 @@ fn alter_policy(
     if let Some(iv) = batch_pause {
         check_batch_pause(iv);
     }
+    if batch_target.is_some() && no_batch_target {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "batch_target and no_batch_target cannot be given together",
+            "Give a batch_target, or no_batch_target => true for batches of batch_size rows.",
+        )
+    }
+    if let Some(iv) = batch_target {
+        check_batch_target(iv);
+    }
+    if vacuum_after == Some(true) {
+        check_vacuum_after();
+    }
     check_limits(
         lock_timeout,
         statement_timeout,
@@ -502,6 +551,8 @@ fn alter_policy(
                  max_rows_per_second = CASE WHEN $18 THEN NULL ELSE coalesce($16, max_rows_per_second) END,
                  drop_partitions = coalesce($19, drop_partitions),
                  archive_schema = CASE WHEN $21 THEN NULL ELSE coalesce($20, archive_schema) END,
+                 batch_target = CASE WHEN $23 THEN NULL ELSE coalesce($22, batch_target) END,
+                 vacuum_after = coalesce($24, vacuum_after),
                  updated_at  = pg_catalog.now()
              WHERE id = $1",
             &[
@@ -526,6 +577,9 @@ fn alter_policy(
                 drop_partitions.into(),
                 archive_schema.into(),
                 no_archive.into(),
+                batch_target.into(),
+                no_batch_target.into(),
+                vacuum_after.into(),
             ],
         )
         .or_raise("changing the policy")

@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 /// Raises a clear error unless pg_cron can schedule jobs from this database.
-fn require_pg_cron() {
+pub(crate) fn require_pg_cron() {
     // pg_cron defines its settings when the server preloads it. They are
     // read here without the privilege check of current_setting(): a
     // scheduling admin need not be able to read server settings.
@@ -53,6 +53,19 @@ fn require_pg_cron() {
             "extension \"pg_cron\" is not installed in this database",
             "CREATE EXTENSION pg_cron; (pg_cron 1.4 or later)",
         )
+    }
+}
+
+/// The time zone pg_cron reads schedules in (`cron.timezone`, GMT when
+/// unset or when pg_cron is older than 1.6).
+pub(crate) fn cron_timezone() -> String {
+    unsafe {
+        let p = pg_sys::GetConfigOption(c"cron.timezone".as_ptr(), true, false);
+        if p.is_null() {
+            "GMT".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
     }
 }
 

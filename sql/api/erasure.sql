@@ -124,7 +124,7 @@ CREATE FUNCTION retention.erasure_certificate(request bigint)
 RETURNS jsonb LANGUAGE sql STABLE
 RETURN retention._erasure_certificate("request" => $1);
 COMMENT ON FUNCTION retention.erasure_certificate(bigint) IS
-'The proof of an erasure request: reference, blind index, received / due / completed times, per table the rows purged, anonymised, retained (with the legal ground) and held (with the hold), and the audit-chain hash at completion. Holds no subject id.';
+'The proof of an erasure request: reference, blind index, received / due / completed times, per table the rows purged, anonymised, retained (with the legal ground) and held (with the hold), whether a VACUUM has finished since (vacuumed_at, row_versions: until one does, old versions of the erased rows may remain in the table''s files), and the audit-chain hash at completion. Holds no subject id.';
 
 CREATE FUNCTION retention.erasure_certificate_text(request bigint)
 RETURNS text LANGUAGE sql STABLE
@@ -143,7 +143,10 @@ SELECT concat_ws(E'\n',
                               coalesce(' (' || (SELECT string_agg('hold ' || (h ->> 'hold') || ': ' || (h ->> 'reason'), '; ')
                                                   FROM jsonb_array_elements(t -> 'holds') h) || ')', ''),
                               coalesce(', ' || (t ->> 'kept_referenced') || ' kept: rows kept elsewhere still reference them', '') ||
-                              coalesce(', ' || (t ->> 'remaining') || ' REMAINING: ' || coalesce(t ->> 'problem', 'not erased'), '')), E'\n')
+                              coalesce(', ' || (t ->> 'remaining') || ' REMAINING: ' || coalesce(t ->> 'problem', 'not erased'), '') ||
+                              CASE WHEN NOT t ? 'row_versions' THEN ''
+                                   WHEN t ->> 'vacuumed_at' IS NOT NULL THEN '; vacuumed at ' || (t ->> 'vacuumed_at')
+                                   ELSE '; not vacuumed since: old row versions may remain in the table''s files' END), E'\n')
        FROM jsonb_array_elements(c -> 'tables') t),
     'Audit chain: ' || coalesce(c ->> 'audit_hash', '-') ||
         CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END ||

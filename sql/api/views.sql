@@ -45,16 +45,20 @@ SELECT l.id,
        l.note,
        l.run_by,
        l.backend_pid,
-       round(l.throttled_ms::numeric, 1) AS throttled_ms
+       round(l.throttled_ms::numeric, 1) AS throttled_ms,
+       l.due_left,
+       l.oldest_due,
+       l.vacuum_job,
+       l.vacuumed_at
   FROM retention.run_log l;
 
 CREATE VIEW retention.status AS SELECT * FROM retention._status();
 
 COMMENT ON VIEW retention.status IS
-'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Numeric columns with policy/target labels, ready for a postgres_exporter custom query.';
+'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Keeping up: due_left and oldest_due are the due rows of the last stage (purge, else anonymise, else mark) that the last run left, not counting rows kept by holds or references, and the clock of the oldest of them (the watermark); lag is how long that row has been due; became_due_per_day and removed_per_day compare, over the last eight counted runs, the rows that became due between runs with the rows the runs removed; falling_behind is true when what the runs left grew over the last three; overdue_requests counts erasure requests past their deadline whose kind maps this table; dead_rows and last_vacuum come from the statistics. Numeric columns with policy/target labels, ready for a postgres_exporter custom query (monitoring/postgres_exporter.yml).';
 
 COMMENT ON VIEW retention.runs IS
-'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept).';
+'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept). due_left and oldest_due: the due rows of the last stage the run left (NULL: not counted); vacuum_job: the pg_cron job vacuum_after scheduled; vacuumed_at: when a VACUUM of the table was first seen to have finished after the run.';
 
 CREATE FUNCTION retention.version() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE

@@ -12,6 +12,9 @@
 //! - `run_log`: every write to the run log;
 //! - `batch`: a batch as SQL, and running it as the table's owner;
 //! - `walk`: walking large tables in page ranges (the one walk decision);
+//! - `sizing`: batch sizes from the policy's time budget;
+//! - `backlog`: the due rows a run left, for `retention.status`;
+//! - `vacuum`: dead row versions after a run, and vacuum_after;
 //! - `state`: what survives between the batches of one run item.
 //!
 //! Invariants: only the session that opened a run advances or closes it
@@ -19,10 +22,14 @@
 //! must still hold the privileges the stage needs; holds are asked of
 //! `model::hold` before every batch, never cached across batches.
 
+mod backlog;
+pub use backlog::last_stage;
 pub mod batch;
 pub mod run_log;
+mod sizing;
 mod state;
 mod throttle;
+mod vacuum;
 pub mod walk;
 
 use crate::error::raise;
@@ -52,6 +59,7 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
     }
     locks::release_stale_run_locks();
     hold::forget_held_keys();
+    vacuum::reconcile();
     if !crate::gucs::ENABLED.get() {
         pgrx::notice!("retention.enabled is off; nothing done");
         return Vec::new();
@@ -93,7 +101,7 @@ fn run_open(policy_name: Option<&str>, top_level: bool) -> Vec<i64> {
 
 /// The rows legal holds keep from a policy's stages, as conditions over the
 /// policy's table (see `model::hold`).
-struct Kept {
+pub(crate) struct Kept {
     /// Table holds with a filter (a whole-table hold stops the policy).
     table: Vec<hold::Hold>,
     subject: Option<hold::SubjectHold>,
@@ -102,6 +110,21 @@ struct Kept {
 }
 
 impl Kept {
+    /// The holds that concern the policy's table now (a whole-table hold
+    /// is among `table`; the caller looks for it first).
+    fn of(p: &Policy, table: &str) -> Kept {
+        Kept {
+            table: hold::table_holds(p.target),
+            // Holds on subjects (stored as blind indexes) protect the
+            // subject's rows in every table of the kinds' maps.
+            subject: hold::subject_hold(p.target, table),
+            // Rows whose deletion would reach a held row through a cascading
+            // foreign key (ON DELETE CASCADE, SET NULL, SET DEFAULT) are
+            // kept by the purge stage and counted as held.
+            cascade: hold::cascade_held(p.target, table, 0),
+        }
+    }
+
     fn any(&self) -> bool {
         !self.table.is_empty() || self.subject.is_some() || self.cascade.is_some()
     }
@@ -192,6 +215,7 @@ fn run_batch(
         return done(0);
     }
     if p.max_run_time_secs.is_some_and(|limit| it.elapsed > limit) {
+        record_backlog(item, &it, &p, &table, &Kept::of(&p, &table));
         run_log::finish(
             item,
             p.id,
@@ -203,22 +227,12 @@ fn run_batch(
     }
     // Legal holds on the table: a whole-table hold stops the policy, a
     // filtered hold keeps its rows out of every stage.
-    let table_holds = hold::table_holds(p.target);
-    if let Some(h) = hold::whole_table_hold(&table_holds) {
+    let kept = Kept::of(&p, &table);
+    if let Some(h) = hold::whole_table_hold(&kept.table) {
         let why = format!("the whole table is under legal hold {}", h.id);
         run_log::finish(item, p.id, Outcome::skipped_noting(&why));
         return done(0);
     }
-    let kept = Kept {
-        table: table_holds,
-        // Holds on subjects (stored as blind indexes) protect the subject's
-        // rows in every table of the kinds' maps.
-        subject: hold::subject_hold(p.target, &table),
-        // Rows whose deletion would reach a held row through a cascading
-        // foreign key (ON DELETE CASCADE, SET NULL, SET DEFAULT) are kept by
-        // the purge stage and counted as held.
-        cascade: hold::cascade_held(p.target, &table, 0),
-    };
     // The first stage, from the item's, that the policy (still) has.
     let mut stage = it.stage;
     while let Some(s) = stage {
@@ -253,6 +267,7 @@ fn run_batch(
     if let Some(why) = throttle::behind() {
         let limit = p.max_run_time_secs.unwrap_or(900.0);
         if it.throttled_ms / 1000.0 >= limit {
+            record_backlog(item, &it, &p, &table, &kept);
             let note = format!("stopped after waiting {limit:.0} s: {why}; the remaining due rows are left for the next run");
             run_log::finish(item, p.id, Outcome::succeeded().noting(&note));
             return done(0);
@@ -277,28 +292,22 @@ fn run_batch(
             return TableIterator::once((true, 0.0, rows, size));
         }
     }
-    // A batch that hit a lock or statement timeout is retried smaller (see
+    // Batches are sized to the policy's time budget (see `sizing`). A batch
+    // that hit a lock or statement timeout is retried smaller (see
     // _run_retry); the procedure passes the reduced size back in.
-    let batch_size = size
-        .map(|n| n.clamp(1, p.batch_size))
-        .unwrap_or(p.batch_size);
+    let sized = sizing::rows(item, stage, &p);
+    let batch_size = size.map(|n| n.clamp(1, sized)).unwrap_or(sized);
     let mut params = Params::new();
     let cut = params.bind(cutoff);
     let limit = params.bind(batch_size as i64);
     let not_held = kept.not_held(item, &mut params);
     let mut needs_key = false;
-    let (pending, action) = match stage {
-        Stage::Purge => {
-            // Rows other tables still reference (RESTRICT / NO ACTION) are
-            // left out instead of failing the batch.
-            let refs = refs::references(p.target);
-            let unblocked = all_of([
-                refs::unblocked_condition(&refs, &table),
-                kept.not_cascading(),
-                not_held.clone(),
-            ]);
-            (unblocked, Action::Delete)
-        }
+    // Rows other tables still reference (RESTRICT / NO ACTION) are left out
+    // of a purge instead of failing the batch; rows already in a mark or
+    // anonymise stage's state are left out of it.
+    let pending = backlog::pending(stage, &p, &table, &kept, not_held.clone());
+    let action = match stage {
+        Stage::Purge => Action::Delete,
         Stage::Anonymise | Stage::Mark => {
             let state = p.state_column(stage).cloned().unwrap_or_default();
             let set = if stage == Stage::Anonymise {
@@ -317,11 +326,7 @@ fn run_batch(
             } else {
                 crate::stage::state_value(&state)
             };
-            let pending = all_of([
-                Some(crate::stage::pending_condition(&state)),
-                not_held.clone(),
-            ]);
-            (pending, Action::Update(set))
+            Action::Update(set)
         }
     };
     let due = all_of([Some(batch::due_condition(&p, cut)), pending]).unwrap_or_default();
@@ -329,15 +334,14 @@ fn run_batch(
     let batch_started = Some(pgrx::datum::clock_timestamp());
     // Large tables with many due rows are walked in ranges of pages.
     let window = if batch::by_row_id(&p) {
-        walk::window(item, stage, &p, &table, &due, &params)
+        walk::window(item, stage, &p, &table, &due, &params, sized)
     } else {
         None
     };
     // A batch retried smaller covers proportionally fewer pages.
     let range_done = window.map(|(from, to)| {
         let pages = to.saturating_sub(from).max(1);
-        let scaled =
-            (pages * i64::from(batch_size) / i64::from(p.batch_size.max(1))).clamp(1, pages);
+        let scaled = (pages * i64::from(batch_size) / i64::from(sized.max(1))).clamp(1, pages);
         (from, from + scaled)
     });
     let range = range_done.map(|(from, to)| {
@@ -367,10 +371,12 @@ fn run_batch(
     if selected > 0 {
         report_progress(item, &p.name, &totals);
     }
-    // Grow a reduced batch back towards the policy's size after a success.
+    // The next batch's size, from this one's time; a size reduced after a
+    // timeout grows back towards it.
+    sizing::learn(item, stage, &p, batch_size, selected, totals.batch_secs);
     let next_size = size
-        .filter(|n| *n < p.batch_size)
-        .map(|n| n.saturating_mul(2).min(p.batch_size));
+        .filter(|n| *n < sized)
+        .map(|n| n.saturating_mul(2).min(sized));
     // Pause: the declared pause, or longer to stay under the rate limit.
     let mut pause = p.batch_pause_secs;
     if let Some(rate) = p.max_rows_per_second {
@@ -382,7 +388,7 @@ fn run_batch(
     // The walk's next state is stored only once everything this batch does
     // has been done: a batch retried after an error covers the same pages.
     let stepped =
-        range_done.and_then(|(_, to)| walk::step(item, stage, to, selected, p.batch_size));
+        range_done.and_then(|(_, to)| walk::step(item, stage, to, selected, totals.batch_secs, &p));
     let more_here = match range_done {
         // A walked stage goes on until its last page range is done.
         Some(_) => stepped.as_ref().is_some_and(walk::Walk::goes_on),
@@ -410,10 +416,21 @@ fn run_batch(
             run_log::set_held(item, held, &kept.hold_ids());
         }
     }
+    if backlog::last_stage(&p) == Some(stage) {
+        backlog::record(item, &p, &table, &kept, cutoff);
+    }
     let next = stage.next();
     run_log::set_stage(item, next);
     walk::store(item, stepped);
     TableIterator::once((next.is_some(), pause.max(0.0), changed, next_size))
+}
+
+/// Records the backlog of a run item that stops before its last stage
+/// ended (max_run_time, replicas behind).
+fn record_backlog(item: i64, it: &run_log::Item, p: &Policy, table: &str, kept: &Kept) {
+    if let Some(cutoff) = backlog::last_stage(p).and_then(|s| it.cutoff(s)) {
+        backlog::record(item, p, table, kept, cutoff);
+    }
 }
 
 /// At the end of a purge stage: how many due rows were kept because other
@@ -487,7 +504,9 @@ fn run_retry(item: i64, size: Option<i32>, sqlstate: &str) -> Option<i32> {
     let it = run_log::load(item)?;
     locks::require_run_lock(it.policy_id, item);
     let p = policy::load_by_id(it.policy_id)?;
-    let used = size.unwrap_or(p.batch_size).clamp(1, p.batch_size);
+    let used = size
+        .unwrap_or_else(|| sizing::last(item, &p))
+        .clamp(1, p.batch_size);
     let floor = p.batch_size.min(10);
     if used <= floor {
         return None;
@@ -517,6 +536,7 @@ fn run_close(item: i64) {
             locks::require_run_lock(it.policy_id, item);
         }
         run_log::finish(item, it.policy_id, Outcome::succeeded());
+        vacuum::after_run(item);
     }
 }
 
@@ -894,7 +914,8 @@ mod tests {
         .unwrap();
         let due = count("SELECT count(*) FROM t_walk_parent WHERE at < now() - interval '30 days'");
         assert_eq!(run_in_transaction("walk_parent"), due);
-        assert_eq!(run_note("walk_parent"), "");
+        let note = run_note("walk_parent");
+        assert!(!note.contains("walked"), "not walked: {note}");
         assert_eq!(
             Spi::get_one::<i64>("SELECT count(*) FROM t_walk_child").unwrap(),
             Some(0),
@@ -914,7 +935,7 @@ mod tests {
         assert!(!preview.contains("ranges of pages"), "{preview}");
         // 40 due rows of 40,000 (0.1%): found through the index, 7 per batch.
         assert_eq!(run_in_transaction("few"), 40);
-        assert_eq!(run_note("few"), "");
+        assert!(!run_note("few").contains("walked"));
         assert_eq!(
             Spi::get_one::<i32>("SELECT batches FROM retention.runs WHERE policy = 'few'").unwrap(),
             Some(6)

@@ -373,6 +373,18 @@ pub fn set_held(item: i64, held: i64, hold_ids: &str) {
     });
 }
 
+/// Records the due rows of the last stage a run left, and the oldest
+/// clock among them (see `backlog`).
+pub fn set_left(item: i64, left: Option<i64>, oldest: Option<TimestampWithTimeZone>) {
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.run_log SET due_left = $2, oldest_due = $3 WHERE id = $1",
+            &[item.into(), left.into(), oldest.into()],
+        )
+        .or_raise("recording the due rows left")
+    });
+}
+
 /// Counts time spent waiting for replicas and slots.
 pub fn add_throttled(item: i64, ms: f64) {
     security::as_extension_owner(|| {

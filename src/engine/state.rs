@@ -6,11 +6,13 @@
 //! - the random key of the `hash_random` mask (never stored: gone when the
 //!   item ends, so its hashes cannot be recomputed);
 //! - the walk of the stage being worked on (see `walk`);
+//! - the batch size learnt from the batches' times (see `sizing`);
 //! - when progress was last reported.
 //!
 //! Invariant: the state belongs to exactly one item; asking for another item
 //! starts afresh, and closing an item forgets it (see [`forget`]).
 
+use super::sizing::Learnt;
 use super::walk::Walk;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -20,6 +22,8 @@ pub struct RunState {
     item: i64,
     pub run_key: Option<Vec<u8>>,
     pub walk: Option<Walk>,
+    /// The batch size learnt from the time batches took (see `sizing`).
+    pub sizing: Option<Learnt>,
     pub last_progress: Option<Instant>,
 }
 

@@ -8,8 +8,9 @@
 //! changes, in one statement, the due rows of the pages from `next` to
 //! `next + pages`, then moves on: every page is read once per run, as by a
 //! single DELETE, while each batch still commits on its own. The first
-//! range holds `batch_size` rows, as if all of them were due; later ones
-//! are sized from the due rows the previous range held. Where an index
+//! range holds the first batch's rows (see `sizing`), as if all of them
+//! were due; later ones are sized from the due rows the previous range held
+//! and the time it took. Where an index
 //! finds the due rows they are counted first, and the walk ends after the
 //! last of them. Rows moved to pages already walked (an UPDATE during the
 //! run) are left for the next run, like rows locked by the application.
@@ -71,6 +72,7 @@ pub fn window(
     table: &str,
     cond: &str,
     params: &Params,
+    first_rows: i32,
 ) -> Option<(i64, i64)> {
     let known = state::with(item, |s| {
         s.walk
@@ -83,7 +85,7 @@ pub fn window(
     }
     // Planning and counting wait for table locks no longer than a batch.
     let walk = crate::gucs::with_local("lock_timeout", &p.lock_timeout_ms.to_string(), || {
-        plan(stage, p, table, cond, params)
+        plan(stage, p, table, cond, params, first_rows)
     });
     let win = walk.window();
     state::with(item, |s| s.walk = Some(walk));
@@ -93,7 +95,14 @@ pub fn window(
 /// Decides whether a stage walks page ranges: the table has at least
 /// MIN_PAGES pages, and the planner either would scan it whole for the due
 /// rows or expects at least MIN_DUE_SHARE of its rows to be due.
-fn plan(stage: Stage, p: &Policy, table: &str, cond: &str, params: &Params) -> Walk {
+fn plan(
+    stage: Stage,
+    p: &Policy,
+    table: &str,
+    cond: &str,
+    params: &Params,
+    first_rows: i32,
+) -> Walk {
     let mut walk = Walk {
         stage,
         ranged: false,
@@ -176,11 +185,12 @@ fn plan(stage: Stage, p: &Policy, table: &str, cond: &str, params: &Params) -> W
         }
         walk.remaining = Some(n);
     }
-    let batch = f64::from(p.batch_size.max(1));
-    walk.max_pages = ((MAX_BATCHES * batch / per_page).ceil() as i64).max(1);
+    let cap = f64::from(p.batch_size.max(1));
+    walk.max_pages = ((MAX_BATCHES * cap / per_page).ceil() as i64).max(1);
     // The first range could hold nothing but due rows; later ones are sized
-    // from what the previous range held.
-    walk.pages = ((batch / per_page).ceil() as i64).clamp(1, walk.max_pages);
+    // from what the previous range held and how long it took.
+    let first = f64::from(first_rows.max(1));
+    walk.pages = ((first / per_page).ceil() as i64).clamp(1, walk.max_pages);
     walk.ranged = true;
     walk.end = if walk.remaining == Some(0) { 0 } else { pages };
     walk
@@ -246,22 +256,31 @@ pub fn note(item: i64, w: &Walk) {
     );
 }
 
-/// The walk's state after a batch that covered pages up to `to` and held
-/// `rows` due rows, with the next range sized; not stored (the caller
-/// stores it once everything the batch does has been done: a batch retried
-/// after an error covers the same pages).
-pub fn step(item: i64, stage: Stage, to: i64, rows: i64, batch_size: i32) -> Option<Walk> {
+/// The walk's state after a batch that covered pages up to `to`, held
+/// `rows` due rows and took `secs`, with the next range sized; not stored
+/// (the caller stores it once everything the batch does has been done: a
+/// batch retried after an error covers the same pages). Call it after
+/// `sizing::learn`: the next range holds about as many due rows as the
+/// next batch may change, and, with a time budget, takes about as long.
+pub fn step(item: i64, stage: Stage, to: i64, rows: i64, secs: f64, p: &Policy) -> Option<Walk> {
     let mut w = state::with(item, |s| {
         s.walk.as_ref().filter(|w| w.stage == stage).cloned()
     })?;
     let span = (to - w.next).max(1);
     w.next = to;
-    // Grow at most fourfold per batch; shrink at once where rows are dense.
-    let want = if rows > 0 {
-        (f64::from(batch_size.max(1)) * span as f64 / rows as f64).round() as i64
+    let target_rows = f64::from(super::sizing::rows(item, stage, p).max(1));
+    // Grow at most fourfold per batch; shrink at once where rows are dense
+    // or pages slow.
+    let by_rows = if rows > 0 {
+        (target_rows * span as f64 / rows as f64).round() as i64
     } else {
         span * 4
     };
+    let by_time = match p.batch_target_secs {
+        Some(target) if secs > 0.0 => (span as f64 * target / secs).round() as i64,
+        _ => i64::MAX,
+    };
+    let want = by_rows.min(by_time);
     w.pages = want.clamp(1, (span * 4).min(w.max_pages));
     if let Some(r) = &mut w.remaining {
         *r -= rows;

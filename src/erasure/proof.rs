@@ -117,6 +117,34 @@ fn erasure_certificate(request: i64) -> JsonB {
         } else {
             (matches, "dates, extensions, status, result and audit hash")
         };
+        // Whether the erased rows' old versions are gone from the tables'
+        // files: a VACUUM must have finished after the erasure. Read from
+        // the statistics now (not part of what the audit chain recorded).
+        if let (Some(tables), Some(done)) =
+            (m.get("tables").cloned(), m.get("completed_at").cloned())
+        {
+            if !done.is_null() {
+                let with_vacuum = Spi::get_one_with_args::<JsonB>(
+                    "SELECT coalesce(jsonb_agg(t || CASE
+                         WHEN coalesce((t ->> 'purged')::int8, 0) + coalesce((t ->> 'anonymised')::int8, 0) = 0 THEN '{}'::jsonb
+                         WHEN v.at > $2::timestamptz THEN jsonb_build_object('vacuumed_at', v.at,
+                              'row_versions', 'a VACUUM finished after the erasure: it removed the old versions of the erased rows, unless a transaction that began before the erasure was still open then')
+                         ELSE jsonb_build_object('vacuumed_at', NULL,
+                              'row_versions', 'no VACUUM has finished since the erasure: old versions of the erased rows may remain in the table''s files until one does')
+                         END ORDER BY a.ord), '[]'::jsonb)
+                       FROM jsonb_array_elements($1) WITH ORDINALITY a(t, ord)
+                       LEFT JOIN LATERAL (SELECT greatest(pg_catalog.pg_stat_get_last_vacuum_time(c.oid),
+                                                          pg_catalog.pg_stat_get_last_autovacuum_time(c.oid)) AS at
+                                            FROM pg_catalog.pg_class c
+                                           WHERE c.oid = pg_catalog.to_regclass(t ->> 'table')) v ON true",
+                    &[JsonB(tables).into(), done.as_str().unwrap_or_default().into()],
+                )
+                .or_raise("reading when the tables were vacuumed");
+                if let Some(t) = with_vacuum {
+                    m.insert("tables".into(), t.0);
+                }
+            }
+        }
         m.insert("audit_record_matches".into(), json!(matches));
         m.insert("audit_record_compared".into(), json!(compared));
         m.insert(

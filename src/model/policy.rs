@@ -97,7 +97,11 @@ pub struct Policy {
     pub clock: String,
     pub clock_type: pg_sys::Oid,
     pub filter: Option<String>,
+    /// The most rows a batch changes.
     pub batch_size: i32,
+    /// How long a batch should take; batches are sized from the time the
+    /// previous ones took (None: every batch has batch_size rows).
+    pub batch_target_secs: Option<f64>,
     pub batch_pause_secs: f64,
     pub skip_locked: bool,
     pub owner: pg_sys::Oid,
@@ -114,6 +118,8 @@ pub struct Policy {
     pub max_rows_per_second: Option<i32>,
     pub drop_partitions: bool,
     pub archive_schema: Option<String>,
+    /// Vacuum the table through pg_cron after a run that changed rows.
+    pub vacuum_after: bool,
 }
 
 impl Policy {
@@ -147,7 +153,8 @@ const POLICY_COLUMNS: &str = "id, name, target::oid AS target, key_columns, cloc
      (extract(epoch FROM lock_timeout) * 1000)::int8 AS lock_timeout_ms, \
      (extract(epoch FROM statement_timeout) * 1000)::int8 AS statement_timeout_ms, \
      extract(epoch FROM max_run_time)::float8 AS max_run_time_secs, max_rows_per_second, \
-     drop_partitions, archive_schema";
+     drop_partitions, archive_schema, \
+     extract(epoch FROM batch_target)::float8 AS batch_target_secs, vacuum_after";
 
 const READING: &str = "reading a policy";
 
@@ -190,6 +197,7 @@ fn policy_from_row(row: &SpiHeapTupleData) -> Policy {
         clock_type: req(row, "clock_type"),
         filter: opt(row, "filter"),
         batch_size: req(row, "batch_size"),
+        batch_target_secs: opt(row, "batch_target_secs"),
         batch_pause_secs: req(row, "batch_pause_secs"),
         skip_locked: req(row, "skip_locked"),
         owner: req(row, "owner"),
@@ -203,6 +211,7 @@ fn policy_from_row(row: &SpiHeapTupleData) -> Policy {
         max_rows_per_second: opt(row, "max_rows_per_second"),
         drop_partitions: req(row, "drop_partitions"),
         archive_schema: opt(row, "archive_schema"),
+        vacuum_after: req(row, "vacuum_after"),
     }
 }
 

@@ -22,6 +22,14 @@ impl Caught {
         }
     }
 
+    /// The error's message (the primary text only).
+    pub fn message(&self) -> String {
+        match &*self.0 {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
+            _ => "an internal error".to_string(),
+        }
+    }
+
     pub fn rethrow(self) -> ! {
         self.0.rethrow()
     }

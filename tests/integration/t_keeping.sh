@@ -1,0 +1,174 @@
+# Keeping up next to production: batches sized by time, what runs leave
+# behind in retention.status, dead row versions, vacuum_after through
+# pg_cron, and what erasure certificates say about VACUUM.
+
+# The time budget sizes batches: with the same rows, a 10-second target
+# grows batches to the cap quickly, a 1-millisecond target keeps them small,
+# and without a target every batch has batch_size rows.
+test_batches_are_sized_by_the_time_budget() {
+  fresh_db sizing
+  q >/dev/null <<'SQL'
+CREATE TABLE s_fixed (id int PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO s_fixed SELECT g, now() - interval '2 years' FROM generate_series(1, 20000) g;
+CREATE TABLE s_slow (LIKE s_fixed INCLUDING ALL);
+INSERT INTO s_slow SELECT * FROM s_fixed WHERE id <= 2000;
+CREATE TABLE s_fast (LIKE s_fixed INCLUDING ALL);
+INSERT INTO s_fast SELECT * FROM s_fixed;
+SELECT retention.create_policy('s_fixed', 's_fixed', 'at', interval '1 year', batch_size => 1000, batch_target => NULL);
+SELECT retention.create_policy('s_slow', 's_slow', 'at', interval '1 year', batch_target => interval '1 millisecond');
+SELECT retention.create_policy('s_fast', 's_fast', 'at', interval '1 year', batch_size => 16000, batch_target => interval '10 seconds');
+SQL
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || rows_purged, ', ' ORDER BY policy) FROM retention.runs")" \
+    "s_fast 20000, s_fixed 20000, s_slow 2000" "every due row purged"
+  expect_eq "$(val "SELECT batches FROM retention.runs WHERE policy = 's_fixed'")" 20 "fixed batches"
+  # 1000, then 4000, then up to the cap of 16000: the rest.
+  expect_eq "$(val "SELECT batches FROM retention.runs WHERE policy = 's_fast'")" 3 "batches with a 10 s target"
+  local slow; slow="$(val "SELECT batches FROM retention.runs WHERE policy = 's_slow'")"
+  (( slow > 2 )) || fail "a 1 ms target should make batches smaller than 1000 rows, got $slow batches for 2000 rows"
+  # The settings are checked and can be switched off.
+  local out; out="$(q -c "SELECT retention.alter_policy('s_fast', batch_target => interval '1 minute')" 2>&1 || true)"
+  grep -q "batch_target must lie between 1 millisecond and 10 seconds" <<<"$out" || fail "$out"
+  out="$(q -c "SELECT retention.alter_policy('s_fast', batch_target => interval '1 second', no_batch_target => true)" 2>&1 || true)"
+  grep -q "batch_target and no_batch_target cannot be given together" <<<"$out" || fail "$out"
+  val "SELECT retention.alter_policy('s_fast', no_batch_target => true)" >/dev/null
+  expect_eq "$(val "SELECT batch_target IS NULL FROM retention.policies WHERE name = 's_fast'")" t "target removed"
+}
+
+# retention.status tells whether a policy keeps up: what the last run left
+# (rows locked by the application), the oldest of it, rates between runs,
+# falling_behind when what is left grows run after run, and overdue erasure
+# requests for the table. Held rows are not "left".
+test_status_shows_the_backlog_and_falling_behind() {
+  fresh_db backlog
+  q >/dev/null <<'SQL'
+CREATE TABLE b_events (id int PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO b_events SELECT g, timestamptz '2020-01-01' + g * interval '1 day' FROM generate_series(1, 300) g;
+INSERT INTO b_events SELECT g, now() FROM generate_series(1001, 1010) g;
+SELECT retention.create_policy('b_events', 'b_events', 'at', interval '1 year');
+-- Row 5 is held: it stays, and is not counted as left behind.
+SELECT retention.place_hold('litigation', target => 'b_events', filter => 'id = 5');
+SQL
+  open_session app
+  local n expected_left
+  # Each run finds more rows locked: 1, then 2, then 3 (rows 10, 11, 12).
+  for n in 1 2 3; do
+    val "INSERT INTO b_events SELECT g, timestamptz '2020-01-01' + g * interval '1 day' FROM generate_series(10, 300) g ON CONFLICT DO NOTHING" >/dev/null
+    say app "BEGIN;"
+    say app "SELECT 'locked ' || count(*) FROM (SELECT id FROM b_events WHERE id BETWEEN 10 AND $((9 + n)) FOR UPDATE) s;"
+    wait_for "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND pid <> pg_backend_pid() AND mode = 'ExclusiveLock' AND granted)" 10
+    sleep 0.2
+    q -c "CALL retention.run('b_events')" >/dev/null 2>&1
+    say app "ROLLBACK;"
+    expect_eq "$(val "SELECT due_left FROM retention.runs ORDER BY id DESC LIMIT 1")" "$n" "rows left by run $n"
+  done
+  close_session app
+  expect_eq "$(val "SELECT due_left || ' ' || (oldest_due = timestamptz '2020-01-11') || ' ' || (lag > interval '1 year') || ' ' || falling_behind FROM retention.status")" \
+    "3 true true true" "status after three runs"
+  expect_eq "$(val "SELECT removed_per_day > 0 AND became_due_per_day > 0 FROM retention.status")" t "rates"
+  expect_eq "$(val "SELECT count(*) FROM b_events WHERE id = 5")" 1 "held row kept"
+  # A run that removes everything left: caught up.
+  q -c "CALL retention.run('b_events')" >/dev/null 2>&1
+  expect_eq "$(val "SELECT due_left || ' ' || coalesce(oldest_due::text, '-') || ' ' || coalesce(lag::text, '-') || ' ' || falling_behind FROM retention.status")" \
+    "0 - - false" "caught up"
+  # An erasure request past its deadline for a kind that maps the table.
+  q >/dev/null <<'SQL'
+CREATE TABLE b_people (id int PRIMARY KEY);
+ALTER TABLE b_events ADD COLUMN person int REFERENCES b_people;
+SELECT retention.register_subject('person', 'b_people', 'id');
+SELECT retention.request_erasure('person', '42', received_at => now() - interval '2 months');
+SQL
+  expect_eq "$(val "SELECT overdue_requests FROM retention.status")" 1 "overdue requests"
+}
+
+# A run that changed a large share of a table says how many dead row
+# versions it left and whether autovacuum will remove them.
+test_dead_row_versions_are_reported() {
+  fresh_db deadrows
+  q >/dev/null <<'SQL'
+CREATE TABLE d_log (id int PRIMARY KEY, at timestamptz NOT NULL) WITH (autovacuum_enabled = false);
+INSERT INTO d_log SELECT g, CASE WHEN g <= 3000 THEN now() - interval '2 years' ELSE now() END FROM generate_series(1, 5000) g;
+ANALYZE d_log;
+SELECT retention.create_policy('d_log', 'd_log', 'at', interval '1 year');
+SQL
+  local out; out="$(q -c "CALL retention.run()" 2>&1)"
+  grep -q 'retention policy "d_log" left 3000 dead row versions (as many as 60% of the table.s 5000 rows last counted): autovacuum is off for the table' <<<"$out" || fail "notice: $out"
+  grep -q "left 3000 dead row versions" <<<"$(val "SELECT note FROM retention.runs")" || fail "run log note"
+}
+
+# vacuum_after: the run schedules a one-off VACUUM through pg_cron, as the
+# role running it; the job's command vacuums the table; the next run sees
+# the VACUUM, records when, and removes the job. A role that may not
+# VACUUM the table gets a note instead of a job.
+test_vacuum_after_through_pg_cron() {
+  need_pg_cron
+  DB=postgres   # cron.database_name of the test cluster (pgrx.toml)
+  q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+DROP EXTENSION IF EXISTS pg_retention CASCADE;
+DROP TABLE IF EXISTS vac_log;
+CREATE EXTENSION pg_retention;
+CREATE TABLE vac_log (id int PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO vac_log SELECT g, now() - interval '2 years' FROM generate_series(1, 100) g;
+INSERT INTO vac_log VALUES (1000, now());
+SELECT retention.create_policy('vac_log', 'vac_log', 'at', interval '1 year', vacuum_after => true);
+SQL
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  local job; job="$(val "SELECT vacuum_job FROM retention.runs ORDER BY id DESC LIMIT 1")"
+  [[ -n "$job" ]] || fail "no job recorded: $(val "SELECT note FROM retention.runs ORDER BY id DESC LIMIT 1")"
+  expect_eq "$(val "SELECT jobname || ' / ' || command || ' / ' || username FROM cron.job WHERE jobid = $job")" \
+    "pg_retention:vacuum:vac_log / VACUUM (ANALYZE) public.vac_log / postgres" "job"
+  # Its schedule is one minute, one day, one month.
+  grep -Eq '^[0-9]+ [0-9]+ [0-9]+ [0-9]+ \*$' <<<"$(val "SELECT schedule FROM cron.job WHERE jobid = $job")" || fail "schedule"
+  # Run the job's command as pg_cron would (a statement of its own).
+  local command; command="$(val "SELECT command FROM cron.job WHERE jobid = $job")"
+  q -c "$command" >/dev/null
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT vacuumed_at = greatest(pg_stat_get_last_vacuum_time('vac_log'::regclass), pg_stat_get_last_autovacuum_time('vac_log'::regclass)) FROM retention.runs WHERE vacuum_job = $job")" t "vacuumed_at recorded"
+  expect_eq "$(val "SELECT count(*) FROM cron.job WHERE jobid = $job")" 0 "one-off job removed"
+  # An admin that does not own the table: no job, a note.
+  q >/dev/null <<'SQL'
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vac_admin') THEN CREATE ROLE vac_admin LOGIN; END IF;
+END $$;
+GRANT retention_admin TO vac_admin;
+GRANT USAGE ON SCHEMA cron TO vac_admin;
+INSERT INTO vac_log SELECT g, now() - interval '2 years' FROM generate_series(1, 10) g;
+SQL
+  psql -X -q -h 127.0.0.1 -p "$IT_PORT" -U vac_admin -d postgres -c "CALL retention.run()" >/dev/null 2>&1
+  grep -q "vacuum_after: vac_admin may not VACUUM the table; nothing scheduled" <<<"$(val "SELECT note FROM retention.runs ORDER BY id DESC LIMIT 1")" \
+    || fail "note: $(val "SELECT note FROM retention.runs ORDER BY id DESC LIMIT 1")"
+  # Without pg_cron in the database, vacuum_after is refused when set.
+  q -c "SET client_min_messages = warning" -c "DROP EXTENSION pg_retention CASCADE" -c "DROP TABLE vac_log" \
+    -c "REVOKE USAGE ON SCHEMA cron FROM vac_admin" -c "DROP ROLE vac_admin" >/dev/null
+  fresh_db vacnocron
+  val "CREATE TABLE v (id int PRIMARY KEY, at timestamptz NOT NULL)" >/dev/null
+  local out; out="$(q -c "SELECT retention.create_policy('v', 'v', 'at', interval '1 year', vacuum_after => true)" 2>&1 || true)"
+  grep -q 'pg_cron keeps its jobs in database "postgres", not in "it_vacnocron"' <<<"$out" || fail "$out"
+}
+
+# The erasure certificate says, per table, whether a VACUUM has finished
+# since the erasure (until then old row versions may remain on disk).
+test_certificates_say_whether_tables_were_vacuumed() {
+  fresh_db certvac
+  q >/dev/null <<'SQL'
+CREATE TABLE c_people (id int PRIMARY KEY, email text);
+CREATE TABLE c_orders (id int PRIMARY KEY, person int REFERENCES c_people ON DELETE CASCADE);
+INSERT INTO c_people VALUES (1, 'a@example.org'), (2, 'b@example.org');
+INSERT INTO c_orders VALUES (10, 1), (11, 1), (20, 2);
+SELECT retention.register_subject('person', 'c_people', 'id');
+SELECT retention.request_erasure('person', '1');
+SQL
+  q -c "CALL retention.process_erasures()" >/dev/null
+  local req; req="$(val "SELECT id FROM retention.requests")"
+  expect_eq "$(val "SELECT string_agg((t ->> 'table') || ' ' || coalesce(t ->> 'vacuumed_at', 'null'), ', ' ORDER BY t ->> 'table') FROM jsonb_array_elements(retention.erasure_certificate($req) -> 'tables') t")" \
+    "public.c_orders null, public.c_people null" "before VACUUM"
+  grep -q "not vacuumed since: old row versions may remain" <<<"$(val "SELECT retention.erasure_certificate_text($req)")" || fail "text before"
+  q -c "VACUUM c_orders" >/dev/null
+  expect_eq "$(val "SELECT string_agg((t ->> 'table') || ' ' || (t ->> 'vacuumed_at' IS NOT NULL), ', ' ORDER BY t ->> 'table') FROM jsonb_array_elements(retention.erasure_certificate($req) -> 'tables') t")" \
+    "public.c_orders true, public.c_people false" "after VACUUM of one table"
+  grep -q "public.c_orders: .*; vacuumed at " <<<"$(val "SELECT retention.erasure_certificate_text($req)")" || fail "text after"
+  # The audit record still matches: the VACUUM facts are read, not recorded.
+  expect_eq "$(val "SELECT retention.erasure_certificate($req) ->> 'audit_record_matches'")" true "audit record"
+}
