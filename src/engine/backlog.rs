@@ -3,6 +3,13 @@
 //! run, and the clock of the oldest of them (the watermark). `retention.status`
 //! reads them back to say whether a policy keeps up.
 //!
+//! A stage that ended without ever skipping a locked row, and whose
+//! batches changed every row they selected, left nothing: it records 0
+//! without counting (the count would read the index entries of every row
+//! the run just removed). Runs that skipped rows, or stopped early, count.
+//! One case escapes: a row that an UPDATE moves, during a walk, to a page
+//! the walk already passed is left for the next run without being counted.
+//!
 //! Invariants: rows kept by legal holds, by references (RESTRICT / NO
 //! ACTION) or by cascading holds are not "left": they are counted in
 //! rows_held and rows_blocked. Counting is bounded (at most [`MAX_COUNT`]

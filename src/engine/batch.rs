@@ -195,12 +195,13 @@ fn run_counts(
 }
 
 /// Runs a batch as the table's owner, as a stage write, under the policy's
-/// statement and lock timeouts; returns (selected, changed). With
+/// statement and lock timeouts; returns (selected, changed, skipping):
+/// `skipping` is true when the form that skips locked rows ran. With
 /// `skip_locked`, the optimistic form (without the separate row-locking
 /// pass, which costs as much as the change itself) runs first under a short
 /// lock_timeout in a subtransaction; if it meets a row an application holds,
 /// it is rolled back and the locking form, which skips such rows, runs.
-pub fn execute(plan: &BatchPlan, params: &Params, needs_key: bool) -> (i64, i64) {
+pub fn execute(plan: &BatchPlan, params: &Params, needs_key: bool) -> (i64, i64, bool) {
     let p = plan.policy;
     let sql = plan.sql(p.skip_locked);
     let fast = p.skip_locked.then(|| plan.sql(false));
@@ -231,9 +232,9 @@ pub fn execute(plan: &BatchPlan, params: &Params, needs_key: bool) -> (i64, i64)
                                     run_counts(c, fast, params, plan.single_pass(false))
                                 }));
                             match attempt {
-                                Ok(counts) => {
+                                Ok((selected, changed)) => {
                                     crate::gucs::set_local(c, "lock_timeout", &previous);
-                                    return counts;
+                                    return (selected, changed, false);
                                 }
                                 Err(e) if e.is_lock_timeout() => {}
                                 Err(e) => e.rethrow(),
@@ -241,9 +242,10 @@ pub fn execute(plan: &BatchPlan, params: &Params, needs_key: bool) -> (i64, i64)
                         }
                         // The policy's lock_timeout for this batch's statement.
                         crate::gucs::set_local(c, "lock_timeout", &p.lock_timeout_ms.to_string());
-                        let counts = run_counts(c, &sql, params, plan.single_pass(p.skip_locked));
+                        let (selected, changed) =
+                            run_counts(c, &sql, params, plan.single_pass(p.skip_locked));
                         crate::gucs::set_local(c, "lock_timeout", &previous);
-                        counts
+                        (selected, changed, p.skip_locked)
                     })
                 })
             })

@@ -358,7 +358,12 @@ fn run_batch(
         limit,
         range,
     };
-    let (selected, changed) = batch::execute(&plan, &params, needs_key);
+    let (selected, changed, skipping) = batch::execute(&plan, &params, needs_key);
+    // Rows this stage may have left: locked rows skipped, or rows selected
+    // that the statement did not change (a trigger, row security).
+    if skipping || changed < selected {
+        state::with(item, |s| s.maybe_left = true);
+    }
     let totals = run_log::count_batch(item, stage, changed, selected, batch_started);
     if changed > 0 {
         // Change-data capture: this batch's changes, explained in their
@@ -417,7 +422,13 @@ fn run_batch(
         }
     }
     if backlog::last_stage(&p) == Some(stage) {
-        backlog::record(item, &p, &table, &kept, cutoff);
+        // A stage that ended without skipping a locked row and changed
+        // every row it selected left nothing: no need to count.
+        if state::with(item, |s| s.maybe_left) {
+            backlog::record(item, &p, &table, &kept, cutoff);
+        } else {
+            run_log::set_left(item, Some(0), None);
+        }
     }
     let next = stage.next();
     run_log::set_stage(item, next);

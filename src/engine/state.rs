@@ -24,6 +24,9 @@ pub struct RunState {
     pub walk: Option<Walk>,
     /// The batch size learnt from the time batches took (see `sizing`).
     pub sizing: Option<Learnt>,
+    /// A batch skipped locked rows or did not change every row it
+    /// selected: the backlog is counted at the end (see `backlog`).
+    pub maybe_left: bool,
     pub last_progress: Option<Instant>,
 }
 
