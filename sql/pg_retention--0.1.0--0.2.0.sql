@@ -32,7 +32,10 @@ ALTER TABLE retention.policies ALTER COLUMN batch_size SET DEFAULT 100000;
 ALTER TABLE retention.policies
     ADD COLUMN batch_target interval DEFAULT interval '100 milliseconds'
         CHECK (batch_target BETWEEN interval '1 millisecond' AND interval '10 seconds'),
-    ADD COLUMN vacuum_after boolean NOT NULL DEFAULT false;
+    ADD COLUMN vacuum_after boolean NOT NULL DEFAULT false,
+    ADD COLUMN max_due_fraction real CHECK (max_due_fraction > 0 AND max_due_fraction <= 1),
+    ADD COLUMN cap_tripped_at timestamptz,
+    ADD COLUMN cap_acknowledged_at timestamptz;
 -- The placing role, checked by identity on release: the role that has the
 -- recorded name now (a hold whose role is gone is released by a superuser).
 ALTER TABLE retention.holds ADD COLUMN placed_by_role oid;
@@ -76,6 +79,14 @@ DROP FUNCTION retention._status();
 
 -- 3. Every function, procedure and view as 0.2.0 creates them -----------------
 -- (scripts/upgrade-draft.sh)
+
+-- pg_retention::policy::_acknowledge
+CREATE OR REPLACE FUNCTION "_acknowledge"(
+	"name" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'acknowledge_wrapper';
 
 -- pg_retention::stage::_add_stage
 CREATE OR REPLACE FUNCTION "_add_stage"(
@@ -124,7 +135,9 @@ CREATE OR REPLACE FUNCTION "_alter_policy"(
 	"no_archive" bool, /* bool */
 	"batch_target" interval, /* Option < Interval > */
 	"no_batch_target" bool, /* bool */
-	"vacuum_after" bool /* Option < bool > */
+	"vacuum_after" bool, /* Option < bool > */
+	"max_due_fraction" real, /* Option < f32 > */
+	"no_max_due_fraction" bool /* bool */
 ) RETURNS bigint /* i64 */
 
 LANGUAGE c /* Rust */
@@ -166,7 +179,8 @@ CREATE OR REPLACE FUNCTION "_create_policy"(
 	"min_retention" interval, /* Option < Interval > */
 	"min_retention_ground" TEXT, /* Option < & str > */
 	"batch_target" interval, /* Option < Interval > */
-	"vacuum_after" bool /* bool */
+	"vacuum_after" bool, /* bool */
+	"max_due_fraction" real /* Option < f32 > */
 ) RETURNS bigint /* i64 */
 
 LANGUAGE c /* Rust */
@@ -457,13 +471,14 @@ CREATE OR REPLACE FUNCTION retention.create_policy(
     min_retention interval DEFAULT NULL,
     min_retention_ground text DEFAULT NULL,
     batch_target interval DEFAULT interval '100 milliseconds',
-    vacuum_after boolean  DEFAULT false
+    vacuum_after boolean  DEFAULT false,
+    max_due_fraction real DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._create_policy("name" => $1, "target" => $2::oid, "clock" => $3, "purge_after" => $4, "filter" => $5, "batch_size" => $6, "batch_pause" => $7, "skip_locked" => $8, "purpose" => $9, "legal_basis" => $10, "lock_timeout" => $11, "statement_timeout" => $12, "max_run_time" => $13, "max_rows_per_second" => $14, "drop_partitions" => $15, "archive_schema" => $16, "min_retention" => $17, "min_retention_ground" => $18, "batch_target" => $19, "vacuum_after" => $20);
+RETURN retention._create_policy("name" => $1, "target" => $2::oid, "clock" => $3, "purge_after" => $4, "filter" => $5, "batch_size" => $6, "batch_pause" => $7, "skip_locked" => $8, "purpose" => $9, "legal_basis" => $10, "lock_timeout" => $11, "statement_timeout" => $12, "max_run_time" => $13, "max_rows_per_second" => $14, "drop_partitions" => $15, "archive_schema" => $16, "min_retention" => $17, "min_retention_ground" => $18, "batch_target" => $19, "vacuum_after" => $20, "max_due_fraction" => $21);
 
-COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text, interval, boolean) IS
-'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. Each batch is its own transaction, sized to take about BATCH_TARGET (from the time the previous batches took) and to change at most BATCH_SIZE rows (BATCH_TARGET NULL: every batch has BATCH_SIZE rows), with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner; these rights are checked again before every batch, and batches run as the tables owner (its triggers and row security run with the rights of the role that wrote them). CLOCK and FILTER may use only built-in functions, operators and types, and are stored in the canonical form the server prints. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. MIN_RETENTION with MIN_RETENTION_GROUND records a statutory minimum (e.g. 10 years, HGB §257 / AO §147): a purge stage earlier than it is refused. VACUUM_AFTER => true has pg_cron vacuum the table once after every run that changed rows (the run log records when). Rows under a legal hold (retention.place_hold) are never marked, anonymised or purged. Returns the policy id.';
+COMMENT ON FUNCTION retention.create_policy(text, regclass, text, interval, text, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, text, interval, text, interval, boolean, real) IS
+'Declares a retention policy: rows of TARGET (matching FILTER, if given) whose CLOCK is older than PURGE_AFTER are deleted by retention.run() (PURGE_AFTER NULL: no purge stage; add mark and anonymise stages with retention.add_stage). CLOCK is one column or expression of type timestamptz, timestamp or date; FILTER one boolean expression; both are validated now. Each batch is its own transaction, sized to take about BATCH_TARGET (from the time the previous batches took) and to change at most BATCH_SIZE rows (BATCH_TARGET NULL: every batch has BATCH_SIZE rows), with BATCH_PAUSE between batches; SKIP_LOCKED leaves rows locked by other sessions for a later run. PURPOSE and LEGAL_BASIS document the policy (GDPR Art. 30). The caller needs SELECT and DELETE (and UPDATE with SKIP_LOCKED) on the target and becomes the policy owner; these rights are checked again before every batch, and batches run as the tables owner (its triggers and row security run with the rights of the role that wrote them). CLOCK and FILTER may use only built-in functions, operators and types, and are stored in the canonical form the server prints. Limits, read before every batch: LOCK_TIMEOUT and STATEMENT_TIMEOUT per batch (a batch that hits one, a deadlock or a serialization failure is retried with half the rows, down to 10, then the policy is left for the next run), MAX_RUN_TIME per run, MAX_ROWS_PER_SECOND. On a table range-partitioned by the clock column (and without filter or referencing foreign keys), partitions entirely before the cutoff are dropped whole (DROP_PARTITIONS), or detached and moved into ARCHIVE_SCHEMA when given. MIN_RETENTION with MIN_RETENTION_GROUND records a statutory minimum (e.g. 10 years, HGB §257 / AO §147): a purge stage earlier than it is refused. VACUUM_AFTER => true has pg_cron vacuum the table once after every run that changed rows (the run log records when). MAX_DUE_FRACTION (e.g. 0.1) is a safety cap: a run that finds a larger share of the table due for purge or anonymisation changes nothing and stops the policy until retention.acknowledge(NAME). Rows under a legal hold (retention.place_hold) are never marked, anonymised or purged. Returns the policy id.';
 
 CREATE OR REPLACE FUNCTION retention.alter_policy(
     name         text,
@@ -488,13 +503,15 @@ CREATE OR REPLACE FUNCTION retention.alter_policy(
     no_archive boolean DEFAULT false,
     batch_target interval DEFAULT NULL,
     no_batch_target boolean DEFAULT false,
-    vacuum_after boolean DEFAULT NULL
+    vacuum_after boolean DEFAULT NULL,
+    max_due_fraction real DEFAULT NULL,
+    no_max_due_fraction boolean DEFAULT false
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20, "batch_target" => $21, "no_batch_target" => $22, "vacuum_after" => $23);
+RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20, "batch_target" => $21, "no_batch_target" => $22, "vacuum_after" => $23, "max_due_fraction" => $24, "no_max_due_fraction" => $25);
 
-COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean, interval, boolean, boolean) IS
-'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them, NO_BATCH_TARGET => true makes every batch BATCH_SIZE rows. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
+COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean, interval, boolean, boolean, real, boolean) IS
+'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them, NO_BATCH_TARGET => true makes every batch BATCH_SIZE rows, NO_MAX_DUE_FRACTION => true removes the safety cap. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
 
 CREATE OR REPLACE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -503,6 +520,14 @@ RETURN retention._drop_policy("name" => $1, "if_exists" => $2);
 
 COMMENT ON FUNCTION retention.drop_policy(text, boolean) IS
 'Removes policy NAME; its run history stays in retention.runs. Returns true if a policy was dropped.';
+
+CREATE OR REPLACE FUNCTION retention.acknowledge(policy text)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+RETURN retention._acknowledge("name" => $1);
+
+COMMENT ON FUNCTION retention.acknowledge(text) IS
+'Lets the next run of POLICY go ahead although its safety cap (max_due_fraction) stopped it: for when the share of due rows is intended. Recorded in the audit log. Only the owner (or a member of the owner role) may acknowledge. Returns false (with a NOTICE) when the policy is not stopped.';
 
 CREATE OR REPLACE FUNCTION retention.pause_policy(name text)
 RETURNS boolean
@@ -1288,7 +1313,7 @@ SELECT l.id,
 CREATE OR REPLACE VIEW retention.status AS SELECT * FROM retention._status();
 
 COMMENT ON VIEW retention.status IS
-'One row per policy: state (active, paused, running), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Keeping up: due_left and oldest_due are the due rows of the last stage (purge, else anonymise, else mark) that the last run left, not counting rows kept by holds or references, and the clock of the oldest of them (the watermark); lag is how long that row has been due; became_due_per_day and removed_per_day compare, over the last eight counted runs, the rows that became due between runs with the rows the runs removed; falling_behind is true when what the runs left grew over the last three; overdue_requests counts erasure requests past their deadline whose kind maps this table; dead_rows and last_vacuum come from the statistics. Numeric columns with policy/target labels, ready for a postgres_exporter custom query (monitoring/postgres_exporter.yml).';
+'One row per policy: state (active, paused, running, or stopped by max_due_fraction until retention.acknowledge), stages, the last run and its result, the last success, the pg_cron schedule and next run (UTC schedules, when pg_cron is installed here), a planner estimate of the due rows (backlog_estimate) and totals. Keeping up: due_left and oldest_due are the due rows of the last stage (purge, else anonymise, else mark) that the last run left, not counting rows kept by holds or references, and the clock of the oldest of them (the watermark); lag is how long that row has been due; became_due_per_day and removed_per_day compare, over the last eight counted runs, the rows that became due between runs with the rows the runs removed; falling_behind is true when what the runs left grew over the last three; overdue_requests counts erasure requests past their deadline whose kind maps this table; dead_rows and last_vacuum come from the statistics. Numeric columns with policy/target labels, ready for a postgres_exporter custom query (monitoring/postgres_exporter.yml).';
 
 COMMENT ON VIEW retention.runs IS
 'One row per policy per run: when, by whom, the purge cutoff, rows purged, anonymised and marked, batches committed so far (updated after every batch) and the outcome: running, succeeded, failed (with SQLSTATE and a message free of row data), skipped, or interrupted (the session ended mid-run; committed batches are kept). due_left and oldest_due: the due rows of the last stage the run left (NULL: not counted); vacuum_job: the pg_cron job vacuum_after scheduled; vacuumed_at: when a VACUUM of the table was first seen to have finished after the run.';

@@ -64,7 +64,13 @@ CREATE TABLE retention.policies (
     batch_target interval DEFAULT interval '100 milliseconds'
                  CHECK (batch_target BETWEEN interval '1 millisecond' AND interval '10 seconds'),
     -- After a run that changed rows, a one-off pg_cron job vacuums the table.
-    vacuum_after boolean     NOT NULL DEFAULT false
+    vacuum_after boolean     NOT NULL DEFAULT false,
+    -- Safety cap: a run finding more than this share of the table due for
+    -- purge or anonymisation changes nothing and stops the policy until
+    -- retention.acknowledge(policy).
+    max_due_fraction real    CHECK (max_due_fraction > 0 AND max_due_fraction <= 1),
+    cap_tripped_at   timestamptz,      -- when a run last found the share above the cap
+    cap_acknowledged_at timestamptz    -- when that was acknowledged (lets one run go ahead)
 );
 COMMENT ON TABLE retention.policies IS
     'Retention policies: which rows of which table are kept how long. Change through retention.create_policy/alter_policy/drop_policy.';

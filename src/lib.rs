@@ -54,6 +54,7 @@ extension_sql_file!(
     requires = [
         policy::alter_policy,
         policy::create_policy,
+        policy::acknowledge,
         policy::drop_policy,
         policy::set_paused
     ]

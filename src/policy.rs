@@ -85,6 +85,16 @@ fn check_batch_target(iv: Interval) {
     }
 }
 
+fn check_max_due_fraction(f: f32) {
+    if !(f > 0.0 && f <= 1.0) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "max_due_fraction must lie above 0 and at most 1",
+            "It is the largest share of the table one run may find due for purge or anonymisation, e.g. 0.1 for 10%.",
+        )
+    }
+}
+
 /// vacuum_after needs pg_cron in this database (checked when set; a run
 /// that cannot schedule the VACUUM says why in the run log).
 fn check_vacuum_after() {
@@ -344,6 +354,7 @@ fn create_policy(
     min_retention_ground: Option<&str>,
     batch_target: Option<Interval>,
     vacuum_after: bool,
+    max_due_fraction: Option<f32>,
 ) -> i64 {
     security::require_admin("declare retention policies");
     check_name(name);
@@ -375,6 +386,9 @@ fn create_policy(
     if vacuum_after {
         check_vacuum_after();
     }
+    if let Some(f) = max_due_fraction {
+        check_max_due_fraction(f);
+    }
     check_limits(
         Some(lock_timeout),
         Some(statement_timeout),
@@ -401,9 +415,9 @@ fn create_policy(
                   batch_size, batch_pause, skip_locked, purpose, legal_basis, owner,
                   lock_timeout, statement_timeout, max_run_time, max_rows_per_second,
                   drop_partitions, archive_schema, min_retention, min_retention_ground,
-                  batch_target, vacuum_after)
+                  batch_target, vacuum_after, max_due_fraction)
              VALUES ($1, $2::oid::regclass, $3, $4, $5::oid::regtype, $6, $7, $8, $9, $10, $11, $12, $13::oid::regrole,
-                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
              RETURNING id",
             &[
                 name.into(),
@@ -429,6 +443,7 @@ fn create_policy(
                 min_retention_ground.into(),
                 batch_target.into(),
                 vacuum_after.into(),
+                max_due_fraction.into(),
             ],
         )
         .or_raise("storing the policy")
@@ -462,6 +477,8 @@ fn alter_policy(
     batch_target: Option<Interval>,
     no_batch_target: bool,
     vacuum_after: Option<bool>,
+    max_due_fraction: Option<f32>,
+    no_max_due_fraction: bool,
 ) -> i64 {
     let p = load_one(name);
     security::require_policy_control(name, p.owner);
@@ -515,6 +532,16 @@ fn alter_policy(
     if vacuum_after == Some(true) {
         check_vacuum_after();
     }
+    if max_due_fraction.is_some() && no_max_due_fraction {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "max_due_fraction and no_max_due_fraction cannot be given together",
+            "Give a max_due_fraction, or no_max_due_fraction => true to remove the cap.",
+        )
+    }
+    if let Some(f) = max_due_fraction {
+        check_max_due_fraction(f);
+    }
     check_limits(
         lock_timeout,
         statement_timeout,
@@ -553,6 +580,7 @@ fn alter_policy(
                  archive_schema = CASE WHEN $21 THEN NULL ELSE coalesce($20, archive_schema) END,
                  batch_target = CASE WHEN $23 THEN NULL ELSE coalesce($22, batch_target) END,
                  vacuum_after = coalesce($24, vacuum_after),
+                 max_due_fraction = CASE WHEN $26 THEN NULL ELSE coalesce($25, max_due_fraction) END,
                  updated_at  = pg_catalog.now()
              WHERE id = $1",
             &[
@@ -580,6 +608,8 @@ fn alter_policy(
                 batch_target.into(),
                 no_batch_target.into(),
                 vacuum_after.into(),
+                max_due_fraction.into(),
+                no_max_due_fraction.into(),
             ],
         )
         .or_raise("changing the policy")
@@ -605,6 +635,29 @@ fn drop_policy(name: &str, if_exists: bool) -> bool {
         )
         .or_raise("dropping the policy")
     });
+    true
+}
+
+/// Lets the next run of a policy that its safety cap stopped go ahead.
+#[pg_extern(name = "_acknowledge")]
+fn acknowledge(name: &str) -> bool {
+    let p = load_one(name);
+    security::require_policy_control(name, p.owner);
+    if !p.cap_stopped {
+        pgrx::notice!("retention policy \"{name}\" is not stopped by max_due_fraction; nothing to acknowledge");
+        return false;
+    }
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.policies SET cap_acknowledged_at = pg_catalog.clock_timestamp() WHERE id = $1",
+            &[p.id.into()],
+        )
+        .or_raise("acknowledging the policy")
+    });
+    crate::audit::append(
+        "policy cap acknowledged",
+        serde_json::json!({"policy": name, "max_due_fraction": p.max_due_fraction}),
+    );
     true
 }
 

@@ -209,6 +209,8 @@ fn status() -> TableIterator<
             "running"
         } else if p.paused {
             "paused"
+        } else if p.cap_stopped {
+            "stopped by max_due_fraction"
         } else {
             "active"
         };

@@ -14,6 +14,7 @@
 //! - `walk`: walking large tables in page ranges (the one walk decision);
 //! - `sizing`: batch sizes from the policy's time budget;
 //! - `backlog`: the due rows a run left, for `retention.status`;
+//! - `cap`: the safety cap (max_due_fraction) checked before the first batch;
 //! - `vacuum`: dead row versions after a run, and vacuum_after;
 //! - `state`: what survives between the batches of one run item.
 //!
@@ -23,6 +24,7 @@
 //! `model::hold` before every batch, never cached across batches.
 
 mod backlog;
+mod cap;
 pub use backlog::last_stage;
 pub mod batch;
 pub mod run_log;
@@ -261,6 +263,14 @@ fn run_batch(
         );
         run_log::finish(item, p.id, Outcome::failed("42501", &msg));
         return done(0);
+    }
+    // The safety cap, before anything is changed.
+    if !state::with(item, |s| std::mem::replace(&mut s.cap_checked, true)) {
+        if let Some(why) = cap::check(item, &p, &table, &it) {
+            pgrx::warning!("retention policy \"{}\" {why}", p.name);
+            run_log::finish(item, p.id, Outcome::skipped_noting(&why));
+            return done(0);
+        }
     }
     // Replicas and replication slots that fall behind make the run wait
     // between batches, up to max_run_time (15 minutes without one).

@@ -27,6 +27,8 @@ pub struct RunState {
     /// A batch skipped locked rows or did not change every row it
     /// selected: the backlog is counted at the end (see `backlog`).
     pub maybe_left: bool,
+    /// The safety cap was checked for this item (see `cap`).
+    pub cap_checked: bool,
     pub last_progress: Option<Instant>,
 }
 

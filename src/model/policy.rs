@@ -120,6 +120,13 @@ pub struct Policy {
     pub archive_schema: Option<String>,
     /// Vacuum the table through pg_cron after a run that changed rows.
     pub vacuum_after: bool,
+    /// The safety cap: the largest share of the table a run may find due
+    /// for purge or anonymisation (see `engine::cap`).
+    pub max_due_fraction: Option<f64>,
+    /// A run found the share above the cap and nobody acknowledged it since.
+    pub cap_stopped: bool,
+    /// The cap tripped and was acknowledged: the next run goes ahead.
+    pub cap_acknowledged: bool,
 }
 
 impl Policy {
@@ -154,7 +161,10 @@ const POLICY_COLUMNS: &str = "id, name, target::oid AS target, key_columns, cloc
      (extract(epoch FROM statement_timeout) * 1000)::int8 AS statement_timeout_ms, \
      extract(epoch FROM max_run_time)::float8 AS max_run_time_secs, max_rows_per_second, \
      drop_partitions, archive_schema, \
-     extract(epoch FROM batch_target)::float8 AS batch_target_secs, vacuum_after";
+     extract(epoch FROM batch_target)::float8 AS batch_target_secs, vacuum_after, \
+     max_due_fraction::float8 AS max_due_fraction, \
+     (cap_tripped_at IS NOT NULL AND (cap_acknowledged_at IS NULL OR cap_acknowledged_at < cap_tripped_at)) AS cap_stopped, \
+     (cap_tripped_at IS NOT NULL AND cap_acknowledged_at >= cap_tripped_at) AS cap_acknowledged";
 
 const READING: &str = "reading a policy";
 
@@ -212,6 +222,9 @@ fn policy_from_row(row: &SpiHeapTupleData) -> Policy {
         drop_partitions: req(row, "drop_partitions"),
         archive_schema: opt(row, "archive_schema"),
         vacuum_after: req(row, "vacuum_after"),
+        max_due_fraction: opt(row, "max_due_fraction"),
+        cap_stopped: req(row, "cap_stopped"),
+        cap_acknowledged: opt(row, "cap_acknowledged").unwrap_or(false),
     }
 }
 

@@ -172,3 +172,63 @@ SQL
   # The audit record still matches: the VACUUM facts are read, not recorded.
   expect_eq "$(val "SELECT retention.erasure_certificate($req) ->> 'audit_record_matches'")" true "audit record"
 }
+
+# The safety cap: a period shortened by mistake makes most of the table due;
+# the run changes nothing and the policy stays stopped until its owner
+# acknowledges (one run goes ahead) or fixes the policy.
+test_safety_cap_stops_a_mass_deletion() {
+  fresh_db safetycap
+  q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE c_tickets (id int PRIMARY KEY, closed_at timestamptz NOT NULL);
+-- 50 tickets closed three years ago, 950 closed between 10 and 400 days ago.
+INSERT INTO c_tickets SELECT g, now() - interval '3 years' FROM generate_series(1, 50) g;
+INSERT INTO c_tickets SELECT g, now() - interval '10 days' - (g % 390) * interval '1 day' FROM generate_series(51, 1000) g;
+SELECT retention.create_policy('c_tickets', 'c_tickets', 'closed_at', interval '2 years', max_due_fraction => 0.1);
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cap_other') THEN CREATE ROLE cap_other LOGIN; END IF;
+END $$;
+GRANT retention_admin TO cap_other;
+SQL
+  # 5% due: under the cap (the table was never analysed: counted exactly).
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT status || ' ' || rows_purged FROM retention.runs ORDER BY id DESC LIMIT 1")" "succeeded 50" "under the cap"
+  # The typo: 2 days instead of 2 years.
+  val "SELECT retention.alter_policy('c_tickets', purge_after => interval '2 days')" >/dev/null
+  local out; out="$(q -c "CALL retention.run()" 2>&1)"
+  grep -q 'WARNING:  retention policy "c_tickets" stopped by max_due_fraction: 950 of 950 rows (100.0%) are due for the purge stage, more than 10.0% allowed' <<<"$out" \
+    || fail "warning: $out"
+  expect_eq "$(val "SELECT count(*) FROM c_tickets")" 950 "nothing deleted"
+  expect_eq "$(val "SELECT status FROM retention.runs ORDER BY id DESC LIMIT 1")" skipped "run logged"
+  expect_eq "$(val "SELECT state FROM retention.status")" "stopped by max_due_fraction" "status"
+  expect_eq "$(val "SELECT count(*) FROM retention.audit_log WHERE event = 'policy stopped by its cap' AND details ->> 'due_rows' = '950'")" 1 "audit"
+  # Still stopped at the next run; another admin may not acknowledge.
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT count(*) FROM c_tickets")" 950 "still nothing deleted"
+  out="$(psql -X -q -h 127.0.0.1 -p "$IT_PORT" -U cap_other -d "$DB" -c "SELECT retention.acknowledge('c_tickets')" 2>&1 || true)"
+  grep -q 'ERROR:  must be a member of role "postgres" to change policy "c_tickets"' <<<"$out" || fail "other admin: $out"
+  # Fixing the policy is enough: the share is under the cap again.
+  val "SELECT retention.alter_policy('c_tickets', purge_after => interval '380 days')" >/dev/null
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT state FROM retention.status")" active "fixed"
+  local left; left="$(val "SELECT count(*) FROM c_tickets")"
+  (( left < 950 && left > 850 )) || fail "the fixed period purges its few rows, $left left"
+  # Intended after all: the owner acknowledges, one run goes ahead.
+  val "SELECT retention.alter_policy('c_tickets', purge_after => interval '2 days')" >/dev/null
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT count(*) FROM c_tickets")" "$left" "stopped again"
+  expect_eq "$(val "SELECT retention.acknowledge('c_tickets')")" t "acknowledged"
+  expect_eq "$(val "SELECT count(*) FROM retention.audit_log WHERE event = 'policy cap acknowledged'")" 1 "acknowledgement audited"
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT count(*) FROM c_tickets")" 0 "went ahead"
+  grep -q "going ahead as acknowledged" <<<"$(val "SELECT note FROM retention.runs ORDER BY id DESC LIMIT 1")" || fail "note"
+  expect_eq "$(val "SELECT state FROM retention.status")" active "active again"
+  expect_eq "$(q -c "SELECT retention.acknowledge('c_tickets')" 2>&1 | tr -d '\n')" \
+    'NOTICE:  retention policy "c_tickets" is not stopped by max_due_fraction; nothing to acknowledgef' "nothing to acknowledge"
+  # Checked arguments; the cap can be removed.
+  out="$(q -c "SELECT retention.alter_policy('c_tickets', max_due_fraction => 1.5)" 2>&1 || true)"
+  grep -q "max_due_fraction must lie above 0 and at most 1" <<<"$out" || fail "$out"
+  val "SELECT retention.alter_policy('c_tickets', no_max_due_fraction => true)" >/dev/null
+  expect_eq "$(val "SELECT max_due_fraction IS NULL FROM retention.policies")" t "cap removed"
+  q -c "DROP OWNED BY cap_other" -c "DROP ROLE cap_other" >/dev/null
+}
