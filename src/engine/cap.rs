@@ -77,11 +77,23 @@ fn over_cap(p: &Policy, table: &str, it: &run_log::Item, cap: f64) -> Option<(St
                 }
             }
         }
-        let due = super::batch::count(p, table, &cond, &params, "counting due rows for max_due_fraction");
+        let due = super::batch::count(
+            p,
+            table,
+            &cond,
+            &params,
+            "counting due rows for max_due_fraction",
+        );
         if due == 0 {
             continue;
         }
-        let rows = super::batch::count(p, table, "true", &Params::new(), "counting the table's rows");
+        let rows = super::batch::count(
+            p,
+            table,
+            "true",
+            &Params::new(),
+            "counting the table's rows",
+        );
         if due as f64 > cap * rows as f64 {
             return Some((stage, due, rows));
         }
@@ -97,7 +109,10 @@ pub fn check(item: i64, p: &Policy, table: &str, it: &run_log::Item) -> Option<S
     let Some((stage, due, rows)) = over_cap(p, table, it, cap) else {
         if p.cap_stopped || p.cap_acknowledged {
             set(p.id, "cap_tripped_at = NULL, cap_acknowledged_at = NULL");
-            run_log::note(item, "the share of due rows is under max_due_fraction again");
+            run_log::note(
+                item,
+                "the share of due rows is under max_due_fraction again",
+            );
         }
         return None;
     };
