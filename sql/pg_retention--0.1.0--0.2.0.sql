@@ -261,6 +261,20 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'library_version_wrapper';
 
+-- pg_retention::erasure::subjects::_link_suggestions
+CREATE OR REPLACE FUNCTION "_link_suggestions"(
+	"kind" TEXT /* & str */
+) RETURNS TABLE (
+	"target" TEXT,  /* String */
+	"column_name" TEXT,  /* String */
+	"found_by" TEXT,  /* String */
+	"note" TEXT,  /* String */
+	"suggestion" TEXT  /* Option < String > */
+)
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'link_suggestions_wrapper';
+
 -- pg_retention::holds::_place_hold
 CREATE OR REPLACE FUNCTION "_place_hold"(
 	"reason" TEXT, /* & str */
@@ -1075,6 +1089,7 @@ CREATE OR REPLACE FUNCTION retention.request_erasure_trigger() RETURNS trigger L
 --   erasure::subjects::register_subject
 --   erasure::subjects::set_subject_table
 --   erasure::subjects::subject_map
+--   erasure::subjects::link_suggestions
 --   holds::place_hold
 --   holds::release_hold
 --   triggers::request_erasure_trigger
@@ -1117,6 +1132,13 @@ LANGUAGE sql STABLE
 BEGIN ATOMIC SELECT * FROM retention._subject_map("kind" => $1); END;
 COMMENT ON FUNCTION retention.subject_map(text) IS
 'The tables where a kind of subject''s data lives: how each is linked (root, foreign key path, value), the erasure action, statutory minimum, and a warning where the subject column has no index.';
+
+CREATE OR REPLACE FUNCTION retention.link_suggestions(kind text)
+RETURNS TABLE (target text, column_name text, found_by text, note text, suggestion text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC SELECT * FROM retention._link_suggestions("kind" => $1); END;
+COMMENT ON FUNCTION retention.link_suggestions(text) IS
+'Tables that may hold subjects of KIND without being in its map, for review: columns named and typed like the root id with no foreign key (found_by ''column name and type''), partitioned tables whose partitions declare a foreign key to the root or a mapped table that the table itself does not (''foreign key on partitions''), and mapped tables with a second foreign key to a mapped table that the map does not follow (''second foreign key''). SUGGESTION is the add_subject_table call that maps the table, where one does; nothing is changed.';
 
 CREATE OR REPLACE FUNCTION retention.request_erasure(kind text, subject_id text, reference text DEFAULT NULL,
                                           received_at timestamptz DEFAULT now())
@@ -1597,7 +1619,8 @@ GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit
     retention.audit_anchor(), retention._audit_anchor(),
     retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
     retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
-    retention.subject_map(text), retention._subject_map(text) TO retention_auditor;
+    retention.subject_map(text), retention._subject_map(text),
+    retention.link_suggestions(text), retention._link_suggestions(text) TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.processing_record(), retention.processing_record_text() TO retention_auditor;

@@ -107,6 +107,7 @@ extension_sql_file!(
         erasure::subjects::register_subject,
         erasure::subjects::set_subject_table,
         erasure::subjects::subject_map,
+        erasure::subjects::link_suggestions,
         holds::place_hold,
         holds::release_hold,
         triggers::request_erasure_trigger

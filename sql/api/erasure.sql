@@ -37,6 +37,13 @@ BEGIN ATOMIC SELECT * FROM retention._subject_map("kind" => $1); END;
 COMMENT ON FUNCTION retention.subject_map(text) IS
 'The tables where a kind of subject''s data lives: how each is linked (root, foreign key path, value), the erasure action, statutory minimum, and a warning where the subject column has no index.';
 
+CREATE FUNCTION retention.link_suggestions(kind text)
+RETURNS TABLE (target text, column_name text, found_by text, note text, suggestion text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC SELECT * FROM retention._link_suggestions("kind" => $1); END;
+COMMENT ON FUNCTION retention.link_suggestions(text) IS
+'Tables that may hold subjects of KIND without being in its map, for review: columns named and typed like the root id with no foreign key (found_by ''column name and type''), partitioned tables whose partitions declare a foreign key to the root or a mapped table that the table itself does not (''foreign key on partitions''), and mapped tables with a second foreign key to a mapped table that the map does not follow (''second foreign key''). SUGGESTION is the add_subject_table call that maps the table, where one does; nothing is changed.';
+
 CREATE FUNCTION retention.request_erasure(kind text, subject_id text, reference text DEFAULT NULL,
                                           received_at timestamptz DEFAULT now())
 RETURNS bigint LANGUAGE sql VOLATILE

@@ -34,7 +34,8 @@ GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit
     retention.audit_anchor(), retention._audit_anchor(),
     retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
     retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
-    retention.subject_map(text), retention._subject_map(text) TO retention_auditor;
+    retention.subject_map(text), retention._subject_map(text),
+    retention.link_suggestions(text), retention._link_suggestions(text) TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.processing_record(), retention.processing_record_text() TO retention_auditor;

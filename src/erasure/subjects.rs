@@ -3,7 +3,7 @@
 use crate::audit;
 use crate::error::{raise, OrRaise};
 use crate::model::subject::{
-    blind_key, load_kind, load_tables, ErasureAction, LinkKind, SubjectTable,
+    blind_key, load_kind, load_tables, ErasureAction, LinkKind, SubjectMap, SubjectTable,
 };
 use crate::pg::ident;
 use crate::pg::security;
@@ -186,6 +186,18 @@ fn register_subject(
         }
     }
     blind_key();
+    // Links the foreign keys do not show: say how many, and where to look.
+    let more = Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM retention._link_suggestions($1)",
+        &[kind.into()],
+    )
+    .or_raise("looking for links")
+    .unwrap_or(0);
+    if more > 0 {
+        pgrx::notice!(
+            "subject kind \"{kind}\": {more} more places may hold the subject without a foreign key the map follows; review SELECT * FROM retention.link_suggestions('{kind}')"
+        );
+    }
     audit::append(
         "subject kind registered",
         json!({"kind": kind, "root": root_name, "tables": found}),
@@ -536,6 +548,228 @@ fn subject_map(
             indexed,
             warning,
         ));
+    }
+    TableIterator::new(rows)
+}
+
+/// The names a column holding the subject's id is commonly given: the
+/// root table's name in the singular (and as it is) followed by `_id`,
+/// `id` or `_<id column>`, and the id column's own name when it is not a
+/// bare `id`.
+fn id_column_names(root: &str, id_column: &str) -> Vec<String> {
+    let root = root.to_lowercase();
+    let mut stems = vec![root.clone()];
+    if let Some(s) = root.strip_suffix("ies") {
+        stems.push(format!("{s}y"));
+    } else if let Some(s) = root.strip_suffix('s') {
+        stems.push(s.to_string());
+    }
+    let id = id_column.to_lowercase();
+    let mut names = Vec::new();
+    for s in &stems {
+        names.push(format!("{s}_id"));
+        names.push(format!("{s}id"));
+        names.push(format!("{s}_{id}"));
+    }
+    if id != "id" {
+        names.push(id);
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Tables that may hold a kind's subjects without being in its map:
+/// columns named and typed like the root's id (no foreign key declared),
+/// foreign keys declared on the partitions of a partitioned table but not
+/// on the table itself, and second foreign keys to a mapped table that the
+/// map does not follow. Each comes with the call that maps it, where one
+/// does.
+#[pg_extern(name = "_link_suggestions")]
+#[allow(clippy::type_complexity)]
+fn link_suggestions(
+    kind: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(target, String),
+        name!(column_name, String),
+        name!(found_by, String),
+        name!(note, String),
+        name!(suggestion, Option<String>),
+    ),
+> {
+    security::require_reader("read subject maps");
+    let k = load_kind(kind);
+    let e = "looking for links";
+    let root_name = Spi::get_one_with_args::<String>(
+        "SELECT relname::text FROM pg_catalog.pg_class WHERE oid = $1",
+        &[k.root.into()],
+    )
+    .or_raise(e)
+    .unwrap_or_default();
+    let names = id_column_names(&root_name, &k.id_column);
+    let call = |table: &str, column: &str, matches: Option<&str>| {
+        let quote = pgrx::spi::quote_literal;
+        format!(
+            "SELECT retention.add_subject_table({}, {}, {}{});",
+            quote(kind),
+            quote(table),
+            quote(column),
+            matches
+                .map(|m| format!(", matches => {}", quote(m)))
+                .unwrap_or_default()
+        )
+    };
+    let mut rows = Vec::new();
+    // Ordinary and partitioned tables outside the system schemas, the
+    // extension's own and the partitions (their parent is the table).
+    const USER_TABLES: &str = "c.relkind IN ('r', 'p') AND NOT c.relispartition
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'retention', 'cron')
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+    // 1. Columns named like the subject's id, of the id's type (integers of
+    //    any width count as one type), with no foreign key on them and not
+    //    already linking their table in the map.
+    let sql = format!(
+        "WITH id AS (SELECT a.atttypid AS ty FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2)
+         SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), a.attname::text
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           CROSS JOIN id
+          WHERE {USER_TABLES}
+            AND c.oid <> $1
+            AND lower(a.attname) = ANY ($3)
+            AND (a.atttypid = id.ty OR (a.atttypid IN (21, 23, 20) AND id.ty IN (21, 23, 20)))
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f
+                             WHERE f.conrelid = c.oid AND f.contype = 'f' AND a.attnum = ANY (f.conkey))
+            AND NOT EXISTS (SELECT 1 FROM retention.subject_tables st
+                             WHERE st.kind = $4 AND st.target = c.oid::regclass AND a.attname = ANY (st.columns))
+          ORDER BY 1, 2"
+    );
+    Spi::connect(|c| {
+        for r in c
+            .select(
+                &sql,
+                None,
+                &[
+                    k.root.into(),
+                    k.id_column.as_str().into(),
+                    names.clone().into(),
+                    kind.into(),
+                ],
+            )
+            .or_raise(e)
+        {
+            let table = r.get::<String>(1).or_raise(e).unwrap_or_default();
+            let column = r.get::<String>(2).or_raise(e).unwrap_or_default();
+            let note = format!(
+                "named and typed like {root_name}.{}, without a foreign key: check that it holds the subject's id",
+                ident::quote(&k.id_column)
+            );
+            let suggestion = Some(call(&table, &column, None));
+            rows.push((
+                table,
+                column,
+                "column name and type".to_string(),
+                note,
+                suggestion,
+            ));
+        }
+    });
+    // 2. Foreign keys on partitions, to the root or a mapped table, that
+    //    the partitioned table itself does not declare (it is then not in
+    //    the map: foreign keys are followed from the tables they are on).
+    let sql = format!(
+        "SELECT DISTINCT pg_catalog.format('%I.%I', n.nspname, c.relname),
+                (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY k.i)
+                   FROM unnest(f.conkey) WITH ORDINALITY k(attnum, i)
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = k.attnum),
+                (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY k.i)
+                   FROM unnest(f.confkey) WITH ORDINALITY k(attnum, i)
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.attnum),
+                f.confrelid = $1, f.confrelid::regclass::text
+           FROM pg_catalog.pg_constraint f
+           JOIN pg_catalog.pg_inherits i ON i.inhrelid = f.conrelid
+           JOIN pg_catalog.pg_class c ON c.oid = i.inhparent
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE f.contype = 'f' AND f.conparentid = 0 AND {USER_TABLES}
+            AND (f.confrelid = $1 OR EXISTS (SELECT 1 FROM retention.subject_tables st
+                                               WHERE st.kind = $2 AND st.target = f.confrelid::regclass))
+            AND NOT EXISTS (SELECT 1 FROM retention.subject_tables st WHERE st.kind = $2 AND st.target = c.oid::regclass)
+          ORDER BY 1, 2"
+    );
+    Spi::connect(|c| {
+        for r in c
+            .select(&sql, None, &[k.root.into(), kind.into()])
+            .or_raise(e)
+        {
+            let table = r.get::<String>(1).or_raise(e).unwrap_or_default();
+            let columns = r.get::<String>(2).or_raise(e).unwrap_or_default();
+            let referenced = r.get::<String>(3).or_raise(e).unwrap_or_default();
+            let to_root = r.get::<bool>(4).or_raise(e).unwrap_or(false);
+            let parent = r.get::<String>(5).or_raise(e).unwrap_or_default();
+            let single = !columns.contains(',');
+            let (note, suggestion) = if to_root && single && referenced == k.id_column {
+                (
+                    format!("its partitions reference {parent} ({referenced}); the partitioned table does not"),
+                    Some(call(&table, &columns, None)),
+                )
+            } else if to_root && single {
+                (
+                    format!("its partitions reference {parent} ({referenced}); the partitioned table does not"),
+                    Some(call(&table, &columns, Some(&referenced))),
+                )
+            } else {
+                (
+                    format!("its partitions reference {parent} ({referenced}), which is in the map; declare the foreign key on the partitioned table and register the kind again to follow it"),
+                    None,
+                )
+            };
+            rows.push((
+                table,
+                columns,
+                "foreign key on partitions".to_string(),
+                note,
+                suggestion,
+            ));
+        }
+    });
+    // A column found both ways is listed once, for its foreign keys.
+    let on_partitions: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r.2 == "foreign key on partitions")
+        .map(|r| (r.0.clone(), r.1.clone()))
+        .collect();
+    rows.retain(|r| {
+        r.2 != "column name and type" || !on_partitions.contains(&(r.0.clone(), r.1.clone()))
+    });
+    // 3. Tables in the map that a second foreign key links to a mapped
+    //    table: the map follows one path per table.
+    let map = SubjectMap::load(kind);
+    for p in &map.tables {
+        let parent = ident::relation(p.target).unwrap_or_default();
+        for r in crate::model::refs::references(p.target) {
+            let Some(t) = map.table(r.child_oid) else {
+                continue;
+            };
+            if t.link != LinkKind::ForeignKey
+                || (t.parent == Some(p.target) && t.columns == r.child_columns)
+            {
+                continue;
+            }
+            rows.push((
+                r.child.clone(),
+                ident::columns(None, &r.child_columns),
+                "second foreign key".to_string(),
+                format!(
+                    "also references {parent} ({}); the map follows {}: rows linked to the subject only through this key are not erased (with ON DELETE NO ACTION or RESTRICT they keep the referenced row, and the erasure ends partially completed)",
+                    ident::columns(None, &r.parent_columns),
+                    t.path
+                ),
+                None,
+            ));
+        }
     }
     TableIterator::new(rows)
 }

@@ -246,6 +246,10 @@ INSERT INTO pm_matrix (obj, variant, how, call,
     'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
 ('retention._subject_map(text)', NULL, 'call', $c$SELECT count(*) FROM retention._subject_map('pm_customer')$c$,
     'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
+('retention.link_suggestions(text)', NULL, 'call', $c$SELECT count(*) FROM retention.link_suggestions('pm_customer')$c$,
+    'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
+('retention._link_suggestions(text)', NULL, 'call', $c$SELECT count(*) FROM retention._link_suggestions('pm_customer')$c$,
+    'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
 
 -- Any admin: running, scheduling, pseudonyms and the internal run steps
 -- (called with ids that do not exist: only the privilege decision counts).
