@@ -129,35 +129,49 @@ fn register_subject(
         {
             let parent_name = ident::relation(parent).unwrap_or_default();
             for r in crate::model::refs::references(parent) {
+                // A foreign key declared on a partition maps the partitioned
+                // table it belongs to (its other partitions hold the same
+                // data, with or without the key).
                 let child = Spi::get_one_with_args::<pg_sys::Oid>(
-                    "SELECT $1::regclass::oid",
+                    "SELECT coalesce((SELECT a.relid FROM pg_catalog.pg_partition_ancestors($1::regclass) a
+                                        JOIN pg_catalog.pg_class c ON c.oid = a.relid
+                                       WHERE NOT c.relispartition LIMIT 1), $1::regclass)::oid",
                     &[r.child.as_str().into()],
                 )
                 .or_raise("resolving a table")
                 .unwrap_or(pg_sys::InvalidOid);
+                let child_name = ident::relation(child).unwrap_or_else(|| r.child.clone());
                 if ancestors.contains(&child) {
                     raise(
                         PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
-                        format!("cycle in the foreign-key graph of subject kind \"{kind}\": {} references {parent_name} on the path {path}", r.child),
+                        format!("cycle in the foreign-key graph of subject kind \"{kind}\": {child_name} references {parent_name} on the path {path}"),
                         "Register the subject without following foreign keys (follow_foreign_keys => false) and add the tables with retention.add_subject_table.",
                     )
                 }
                 if seen.contains(&child) {
-                    pgrx::notice!("subject kind \"{kind}\": {} is reached again through {}; its first path is kept", r.child, r.constraint);
+                    // Another partition's key to the same table and columns
+                    // is the same link.
+                    let same = load_tables(kind).iter().any(|t| {
+                        t.target == child
+                            && t.parent == Some(parent)
+                            && t.columns == r.child_columns
+                    });
+                    if !same {
+                        pgrx::notice!("subject kind \"{kind}\": {child_name} is reached again through {}; its first path is kept", r.constraint);
+                    }
                     continue;
                 }
                 seen.push(child);
                 for privilege in ["SELECT", "DELETE"] {
                     policy::check_privilege(
                         child,
-                        &r.child,
+                        &child_name,
                         privilege,
                         "to erase subjects from it",
                     );
                 }
                 let child_path = format!(
-                    "{path} <- {}({})",
-                    r.child,
+                    "{path} <- {child_name}({})",
                     ident::columns(None, &r.child_columns)
                 );
                 insert_table(
