@@ -23,6 +23,9 @@ pub static MAX_REPLICA_LAG: GucSetting<i32> = GucSetting::<i32>::new(1024);
 /// Most WAL (MB) a replication slot may hold back before batches wait (0:
 /// never wait).
 pub static MAX_SLOT_LAG: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// Most WAL (MB) a run may write per second, on average over each batch and
+/// the pause after it (0: no limit).
+pub static MAX_WAL_RATE: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// On while pg_retention's own functions change erasure requests.
 pub static REQUEST_WRITE: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -84,6 +87,16 @@ pub fn init() {
         c"WAL a replication slot may hold back before batches wait.",
         c"Checked before every batch: while a physical replication slot, or a logical slot of this database, keeps more WAL than this, the run pauses between batches, as for retention.max_replica_lag. 0 (the default) turns the check off: an abandoned slot would otherwise stop retention.",
         &MAX_SLOT_LAG,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"retention.max_wal_rate",
+        c"WAL a run may write per second (MB), batch and pause together.",
+        c"After each batch, the run pauses long enough that the batch's WAL, spread over the batch and the pause, stays under this rate: for WAL archives and standbys that read at a known speed. 0 (the default) sets no limit. The pause counts in retention.runs.throttled_ms.",
+        &MAX_WAL_RATE,
         0,
         i32::MAX,
         GucContext::Suset,

@@ -368,6 +368,7 @@ fn run_batch(
         limit,
         range,
     };
+    let wal_from = throttle::wal_position();
     let (selected, changed, skipping) = batch::execute(&plan, &params, needs_key);
     // Rows this stage may have left: locked rows skipped, or rows selected
     // that the statement did not change (a trigger, row security).
@@ -392,11 +393,21 @@ fn run_batch(
     let next_size = size
         .filter(|n| *n < sized)
         .map(|n| n.saturating_mul(2).min(sized));
-    // Pause: the declared pause, or longer to stay under the rate limit.
+    // Pause: the declared pause, or longer to stay under the rate limit
+    // and the WAL rate (that wait counts as throttled).
     let mut pause = p.batch_pause_secs;
     if let Some(rate) = p.max_rows_per_second {
         pause = pause.max(changed as f64 / rate as f64 - totals.batch_secs);
     }
+    let wal_pause = throttle::wal_pause(wal_from, totals.batch_secs);
+    // Counted only when the procedure does sleep (more work follows).
+    let wal_wait_ms = (wal_pause - pause).max(0.0) * 1000.0;
+    let count_wait = |more: bool| {
+        if more && wal_wait_ms > 0.0 {
+            run_log::add_throttled(item, wal_wait_ms);
+        }
+    };
+    pause = pause.max(wal_pause);
     // More may remain only if the batch was full and made progress: rows
     // that are selected but cannot be changed (a row-security policy, a
     // trigger returning NULL) must not make the run loop forever.
@@ -411,6 +422,7 @@ fn run_batch(
     };
     if more_here {
         walk::store(item, stepped);
+        count_wait(true);
         return TableIterator::once((true, pause.max(0.0), changed, next_size));
     }
     if let Some(w) = &stepped {
@@ -443,6 +455,7 @@ fn run_batch(
     let next = stage.next();
     run_log::set_stage(item, next);
     walk::store(item, stepped);
+    count_wait(next.is_some());
     TableIterator::once((next.is_some(), pause.max(0.0), changed, next_size))
 }
 

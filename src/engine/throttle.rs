@@ -15,6 +15,32 @@ use pgrx::prelude::*;
 /// Seconds the procedure sleeps before asking again.
 pub const RECHECK_SECS: f64 = 1.0;
 
+/// The WAL insert position, when `retention.max_wal_rate` is set (the
+/// WAL a batch writes is measured from it).
+pub fn wal_position() -> Option<i64> {
+    if crate::gucs::MAX_WAL_RATE.get() == 0 {
+        return None;
+    }
+    Spi::get_one::<i64>(
+        "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), '0/0')::int8",
+    )
+    .ok()
+    .flatten()
+}
+
+/// The pause (seconds) that keeps a batch that started at WAL position
+/// `from` and took `batch_secs` under `retention.max_wal_rate`.
+pub fn wal_pause(from: Option<i64>, batch_secs: f64) -> f64 {
+    let limit = f64::from(crate::gucs::MAX_WAL_RATE.get()) * 1024.0 * 1024.0;
+    let (Some(from), true) = (from, limit > 0.0) else {
+        return 0.0;
+    };
+    let Some(now) = wal_position() else {
+        return 0.0;
+    };
+    ((now - from).max(0) as f64 / limit - batch_secs).max(0.0)
+}
+
 /// Why batches must wait now (which limit, by how much), or None.
 pub fn behind() -> Option<String> {
     let replica_mb = i64::from(crate::gucs::MAX_REPLICA_LAG.get());
