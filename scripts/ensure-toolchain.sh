@@ -14,7 +14,7 @@ majors="${PG:-$PG_MAJORS}"
 
 # Debian packages: the build tools, and the servers of the majors Debian ships.
 need_pkgs=()
-wanted=(libclang-dev clang pkg-config sudo make python3 python3-pip python3-yaml)
+wanted=(libclang-dev clang pkg-config sudo make python3 python3-pip python3-yaml python3-jsonschema)
 for m in $majors; do
   if [[ "$(cfg_str "pg$m" source)" == debian ]]; then
     wanted+=("postgresql-$m" "postgresql-server-dev-$m" "postgresql-$m-cron")
@@ -25,6 +25,7 @@ for p in "${wanted[@]}"; do
   if [[ $p == python3 || $p == python3-pip ]] && python3 -m pip --version >/dev/null 2>&1; then continue; fi
   # The exporter test reads YAML with whichever python3 has the module.
   if [[ $p == python3-yaml ]] && python3 -c 'import yaml' 2>/dev/null; then continue; fi
+  if [[ $p == python3-jsonschema ]] && python3 -c 'import jsonschema' 2>/dev/null; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     need_pkgs+=("$p")
   fi

@@ -245,6 +245,12 @@ CREATE OR REPLACE FUNCTION "_erasure_ledger"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'erasure_ledger_wrapper';
 
+-- pg_retention::config::_export_config
+CREATE OR REPLACE FUNCTION "_export_config"() RETURNS jsonb /* JsonB */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'export_config_wrapper';
+
 -- pg_retention::erasure::requests::_extend_request
 CREATE OR REPLACE FUNCTION "_extend_request"(
 	"id" bigint, /* i64 */
@@ -1278,6 +1284,7 @@ COMMENT ON FUNCTION retention.reapply_erasures(timestamptz, jsonb) IS
 --   api_erasure
 --   status::status
 --   upgrade::library_version
+--   config::export_config
 
 ------------------------------------------------------------------------------
 -- Views
@@ -1489,6 +1496,13 @@ END;
 COMMENT ON FUNCTION retention.processing_record_text() IS
 'retention.processing_record() as Markdown text a data-protection officer can paste into the record of processing activities.';
 
+CREATE OR REPLACE FUNCTION retention.export_config() RETURNS jsonb
+LANGUAGE sql STABLE
+RETURN retention._export_config();
+
+COMMENT ON FUNCTION retention.export_config() IS
+'The whole configuration as one canonical JSON document (format "pg_retention config", version 1, described by config/pg_retention-config-1.schema.json): policies with stages, masks, batch settings, limits, partitions, statutory minimum and pg_cron schedule; kinds of data subject with their maps; legal holds in force (subjects by blind index only). Periods are ISO 8601 durations, tables schema-qualified. Exporting the same configuration twice gives the same document; jsonb_pretty() of it diffs cleanly.';
+
 CREATE OR REPLACE FUNCTION retention.version() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN retention._library_version();
@@ -1624,6 +1638,7 @@ GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit
 GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.processing_record(), retention.processing_record_text() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.export_config(), retention._export_config() TO retention_auditor;
 
 -- Every function resolves names in pg_catalog only, whatever the caller's
 -- search_path: objects planted in the caller's schemas (an operator "=" on

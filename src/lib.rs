@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 mod audit;
 mod cdc;
+mod config;
 mod engine;
 mod erasure;
 mod error;
@@ -116,7 +117,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/api/views.sql",
     name = "api_views",
-    requires = ["api_erasure", status::status, upgrade::library_version]
+    requires = [
+        "api_erasure",
+        status::status,
+        upgrade::library_version,
+        config::export_config
+    ]
 );
 extension_sql_file!(
     "../sql/api/masks.sql",

@@ -208,18 +208,46 @@ pub fn next_cron_time(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>>
 
 /// The pg_cron schedule that covers a policy (its own job, else the job for
 /// all policies), when pg_cron is installed in this database.
-pub fn schedule_of(policy: &str) -> Option<String> {
-    // Found through the catalogue, not to_regclass(): that raises an error
-    // for a role without USAGE on schema cron.
-    let readable = Spi::get_one::<bool>(
+/// Whether the caller may read pg_cron's jobs here. Found through the
+/// catalogue, not to_regclass(): that raises an error for a role without
+/// USAGE on schema cron.
+fn jobs_readable() -> bool {
+    Spi::get_one::<bool>(
         "SELECT coalesce((SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')
                                  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
                             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                            WHERE n.nspname = 'cron' AND c.relname = 'job'), false)",
     )
     .or_raise("looking for pg_cron")
-    .unwrap_or(false);
-    if !readable {
+    .unwrap_or(false)
+}
+
+/// The active pg_cron jobs of pg_retention for this database, as (job name,
+/// schedule); none where pg_cron's jobs cannot be read.
+pub fn readable_jobs() -> Vec<(String, String)> {
+    if !jobs_readable() {
+        return Vec::new();
+    }
+    crate::pg::subxact::attempt(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT jobname::text, schedule::text FROM cron.job
+                  WHERE active AND database = pg_catalog.current_database()
+                    AND (jobname = 'pg_retention' OR jobname LIKE 'pg\\_retention:%')
+                  ORDER BY jobname",
+                None,
+                &[],
+            )
+            .or_raise("reading the pg_cron schedules")
+            .filter_map(|r| Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??)))
+            .collect()
+        })
+    })
+    .unwrap_or_default()
+}
+
+pub fn schedule_of(policy: &str) -> Option<String> {
+    if !jobs_readable() {
         return None;
     }
     crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {

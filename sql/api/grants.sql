@@ -39,6 +39,7 @@ GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit
 GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), retention._status() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.processing_record(), retention.processing_record_text() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.export_config(), retention._export_config() TO retention_auditor;
 
 -- Every function resolves names in pg_catalog only, whatever the caller's
 -- search_path: objects planted in the caller's schemas (an operator "=" on

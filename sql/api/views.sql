@@ -208,6 +208,13 @@ END;
 COMMENT ON FUNCTION retention.processing_record_text() IS
 'retention.processing_record() as Markdown text a data-protection officer can paste into the record of processing activities.';
 
+CREATE FUNCTION retention.export_config() RETURNS jsonb
+LANGUAGE sql STABLE
+RETURN retention._export_config();
+
+COMMENT ON FUNCTION retention.export_config() IS
+'The whole configuration as one canonical JSON document (format "pg_retention config", version 1, described by config/pg_retention-config-1.schema.json): policies with stages, masks, batch settings, limits, partitions, statutory minimum and pg_cron schedule; kinds of data subject with their maps; legal holds in force (subjects by blind index only). Periods are ISO 8601 durations, tables schema-qualified. Exporting the same configuration twice gives the same document; jsonb_pretty() of it diffs cleanly.';
+
 CREATE FUNCTION retention.version() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN retention._library_version();
