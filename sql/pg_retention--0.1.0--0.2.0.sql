@@ -580,6 +580,14 @@ CREATE OR REPLACE FUNCTION "_set_subject_table"(
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'set_subject_table_wrapper';
 
+-- pg_retention::mask::_stage_hash_random
+CREATE OR REPLACE FUNCTION "_stage_hash_random"(
+	"value" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'stage_hash_random_wrapper';
+
 -- pg_retention::mask::_stage_pseudonym
 CREATE OR REPLACE FUNCTION "_stage_pseudonym"(
 	"value" TEXT /* & str */
@@ -1606,7 +1614,8 @@ REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
 -- Batches run as the table owner and call the masking functions; the
 -- trigger functions are attached by applications. None of these reads a
 -- secret or writes the extension's tables as anyone but the caller, except
--- _stage_pseudonym, which answers only inside a running stage statement.
+-- _stage_pseudonym and _stage_hash_random, which answer only inside a
+-- running stage statement.
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
 REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
@@ -1621,7 +1630,7 @@ GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(
     retention.mask_hmac(text, bytea), retention.mask_hash_random(text),
     retention.mask_generalise(date, text), retention.mask_generalise(bigint, bigint), retention.mask_generalise(inet, integer),
     retention.mask_noise(double precision, double precision), retention.mask_noise(bigint, bigint), retention.mask_noise(date, integer),
-    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text) TO PUBLIC;
+    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text), retention._stage_hash_random(text) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
 GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation
     TO retention_admin, retention_auditor;
@@ -1645,7 +1654,7 @@ GRANT EXECUTE ON FUNCTION retention.export_config(), retention._export_config() 
 -- text, a function now()) never take part in the extension's own queries.
 -- The SQL wrappers have bodies parsed when the extension is created (BEGIN
 -- ATOMIC / RETURN), so their names are resolved once, in the extension's
--- own path. Not for the masking functions and _stage_pseudonym (called per
+-- own path. Not for the masking functions and the _stage_ ones (called per
 -- row, they run no SQL) nor for the two procedures (a SET clause forbids
 -- COMMIT; they pin the path themselves).
 DO $pin$
@@ -1654,7 +1663,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'retention'::regnamespace AND p.prokind = 'f'
-                AND p.proname NOT LIKE 'mask\_%' AND p.proname <> '_stage_pseudonym'
+                AND p.proname NOT LIKE 'mask\_%' AND p.proname NOT IN ('_stage_pseudonym', '_stage_hash_random')
                 AND p.prolang <> (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
                 AND p.proconfig IS NULL
     LOOP

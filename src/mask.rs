@@ -155,25 +155,58 @@ thread_local! {
     /// The pseudonym key while a stage statement that needs it runs (see
     /// [`with_stage_key`]); `None` otherwise.
     static STAGE_KEY: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+    /// The run's random key of the `hash_random` mask while a stage
+    /// statement that needs it runs; `None` otherwise.
+    static STAGE_RUN_KEY: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The keys a stage statement needs: the pseudonym key (read from the
+/// catalogue) and the run's random key of the `hash_random` mask. Neither is
+/// ever a parameter of the statement (parameters can be logged, and shown
+/// by extensions such as auto_explain).
+#[derive(Default)]
+pub struct StageKeys {
+    pub pseudonym: bool,
+    pub run_key: Option<Vec<u8>>,
 }
 
 /// Runs `f` (a stage statement) with the pseudonym key available to
 /// `retention._stage_pseudonym` when `needed`. The key is never a parameter
 /// of the statement: declared expressions and the key never meet.
-pub fn with_stage_key<R>(needed: bool, f: impl FnOnce() -> R) -> R {
+pub fn with_stage_key<R>(keys: StageKeys, f: impl FnOnce() -> R) -> R {
     struct Clear;
     impl Drop for Clear {
         fn drop(&mut self) {
             STAGE_KEY.with(|k| *k.borrow_mut() = None);
+            STAGE_RUN_KEY.with(|k| *k.borrow_mut() = None);
         }
     }
-    if !needed {
+    if !keys.pseudonym && keys.run_key.is_none() {
         return f();
     }
-    let key = pseudonym_key();
-    STAGE_KEY.with(|k| *k.borrow_mut() = Some(key));
+    if keys.pseudonym {
+        let key = pseudonym_key();
+        STAGE_KEY.with(|k| *k.borrow_mut() = Some(key));
+    }
+    STAGE_RUN_KEY.with(|k| *k.borrow_mut() = keys.run_key);
     let _clear = Clear;
     f()
+}
+
+/// The `hash_random` mask inside a stage statement: the HMAC of `value`
+/// under the run's random key, which is never stored and never a parameter
+/// of the statement. Refused outside pg_retention's own stage statements.
+#[pg_extern(name = "_stage_hash_random", volatile, strict, parallel_unsafe)]
+fn stage_hash_random(value: &str) -> String {
+    let key = STAGE_RUN_KEY.with(|k| k.borrow().clone());
+    match key {
+        Some(key) if crate::stage::stage_is_active() => hmac_hex(value, &key),
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "retention._stage_hash_random() only works inside pg_retention's anonymise statements",
+            "retention.mask_hash_random(value) hashes under a key of its own.",
+        ),
+    }
 }
 
 /// The pseudonym mask inside a stage statement: the HMAC of `value` under

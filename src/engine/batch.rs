@@ -201,13 +201,17 @@ fn run_counts(
 /// pass, which costs as much as the change itself) runs first under a short
 /// lock_timeout in a subtransaction; if it meets a row an application holds,
 /// it is rolled back and the locking form, which skips such rows, runs.
-pub fn execute(plan: &BatchPlan, params: &Params, needs_key: bool) -> (i64, i64, bool) {
+pub fn execute(
+    plan: &BatchPlan,
+    params: &Params,
+    keys: crate::mask::StageKeys,
+) -> (i64, i64, bool) {
     let p = plan.policy;
     let sql = plan.sql(p.skip_locked);
     let fast = p.skip_locked.then(|| plan.sql(false));
     crate::error::sanitizing(plan.table, || {
         security::as_table_owner(p.target, || {
-            crate::mask::with_stage_key(needs_key, || {
+            crate::mask::with_stage_key(keys, || {
                 crate::stage::as_stage(|| {
                     Spi::connect_mut(|c| {
                         // Deferred foreign keys are checked now, inside the

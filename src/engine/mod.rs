@@ -311,7 +311,7 @@ fn run_batch(
     let cut = params.bind(cutoff);
     let limit = params.bind(batch_size as i64);
     let not_held = kept.not_held(item, &mut params);
-    let mut needs_key = false;
+    let mut keys = crate::mask::StageKeys::default();
     // Rows other tables still reference (RESTRICT / NO ACTION) are left out
     // of a purge instead of failing the batch; rows already in a mark or
     // anonymise stage's state are left out of it.
@@ -321,8 +321,7 @@ fn run_batch(
         Stage::Anonymise | Stage::Mark => {
             let state = p.state_column(stage).cloned().unwrap_or_default();
             let set = if stage == Stage::Anonymise {
-                let sets =
-                    crate::stage::mask_plan(&p, &table, &mut params, &mut || state::run_key(item));
+                let sets = crate::stage::mask_plan(&p, &table, &mut params);
                 if sets.is_empty() {
                     pgrx::notice!(
                         "retention policy \"{}\": the anonymise stage has no masks; skipped",
@@ -331,7 +330,7 @@ fn run_batch(
                     run_log::set_stage(item, stage.next());
                     return TableIterator::once((true, 0.0, 0, None));
                 }
-                needs_key = crate::stage::needs_pseudonym_key(&sets);
+                keys = crate::stage::stage_keys(&sets, || state::run_key(item));
                 format!("{sets}, {}", crate::stage::state_value(&state))
             } else {
                 crate::stage::state_value(&state)
@@ -369,7 +368,7 @@ fn run_batch(
         range,
     };
     let wal_from = throttle::wal_position();
-    let (selected, changed, skipping) = batch::execute(&plan, &params, needs_key);
+    let (selected, changed, skipping) = batch::execute(&plan, &params, keys);
     // Rows this stage may have left: locked rows skipped, or rows selected
     // that the statement did not change (a trigger, row security).
     if skipping || changed < selected {

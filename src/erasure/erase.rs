@@ -376,7 +376,7 @@ fn erase_table(job: &TableJob, mut params: Params, entry: &mut Value) -> bool {
 /// the masks' own are bound after them.
 fn minimise(p: &policy::Policy, table: &str, cond: &str, args: &Params) -> i64 {
     let mut all = args.share();
-    let sets = crate::stage::mask_plan(p, table, &mut all, &mut crate::pg::secrets::random_key);
+    let sets = crate::stage::mask_plan(p, table, &mut all);
     let mut set_list = Vec::new();
     if !sets.is_empty() {
         set_list.push(sets);
@@ -391,7 +391,8 @@ fn minimise(p: &policy::Policy, table: &str, cond: &str, args: &Params) -> i64 {
         return 0;
     }
     let sets = set_list.join(", ");
-    crate::mask::with_stage_key(crate::stage::needs_pseudonym_key(&sets), || {
+    let keys = crate::stage::stage_keys(&sets, crate::pg::secrets::random_key);
+    crate::mask::with_stage_key(keys, || {
         Spi::get_one_with_args::<i64>(
             &format!("WITH u AS (UPDATE {table} SET {sets} WHERE {cond} RETURNING 1) SELECT count(*) FROM u"),
             all.args(),

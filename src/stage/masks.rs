@@ -163,11 +163,10 @@ pub enum MaskValue {
     Bool(bool),
     Text(String),
     TextArray(Vec<String>),
-    RunKey,
 }
 
 impl MaskValue {
-    pub fn datum(&self, run_key: &[u8]) -> DatumWithOid<'static> {
+    pub fn datum(&self) -> DatumWithOid<'static> {
         match self {
             MaskValue::Int(v) => (*v).into(),
             MaskValue::BigInt(v) => (*v).into(),
@@ -175,7 +174,6 @@ impl MaskValue {
             MaskValue::Bool(v) => (*v).into(),
             MaskValue::Text(v) => v.clone().into(),
             MaskValue::TextArray(v) => v.clone().into(),
-            MaskValue::RunKey => run_key.to_vec().into(),
         }
     }
 }
@@ -285,10 +283,8 @@ fn mask_expr(strategy: &str, options: &Value, col_name: &str, col: &Column) -> M
                 // The key stays out of the statement (see mask::with_stage_key).
                 e(format!("retention._stage_pseudonym({c}::text)"), vec![])
             } else {
-                e(
-                    format!("retention.mask_hmac({c}::text, {{}})"),
-                    vec![MaskValue::RunKey],
-                )
+                // The run's key stays out of the statement too.
+                e(format!("retention._stage_hash_random({c}::text)"), vec![])
             }
         }
         "generalise" => match fam {
@@ -444,15 +440,10 @@ fn drop_mask(policy_name: &str, column_name: &str) -> bool {
 }
 
 /// The SET list of a policy's anonymise stage, its parameters bound in
-/// `params`; `run_key` gives the random key of the `hash_random` mask, asked
-/// only when a mask needs it. Masks are re-validated against the table as it
-/// is now.
-pub fn mask_plan(
-    p: &Policy,
-    table: &str,
-    params: &mut Params,
-    run_key: &mut dyn FnMut() -> Vec<u8>,
-) -> String {
+/// `params`. Masks are re-validated against the table as it is now. The
+/// keys the list needs are given to the statement by `mask::with_stage_key`
+/// (see [`stage_keys`]).
+pub fn mask_plan(p: &Policy, table: &str, params: &mut Params) -> String {
     let masks: Vec<(String, String, Value)> = Spi::connect(|c| {
         c.select(
             "SELECT column_name, strategy, options FROM retention.masks WHERE policy_id = $1 ORDER BY column_name",
@@ -469,7 +460,6 @@ pub fn mask_plan(
         })
         .collect()
     });
-    let mut key: Option<Vec<u8>> = None;
     let mut sets = Vec::new();
     for (name, strategy, options) in masks {
         let col = column(p.target, table, &name);
@@ -482,17 +472,21 @@ pub fn mask_plan(
         let mut values = m.params.into_iter();
         for part in parts {
             let value = values.next().unwrap_or(MaskValue::Bool(false));
-            let rk = if matches!(value, MaskValue::RunKey) {
-                key.get_or_insert_with(&mut *run_key).clone()
-            } else {
-                Vec::new()
-            };
-            sql.push_str(&params.bind(value.datum(&rk)).to_string());
+            sql.push_str(&params.bind(value.datum()).to_string());
             sql.push_str(part);
         }
         sets.push(format!("{} = {sql}", ident::quote(&name)));
     }
     sets.join(", ")
+}
+
+/// The keys a plan's SET list needs, the run's random key made by
+/// `run_key` only when the list uses it.
+pub fn stage_keys(sets: &str, run_key: impl FnOnce() -> Vec<u8>) -> crate::mask::StageKeys {
+    crate::mask::StageKeys {
+        pseudonym: needs_pseudonym_key(sets),
+        run_key: sets.contains("retention._stage_hash_random(").then(run_key),
+    }
 }
 
 /// Whether a plan's SET list uses the pseudonym key (see

@@ -9,7 +9,7 @@
 mod masks;
 mod restrict;
 
-pub use masks::{mask_plan, needs_pseudonym_key};
+pub use masks::{mask_plan, stage_keys};
 
 use crate::error::{raise, OrRaise};
 use crate::model::policy::{Stage, StateColumn};

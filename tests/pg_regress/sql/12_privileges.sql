@@ -173,6 +173,8 @@ INSERT INTO pm_matrix (obj, variant, how, call,
 -- Executable by PUBLIC, but refuses everyone outside a running stage.
 ('retention._stage_pseudonym(text)', NULL, 'call', $c$SELECT retention._stage_pseudonym('alice')$c$,
     'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'),
+('retention._stage_hash_random(text)', NULL, 'call', $c$SELECT retention._stage_hash_random('alice')$c$,
+    'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'),
 
 -- Extension owner only: the blind-index function and the key and
 -- subject-id tables.
