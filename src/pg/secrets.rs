@@ -43,6 +43,13 @@ pub fn random_key() -> Vec<u8> {
     buf
 }
 
+/// A new stored key, made by the server inside the statement: a key bound
+/// as a parameter could be written to the server log (auto_explain logs
+/// nested statements' parameters from PostgreSQL 16 on). Two version-4
+/// UUIDs from the server's strong random source: 32 bytes, 244 of their
+/// bits random.
+const NEW_KEY: &str = "pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex')";
+
 /// The key, created (random) on first use.
 pub fn get_or_create(secret: Secret) -> Vec<u8> {
     let name = secret.name();
@@ -58,8 +65,8 @@ pub fn get_or_create(secret: Secret) -> Vec<u8> {
             return k;
         }
         Spi::run_with_args(
-            "INSERT INTO retention.secrets (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[name.into(), random_key().as_slice().into()],
+            &format!("INSERT INTO retention.secrets (name, key) VALUES ($1, {NEW_KEY}) ON CONFLICT (name) DO NOTHING"),
+            &[name.into()],
         )
         .or_raise("storing a key");
         read().unwrap_or_else(|| {
@@ -74,13 +81,14 @@ pub fn get_or_create(secret: Secret) -> Vec<u8> {
 
 /// Replaces the key with a new random one; returns the time of rotation.
 pub fn rotate(secret: Secret) -> TimestampWithTimeZone {
-    let key = random_key();
     crate::pg::security::as_extension_owner(|| {
         Spi::get_one_with_args::<TimestampWithTimeZone>(
-            "INSERT INTO retention.secrets (name, key) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET key = excluded.key, created_at = pg_catalog.now()
-             RETURNING created_at",
-            &[secret.name().into(), key.as_slice().into()],
+            &format!(
+                "INSERT INTO retention.secrets (name, key) VALUES ($1, {NEW_KEY})
+                 ON CONFLICT (name) DO UPDATE SET key = excluded.key, created_at = pg_catalog.now()
+                 RETURNING created_at"
+            ),
+            &[secret.name().into()],
         )
         .or_raise("rotating a key")
         .unwrap_or_else(|| {
