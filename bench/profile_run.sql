@@ -4,7 +4,8 @@
 --   psql -h 127.0.0.1 -p 28815 -U postgres -v rows=2000000 -v opts= -v layout=scattered -f bench/profile_run.sql
 --   (opts as in bench/run.sh: empty for create_policy's defaults; layout
 --   'scattered' or 'one clock' as in bench/engine.sql)
--- then sum the "duration:" entries of the server log by "Query Text".
+-- then sum the durations by statement: save the server log's lines written
+-- during the run and call python3 bench/profile_sum.py <that file>.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 \c pg_retention_bench

@@ -108,7 +108,7 @@ pub fn check(item: i64, p: &Policy, table: &str, it: &run_log::Item) -> Option<S
     let cap = p.max_due_fraction?;
     let Some((stage, due, rows)) = over_cap(p, table, it, cap) else {
         if p.cap_stopped || p.cap_acknowledged {
-            set(p.id, "cap_tripped_at = NULL, cap_acknowledged_at = NULL");
+            record(p.id, false);
             run_log::note(
                 item,
                 "the share of due rows is under max_due_fraction again",
@@ -123,7 +123,7 @@ pub fn check(item: i64, p: &Policy, table: &str, it: &run_log::Item) -> Option<S
     });
     if p.cap_acknowledged {
         // One run goes ahead per acknowledgement.
-        set(p.id, "cap_tripped_at = NULL, cap_acknowledged_at = NULL");
+        record(p.id, false);
         crate::audit::append("policy went ahead over its cap", details);
         run_log::note(
             item,
@@ -131,7 +131,7 @@ pub fn check(item: i64, p: &Policy, table: &str, it: &run_log::Item) -> Option<S
         );
         return None;
     }
-    set(p.id, "cap_tripped_at = pg_catalog.clock_timestamp()");
+    record(p.id, true);
     crate::audit::append("policy stopped by its cap", details);
     Some(format!(
         "stopped by max_due_fraction: {due} of {rows} rows ({share:.1}%) are due for the {} stage, more than {:.1}% allowed; check the policy, then SELECT retention.acknowledge('{}') to let the next run go ahead",
@@ -141,12 +141,16 @@ pub fn check(item: i64, p: &Policy, table: &str, it: &run_log::Item) -> Option<S
     ))
 }
 
-/// Sets the cap columns of the policy (fixed text, no values).
-fn set(policy: i64, assignments: &str) {
+/// Records that the cap tripped now (an earlier acknowledgement no longer
+/// covers it), or clears the stop and its acknowledgement.
+fn record(policy: i64, tripped: bool) {
     security::as_extension_owner(|| {
         Spi::run_with_args(
-            &format!("UPDATE retention.policies SET {assignments} WHERE id = $1"),
-            &[policy.into()],
+            "UPDATE retention.policies
+                SET cap_tripped_at = CASE WHEN $2 THEN pg_catalog.clock_timestamp() END,
+                    cap_acknowledged_at = CASE WHEN $2 THEN cap_acknowledged_at END
+              WHERE id = $1",
+            &[policy.into(), tripped.into()],
         )
         .or_raise("recording the safety cap")
     });

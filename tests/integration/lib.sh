@@ -66,6 +66,16 @@ wait_for() {
   done
 }
 
+# A python3 that can import module $1 (the one on PATH, else Debian's);
+# scripts/ensure-toolchain.sh installs the modules the tests use.
+python_with() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null && "$py" -c "import $1" 2>/dev/null; then echo "$py"; return; fi
+  done
+  fail "no python3 with the $1 module (scripts/ensure-toolchain.sh installs it)"
+}
+
 # A directory for this run's scratch files.
 IT_TMP="$(mktemp -d)"
 # The version in Cargo.toml (the version a fresh install has).

@@ -2,14 +2,6 @@
 # against the JSON Schema in config/, and the schema does reject documents
 # that break it.
 
-config_python() {
-  local py
-  for py in python3 /usr/bin/python3; do
-    if command -v "$py" >/dev/null && "$py" -c 'import jsonschema' 2>/dev/null; then echo "$py"; return; fi
-  done
-  fail "no python3 with the jsonschema module (scripts/ensure-toolchain.sh installs python3-jsonschema)"
-}
-
 test_export_of_the_demo_matches_the_json_schema() {
   fresh_db config
   q -q -f "$here/demo/shop.sql" >/dev/null 2>&1
@@ -20,7 +12,7 @@ SET client_min_messages = warning;
 SELECT retention.place_hold('tax audit 2026', target => 'shop.orders', filter => 'id < 100', until => now() + interval '1 year');
 SQL
   val "SELECT retention.export_config()" >"$IT_TMP/config.json"
-  local py; py="$(config_python)" || return 1
+  local py; py="$(python_with jsonschema)" || return 1
   # Enough to be worth validating: policies, kinds, holds.
   expect_eq "$(val "SELECT (SELECT count(*) FROM jsonb_object_keys(d -> 'policies')) > 2
                        AND (SELECT count(*) FROM jsonb_object_keys(d -> 'subject_kinds')) > 0

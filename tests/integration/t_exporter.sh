@@ -2,14 +2,6 @@
 # runs as an auditor, returns exactly the columns its metrics declare, and
 # every metric that is not a label is a number.
 
-exporter_python() {
-  local py
-  for py in python3 /usr/bin/python3; do
-    if command -v "$py" >/dev/null && "$py" -c 'import yaml' 2>/dev/null; then echo "$py"; return; fi
-  done
-  fail "no python3 with the yaml module (scripts/ensure-toolchain.sh installs python3-yaml)"
-}
-
 test_exporter_queries_run_and_match_their_metrics() {
   fresh_db exporter
   q >/dev/null <<'SQL'
@@ -26,7 +18,7 @@ END $$;
 GRANT retention_auditor TO x_exporter;
 SQL
   q -c "CALL retention.run('x_events')" >/dev/null 2>&1
-  local py; py="$(exporter_python)" || return 1
+  local py; py="$(python_with yaml)" || return 1
   # One line per query: name, then its SQL on the next lines, split by a
   # NUL-free marker; the metric names and usages after it.
   "$py" - "$here/monitoring/postgres_exporter.yml" >"$IT_TMP/exporter.txt" <<'PY'
