@@ -144,6 +144,12 @@ extension_sql_file!(
         mask::rotate_pseudonym_key
     ]
 );
+// Policy-as-code: apply_config calls the functions of every file above.
+extension_sql_file!(
+    "../sql/api/config.sql",
+    name = "api_config",
+    requires = ["api_masks"]
+);
 extension_sql_file!("../sql/api/grants.sql", name = "api_grants", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

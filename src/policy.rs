@@ -312,6 +312,16 @@ pub fn type_name(ty: pg_sys::Oid) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// A period as an ISO 8601 duration (`P10Y`), whatever the session's
+/// IntervalStyle.
+fn iso_period(iv: Interval) -> String {
+    crate::gucs::with_local("IntervalStyle", "iso_8601", || {
+        Spi::get_one_with_args::<String>("SELECT $1::text", &[iv.into()])
+            .or_raise("formatting a period")
+            .unwrap_or_default()
+    })
+}
+
 fn name_taken(name: &str) -> bool {
     Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM retention.policies WHERE name = $1)",
@@ -479,6 +489,9 @@ fn alter_policy(
     vacuum_after: Option<bool>,
     max_due_fraction: Option<f32>,
     no_max_due_fraction: bool,
+    min_retention: Option<Interval>,
+    min_retention_ground: Option<&str>,
+    no_min_retention: bool,
 ) -> i64 {
     let p = load_one(name);
     security::require_policy_control(name, p.owner);
@@ -511,8 +524,44 @@ fn alter_policy(
             )
         }
         crate::stage::check_order(p.id, crate::model::policy::Stage::Purge, iv);
-        check_stored_minimum(p.id, iv);
     }
+    if (min_retention.is_some() || min_retention_ground.is_some()) && no_min_retention {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "min_retention and no_min_retention cannot be given together",
+            "Give a min_retention (with its ground), or no_min_retention => true to remove the statutory minimum.",
+        )
+    }
+    // The statutory minimum as it will be, checked against the purge age
+    // as it will be.
+    let (stored_purge, stored_min, stored_ground) =
+        Spi::get_three_with_args::<Interval, Interval, String>(
+            "SELECT purge_after, min_retention, min_retention_ground FROM retention.policies WHERE id = $1",
+            &[p.id.into()],
+        )
+        .or_raise("reading the statutory minimum");
+    let minimum_changes = (no_min_retention && stored_min.is_some())
+        || min_retention.is_some_and(|m| Some(m) != stored_min)
+        || min_retention_ground.is_some_and(|g| Some(g) != stored_ground.as_deref());
+    let (new_min, new_ground) = if no_min_retention {
+        (None, None)
+    } else {
+        (
+            min_retention.or(stored_min),
+            min_retention_ground.map(str::to_string).or(stored_ground.clone()),
+        )
+    };
+    if min_retention_ground.is_some() && new_min.is_none() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "min_retention_ground needs a min_retention",
+            "Give the statutory minimum with its ground, e.g. min_retention => interval '10 years'.",
+        )
+    }
+    if let Some(m) = min_retention {
+        check_age("min_retention", m);
+    }
+    check_minimum(purge_after.or(stored_purge), new_min, new_ground.as_deref());
     if let Some(n) = batch_size {
         check_batch_size(n);
     }
@@ -581,6 +630,8 @@ fn alter_policy(
                  batch_target = CASE WHEN $23 THEN NULL ELSE coalesce($22, batch_target) END,
                  vacuum_after = coalesce($24, vacuum_after),
                  max_due_fraction = CASE WHEN $26 THEN NULL ELSE coalesce($25, max_due_fraction) END,
+                 min_retention = $27,
+                 min_retention_ground = $28,
                  updated_at  = pg_catalog.now()
              WHERE id = $1",
             &[
@@ -610,10 +661,24 @@ fn alter_policy(
                 vacuum_after.into(),
                 max_due_fraction.into(),
                 no_max_due_fraction.into(),
+                new_min.into(),
+                new_ground.clone().into(),
             ],
         )
         .or_raise("changing the policy")
     });
+    if minimum_changes {
+        // A statutory minimum decides what may be deleted: every change of
+        // it is on record.
+        crate::audit::append(
+            "policy minimum changed",
+            serde_json::json!({
+                "policy": new_name.unwrap_or(name),
+                "min_retention": new_min.map(iso_period),
+                "ground": new_ground,
+            }),
+        );
+    }
     p.id
 }
 

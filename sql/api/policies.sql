@@ -56,13 +56,16 @@ CREATE FUNCTION retention.alter_policy(
     no_batch_target boolean DEFAULT false,
     vacuum_after boolean DEFAULT NULL,
     max_due_fraction real DEFAULT NULL,
-    no_max_due_fraction boolean DEFAULT false
+    no_max_due_fraction boolean DEFAULT false,
+    min_retention interval DEFAULT NULL,
+    min_retention_ground text DEFAULT NULL,
+    no_min_retention boolean DEFAULT false
 ) RETURNS bigint
 LANGUAGE sql VOLATILE
-RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20, "batch_target" => $21, "no_batch_target" => $22, "vacuum_after" => $23, "max_due_fraction" => $24, "no_max_due_fraction" => $25);
+RETURN retention._alter_policy("name" => $1, "new_name" => $2, "clock" => $3, "purge_after" => $4, "filter" => $5, "drop_filter" => $6, "batch_size" => $7, "batch_pause" => $8, "skip_locked" => $9, "purpose" => $10, "legal_basis" => $11, "lock_timeout" => $12, "statement_timeout" => $13, "max_run_time" => $14, "max_rows_per_second" => $15, "no_max_run_time" => $16, "no_rate_limit" => $17, "drop_partitions" => $18, "archive_schema" => $19, "no_archive" => $20, "batch_target" => $21, "no_batch_target" => $22, "vacuum_after" => $23, "max_due_fraction" => $24, "no_max_due_fraction" => $25, "min_retention" => $26, "min_retention_ground" => $27, "no_min_retention" => $28);
 
-COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean, interval, boolean, boolean, real, boolean) IS
-'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them, NO_BATCH_TARGET => true makes every batch BATCH_SIZE rows, NO_MAX_DUE_FRACTION => true removes the safety cap. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
+COMMENT ON FUNCTION retention.alter_policy(text, text, text, interval, text, boolean, integer, interval, boolean, text, text, interval, interval, interval, integer, boolean, boolean, boolean, text, boolean, interval, boolean, boolean, real, boolean, interval, text, boolean) IS
+'Changes the settings of policy NAME; arguments left NULL keep their value, DROP_FILTER => true removes the filter, NO_MAX_RUN_TIME and NO_RATE_LIMIT remove those limits, NO_ARCHIVE => true drops partitions instead of archiving them, NO_BATCH_TARGET => true makes every batch BATCH_SIZE rows, NO_MAX_DUE_FRACTION => true removes the safety cap. MIN_RETENTION with MIN_RETENTION_GROUND changes the statutory minimum (checked against the purge stage; recorded in the audit log), NO_MIN_RETENTION => true removes it. New expressions are validated as in create_policy. Changes apply from the next batch of a run in progress. Only the owner (or a member of the owner role) may alter a policy. Returns the policy id.';
 
 CREATE FUNCTION retention.drop_policy(name text, if_exists boolean DEFAULT false)
 RETURNS boolean

@@ -39,3 +39,51 @@ for label, broken in [
     sys.exit(f"the schema accepted a document with {label}")
 PY
 }
+
+# Policy-as-code, both ways: the demo shop's configuration, exported and
+# applied to another database with the same tables, exports the same
+# document there; a changed document's plan counts the rows it makes due.
+test_apply_config_round_trip_between_databases() {
+  local -x PGOPTIONS="-c client_min_messages=warning"
+  fresh_db config_from
+  q -q -f "$here/demo/shop.sql" >/dev/null 2>&1
+  grep -v 'cron\.' "$here/demo/policies.sql" | q -q >/dev/null
+  val "SELECT retention.place_hold('tax audit 2026', target => 'shop.orders', filter => 'id < 100', until => '2027-06-30')" >/dev/null
+  val "SELECT retention.export_config()" >"$IT_TMP/from.json"
+  fresh_db config_to
+  q -q -f "$here/demo/shop.sql" >/dev/null 2>&1
+  local doc; doc="$(cat "$IT_TMP/from.json")"
+  # The dry run plans a creation of each policy and kind and changes nothing.
+  local planned; planned="$(val "SELECT count(*) FILTER (WHERE change = 'create' AND object = 'policy') || ' ' ||
+                                        count(*) FILTER (WHERE change = 'create' AND object = 'subject kind') || ' ' ||
+                                        count(*) FILTER (WHERE change = 'place' AND object = 'hold')
+                                   FROM retention.apply_config(\$doc\$$doc\$doc\$::jsonb)")"
+  expect_eq "$planned" "$(val "SELECT (SELECT count(*) FROM jsonb_object_keys(d -> 'policies')) || ' ' ||
+                                      (SELECT count(*) FROM jsonb_object_keys(d -> 'subject_kinds')) || ' 1'
+                                 FROM (SELECT \$doc\$$doc\$doc\$::jsonb AS d) s")" "one creation per policy and kind, one hold"
+  expect_eq "$(val "SELECT count(*) FROM retention.policies")" 0 "the dry run changed nothing"
+  val "SELECT count(*) FROM retention.apply_config(\$doc\$$doc\$doc\$::jsonb, dry_run => false)" >/dev/null
+  expect_eq "$(val "SELECT retention.export_config() = \$doc\$$doc\$doc\$::jsonb")" t "the same document in the new database"
+  expect_eq "$(val "SELECT count(*) FROM retention.apply_config(\$doc\$$doc\$doc\$::jsonb)")" 0 "nothing left to do"
+  # The due counts of a plan are the counts a preview gives after the change.
+  local shorter
+  shorter="$(val "SELECT jsonb_set(d, ARRAY['policies', p, 'stages', 'purge', 'after'], '\"P1D\"')
+                    FROM (SELECT \$doc\$$doc\$doc\$::jsonb AS d) s,
+                         LATERAL (SELECT k AS p FROM jsonb_object_keys(d -> 'policies') k
+                                   WHERE d -> 'policies' -> k -> 'stages' ? 'purge'
+                                     AND NOT d -> 'policies' -> k -> 'stages' ? 'anonymise'
+                                     AND NOT d -> 'policies' -> k -> 'stages' ? 'mark'
+                                     AND d -> 'policies' -> k -> 'statutory_minimum' = 'null'
+                                   ORDER BY 1 LIMIT 1) x")"
+  [[ -n "$shorter" ]] || { fail "the demo has no plain purge policy to shorten"; return 1; }
+  val "SELECT due_rows || ' ' || due_rows_before FROM retention.apply_config(\$doc\$$shorter\$doc\$::jsonb)
+        WHERE change = 'due now' AND name LIKE '% purge'" >"$IT_TMP/plan.txt"
+  local changed; changed="$(val "SELECT name FROM retention.apply_config(\$doc\$$shorter\$doc\$::jsonb) WHERE change = 'change'")"
+  expect_eq "$(wc -l <"$IT_TMP/plan.txt")" 1 "one purge stage changed ($changed)"
+  local before after
+  before="$(val "SELECT due_rows FROM retention.preview('$changed') WHERE action = 'purge'")"
+  val "SELECT count(*) FROM retention.apply_config(\$doc\$$shorter\$doc\$::jsonb, dry_run => false)" >/dev/null
+  after="$(val "SELECT due_rows FROM retention.preview('$changed') WHERE action = 'purge'")"
+  expect_eq "$(cat "$IT_TMP/plan.txt")" "$after $before" "the plan's due counts"
+  awk -v a="$after" -v b="$before" 'BEGIN { exit !(a > b) }' || fail "a period of one day made no more rows due ($before → $after)"
+}

@@ -292,8 +292,9 @@ rd_rust_raised() {
 # and its statement ends at the next ";" outside literals. A RAISE at level
 # EXCEPTION, written or by default, raises the code of its USING ERRCODE =
 # '...', else of its SQLSTATE '...', else its condition name, else P0001.
-# "RAISE;" re-raises the error being handled, and RAISE at a lower level
-# (WARNING, NOTICE, ...) raises no error.
+# "RAISE;" re-raises the error being handled, and so does a RAISE whose
+# ERRCODE is a variable (the handled error's code, with a longer message);
+# RAISE at a lower level (WARNING, NOTICE, ...) raises no error.
 rd_sql_raised() {
   awk '
     function skip_space() { match(u, /^[[:space:]]*/); s = substr(s, RLENGTH + 1); u = substr(u, RLENGTH + 1) }
@@ -301,6 +302,7 @@ rd_sql_raised() {
       s = substr(stmt, 6); u = toupper(s); skip_space()
       if (u == "" || u ~ /^(DEBUG|LOG|INFO|NOTICE|WARNING)([^A-Z0-9_]|$)/) return
       if (u ~ /^EXCEPTION([^A-Z0-9_]|$)/) { s = substr(s, 10); u = substr(u, 10); skip_space() }
+      if (match(u, /(^|[^A-Z0-9_])ERRCODE[[:space:]]*=[[:space:]]*[A-Z_][A-Z0-9_]*[[:space:]]*(,|$)/)) return
       if (match(u, /(^|[^A-Z0-9_])ERRCODE[[:space:]]*=[[:space:]]*\047[^\047]*\047/) ||
           match(u, /^SQLSTATE[[:space:]]*\047[^\047]*\047/)) {
         v = substr(s, RSTART, RLENGTH); sub(/^[^\047]*\047/, "", v); sub(/\047$/, "", v)
