@@ -40,6 +40,9 @@ ALTER TABLE retention.policies
 -- recorded name now (a hold whose role is gone is released by a superuser).
 ALTER TABLE retention.holds ADD COLUMN placed_by_role oid;
 UPDATE retention.holds h SET placed_by_role = r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = h.placed_by;
+-- Access and portability requests share the erasure requests' table.
+ALTER TABLE retention.erasure_requests
+    ADD COLUMN request_type text NOT NULL DEFAULT 'erasure' CHECK (request_type IN ('erasure', 'access'));
 
 CREATE FUNCTION retention.erasure_requests_guard() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -79,6 +82,14 @@ DROP FUNCTION retention._status();
 
 -- 3. Every function, procedure and view as 0.2.0 creates them -----------------
 -- (scripts/upgrade-draft.sh)
+
+-- pg_retention::erasure::access::_access_certificate
+CREATE OR REPLACE FUNCTION "_access_certificate"(
+	"request" bigint /* i64 */
+) RETURNS jsonb /* JsonB */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'access_certificate_wrapper';
 
 -- pg_retention::policy::_acknowledge
 CREATE OR REPLACE FUNCTION "_acknowledge"(
@@ -188,6 +199,14 @@ CREATE OR REPLACE FUNCTION "_create_policy"(
 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'create_policy_wrapper';
+
+-- pg_retention::erasure::access::_deliver_access
+CREATE OR REPLACE FUNCTION "_deliver_access"(
+	"request" bigint /* i64 */
+) RETURNS jsonb /* JsonB */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'deliver_access_wrapper';
 
 -- pg_retention::stage::masks::_drop_mask
 CREATE OR REPLACE FUNCTION "_drop_mask"(
@@ -355,6 +374,17 @@ CREATE OR REPLACE FUNCTION "_release_hold"(
 STRICT 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'release_hold_wrapper';
+
+-- pg_retention::erasure::requests::_request_access
+CREATE OR REPLACE FUNCTION "_request_access"(
+	"kind" TEXT, /* & str */
+	"subject_id" TEXT, /* & str */
+	"reference" TEXT, /* Option < & str > */
+	"received_at" timestamp with time zone /* TimestampWithTimeZone */
+) RETURNS bigint /* i64 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'request_access_wrapper';
 
 -- pg_retention::erasure::requests::_request_erasure
 CREATE OR REPLACE FUNCTION "_request_erasure"(
@@ -1097,12 +1127,15 @@ CREATE OR REPLACE FUNCTION retention.request_erasure_trigger() RETURNS trigger L
 --   api_run
 --   audit::audit_anchor
 --   audit::verify_audit
+--   erasure::access::access_certificate
+--   erasure::access::deliver_access
 --   erasure::erase::erase_subject
 --   erasure::proof::erasure_certificate
 --   erasure::proof::erasure_ledger
 --   erasure::proof::reapply_erasures
 --   erasure::requests::extend_request
 --   erasure::requests::refuse_request
+--   erasure::requests::request_access
 --   erasure::requests::request_erasure
 --   erasure::subjects::add_subject_table
 --   erasure::subjects::drop_subject
@@ -1167,6 +1200,25 @@ RETURN retention._request_erasure("kind" => $1, "subject_id" => $2, "reference" 
 COMMENT ON FUNCTION retention.request_erasure(text, text, text, timestamptz) IS
 'Records an erasure request (GDPR Art. 17) for the subject SUBJECT_ID of KIND, due one month after RECEIVED_AT (Art. 12(3)). The id is kept only until the request is processed; the audit log only ever sees its blind index. Returns the request id.';
 
+CREATE OR REPLACE FUNCTION retention.request_access(kind text, subject_id text, reference text DEFAULT NULL,
+                                         received_at timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE sql VOLATILE
+RETURN retention._request_access("kind" => $1, "subject_id" => $2, "reference" => $3, "received_at" => $4);
+COMMENT ON FUNCTION retention.request_access(text, text, text, timestamptz) IS
+'Records a request of access and portability (GDPR Art. 15 and 20) by the subject SUBJECT_ID of KIND, due one month after RECEIVED_AT (Art. 12(3)), extended and refused like an erasure request (refusal grounds Art. 12(5) and 15(4)). The id is kept only until the request is delivered (retention.deliver_access); the audit log only ever sees its blind index. Returns the request id.';
+
+CREATE OR REPLACE FUNCTION retention.deliver_access(request bigint)
+RETURNS jsonb LANGUAGE sql VOLATILE
+RETURN retention._deliver_access("request" => $1);
+COMMENT ON FUNCTION retention.deliver_access(bigint) IS
+'Produces the answer to access request REQUEST, once: one JSON document with the subject''s rows from every table of the kind''s map (each row marked restricted or anonymised where a stage applies, each table with the masked columns, the purposes, legal bases, retention periods, statutory minimums and holds), read as each table''s owner from the tables both the kind''s owner and the caller may read. The document is returned and never stored; the request is completed, its subject id forgotten, and the audit log records the rows delivered per table under the blind index. A second call is refused: a new copy needs a new request.';
+
+CREATE OR REPLACE FUNCTION retention.access_certificate(request bigint)
+RETURNS jsonb LANGUAGE sql STABLE
+RETURN retention._access_certificate("request" => $1);
+COMMENT ON FUNCTION retention.access_certificate(bigint) IS
+'The proof that access request REQUEST was answered: receipt, due date, extensions, delivery (or refusal) and whether it was on time, the rows delivered per table, and whether all of it is what the audit chain recorded. No personal data.';
+
 CREATE OR REPLACE FUNCTION retention.extend_request(request bigint, months integer, reason text)
 RETURNS timestamptz LANGUAGE sql VOLATILE
 RETURN retention._extend_request("id" => $1, "months" => $2, "reason" => $3);
@@ -1177,7 +1229,7 @@ CREATE OR REPLACE FUNCTION retention.refuse_request(request bigint, ground text)
 RETURNS text LANGUAGE sql VOLATILE
 RETURN retention._refuse_request("id" => $1, "ground" => $2);
 COMMENT ON FUNCTION retention.refuse_request(bigint, text) IS
-'Refuses a pending request on a ground of GDPR Art. 17(3): ''17(3)(a)'' … ''17(3)(e)''. Returns the ground as recorded.';
+'Refuses a pending request: an erasure request on a ground of GDPR Art. 17(3) (''17(3)(a)'' … ''17(3)(e)''), an access request on Art. 12(5) (manifestly unfounded or excessive) or 15(4) (the rights of others). Returns the ground as recorded.';
 
 CREATE OR REPLACE FUNCTION retention.place_hold(reason text, kind text DEFAULT NULL, subject_id text DEFAULT NULL,
                                      target regclass DEFAULT NULL, filter text DEFAULT NULL,
@@ -1211,7 +1263,8 @@ BEGIN
         COMMIT;
     END IF;
     FOR req IN SELECT r.id FROM retention.requests r
-                WHERE r.status OPERATOR(pg_catalog.=) 'received' ORDER BY r.due_at, r.id LOOP
+                WHERE r.status OPERATOR(pg_catalog.=) 'received' AND r.request_type OPERATOR(pg_catalog.=) 'erasure'
+                ORDER BY r.due_at, r.id LOOP
         BEGIN
             PERFORM retention._erase_subject("request" => req);
         EXCEPTION WHEN OTHERS THEN
@@ -1309,10 +1362,10 @@ SELECT r.id, r.kind, r.subject_blind, r.reference, r.received_at, r.due_at, r.ex
        r.extension_reason, r.status, r.refusal_ground, r.completed_at,
        CASE WHEN r.status = 'received' THEN pg_catalog.date_part('day', r.due_at - pg_catalog.now())::int END AS days_left,
        (r.status = 'received' AND r.due_at < pg_catalog.now()) AS overdue,
-       r.audit_hash
+       r.audit_hash, r.request_type
   FROM retention.erasure_requests r;
 COMMENT ON VIEW retention.requests IS
-'Erasure requests without subject ids: deadlines, days left, overdue ones (status received and past due), outcome and the audit hash at completion.';
+'Requests of data subjects without their ids: erasure (request_type erasure) and access (access): deadlines, days left, overdue ones (status received and past due), outcome and the audit hash at completion.';
 
 CREATE OR REPLACE VIEW retention.runs AS
 SELECT l.id,
@@ -1456,7 +1509,16 @@ SELECT pg_catalog.jsonb_build_object(
                    'completed_late', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed', 'refused') AND r.completed_at > r.due_at),
                    'pending', count(*) FILTER (WHERE r.status = 'received'),
                    'overdue', count(*) FILTER (WHERE r.overdue))
-                 FROM retention.requests r),
+                 FROM retention.requests r WHERE r.request_type = 'erasure'),
+    'access_requests', (SELECT pg_catalog.jsonb_build_object(
+                   'received', count(*),
+                   'delivered', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed')),
+                   'refused', count(*) FILTER (WHERE r.status = 'refused'),
+                   'answered_on_time', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed', 'refused') AND r.completed_at <= r.due_at),
+                   'answered_late', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed', 'refused') AND r.completed_at > r.due_at),
+                   'pending', count(*) FILTER (WHERE r.status = 'received'),
+                   'overdue', count(*) FILTER (WHERE r.overdue))
+                 FROM retention.requests r WHERE r.request_type = 'access'),
     'holds_in_force', (SELECT pg_catalog.jsonb_build_object(
                    'total', count(*),
                    'on_data_subjects', count(*) FILTER (WHERE h.on_subject),
@@ -1502,6 +1564,13 @@ SELECT pg_catalog.concat_ws(E'\n',
         ', partially completed: ' || (r -> 'erasure_requests' ->> 'partially_completed') || ', refused: ' || (r -> 'erasure_requests' ->> 'refused'),
     '- Answered on time: ' || (r -> 'erasure_requests' ->> 'completed_on_time') || '; late: ' || (r -> 'erasure_requests' ->> 'completed_late'),
     '- Pending: ' || (r -> 'erasure_requests' ->> 'pending') || '; overdue: ' || (r -> 'erasure_requests' ->> 'overdue'),
+    '',
+    '## Access requests (Art. 15, 20)',
+    '',
+    '- Received: ' || (r -> 'access_requests' ->> 'received') || '; delivered: ' || (r -> 'access_requests' ->> 'delivered') ||
+        ', refused: ' || (r -> 'access_requests' ->> 'refused'),
+    '- Answered on time: ' || (r -> 'access_requests' ->> 'answered_on_time') || '; late: ' || (r -> 'access_requests' ->> 'answered_late'),
+    '- Pending: ' || (r -> 'access_requests' ->> 'pending') || '; overdue: ' || (r -> 'access_requests' ->> 'overdue'),
     '- Legal holds in force: ' || (r -> 'holds_in_force' ->> 'total') || ' (' || (r -> 'holds_in_force' ->> 'on_data_subjects') || ' on data subjects, ' ||
         (r -> 'holds_in_force' ->> 'on_tables') || ' on tables)')
   FROM (SELECT retention.processing_record() AS r) s;
@@ -2173,6 +2242,7 @@ GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;
 GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit(jsonb),
     retention.audit_anchor(), retention._audit_anchor(),
     retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
+    retention.access_certificate(bigint), retention._access_certificate(bigint),
     retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
     retention.subject_map(text), retention._subject_map(text),
     retention.link_suggestions(text), retention._link_suggestions(text) TO retention_auditor;

@@ -192,7 +192,11 @@ CREATE TABLE retention.erasure_requests (
     refusal_ground text,
     completed_at   timestamptz,
     result         jsonb,              -- per table: purged, anonymised, retained (ground), held (hold)
-    audit_hash     text                -- head of the audit chain at completion
+    audit_hash     text,               -- head of the audit chain at completion
+    -- Erasure (Art. 17), or access and portability (Art. 15, 20): the
+    -- same deadlines, extensions and refusals; an access request's result
+    -- counts the rows delivered per table, never the rows themselves.
+    request_type   text NOT NULL DEFAULT 'erasure' CHECK (request_type IN ('erasure', 'access'))
 );
 
 -- Requests change only through pg_retention's functions (which set the

@@ -314,7 +314,7 @@ pub fn type_name(ty: pg_sys::Oid) -> String {
 
 /// A period as an ISO 8601 duration (`P10Y`), whatever the session's
 /// IntervalStyle.
-fn iso_period(iv: Interval) -> String {
+pub fn iso_period(iv: Interval) -> String {
     crate::gucs::with_local("IntervalStyle", "iso_8601", || {
         Spi::get_one_with_args::<String>("SELECT $1::text", &[iv.into()])
             .or_raise("formatting a period")

@@ -51,6 +51,25 @@ RETURN retention._request_erasure("kind" => $1, "subject_id" => $2, "reference" 
 COMMENT ON FUNCTION retention.request_erasure(text, text, text, timestamptz) IS
 'Records an erasure request (GDPR Art. 17) for the subject SUBJECT_ID of KIND, due one month after RECEIVED_AT (Art. 12(3)). The id is kept only until the request is processed; the audit log only ever sees its blind index. Returns the request id.';
 
+CREATE FUNCTION retention.request_access(kind text, subject_id text, reference text DEFAULT NULL,
+                                         received_at timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE sql VOLATILE
+RETURN retention._request_access("kind" => $1, "subject_id" => $2, "reference" => $3, "received_at" => $4);
+COMMENT ON FUNCTION retention.request_access(text, text, text, timestamptz) IS
+'Records a request of access and portability (GDPR Art. 15 and 20) by the subject SUBJECT_ID of KIND, due one month after RECEIVED_AT (Art. 12(3)), extended and refused like an erasure request (refusal grounds Art. 12(5) and 15(4)). The id is kept only until the request is delivered (retention.deliver_access); the audit log only ever sees its blind index. Returns the request id.';
+
+CREATE FUNCTION retention.deliver_access(request bigint)
+RETURNS jsonb LANGUAGE sql VOLATILE
+RETURN retention._deliver_access("request" => $1);
+COMMENT ON FUNCTION retention.deliver_access(bigint) IS
+'Produces the answer to access request REQUEST, once: one JSON document with the subject''s rows from every table of the kind''s map (each row marked restricted or anonymised where a stage applies, each table with the masked columns, the purposes, legal bases, retention periods, statutory minimums and holds), read as each table''s owner from the tables both the kind''s owner and the caller may read. The document is returned and never stored; the request is completed, its subject id forgotten, and the audit log records the rows delivered per table under the blind index. A second call is refused: a new copy needs a new request.';
+
+CREATE FUNCTION retention.access_certificate(request bigint)
+RETURNS jsonb LANGUAGE sql STABLE
+RETURN retention._access_certificate("request" => $1);
+COMMENT ON FUNCTION retention.access_certificate(bigint) IS
+'The proof that access request REQUEST was answered: receipt, due date, extensions, delivery (or refusal) and whether it was on time, the rows delivered per table, and whether all of it is what the audit chain recorded. No personal data.';
+
 CREATE FUNCTION retention.extend_request(request bigint, months integer, reason text)
 RETURNS timestamptz LANGUAGE sql VOLATILE
 RETURN retention._extend_request("id" => $1, "months" => $2, "reason" => $3);
@@ -61,7 +80,7 @@ CREATE FUNCTION retention.refuse_request(request bigint, ground text)
 RETURNS text LANGUAGE sql VOLATILE
 RETURN retention._refuse_request("id" => $1, "ground" => $2);
 COMMENT ON FUNCTION retention.refuse_request(bigint, text) IS
-'Refuses a pending request on a ground of GDPR Art. 17(3): ''17(3)(a)'' … ''17(3)(e)''. Returns the ground as recorded.';
+'Refuses a pending request: an erasure request on a ground of GDPR Art. 17(3) (''17(3)(a)'' … ''17(3)(e)''), an access request on Art. 12(5) (manifestly unfounded or excessive) or 15(4) (the rights of others). Returns the ground as recorded.';
 
 CREATE FUNCTION retention.place_hold(reason text, kind text DEFAULT NULL, subject_id text DEFAULT NULL,
                                      target regclass DEFAULT NULL, filter text DEFAULT NULL,
@@ -95,7 +114,8 @@ BEGIN
         COMMIT;
     END IF;
     FOR req IN SELECT r.id FROM retention.requests r
-                WHERE r.status OPERATOR(pg_catalog.=) 'received' ORDER BY r.due_at, r.id LOOP
+                WHERE r.status OPERATOR(pg_catalog.=) 'received' AND r.request_type OPERATOR(pg_catalog.=) 'erasure'
+                ORDER BY r.due_at, r.id LOOP
         BEGIN
             PERFORM retention._erase_subject("request" => req);
         EXCEPTION WHEN OTHERS THEN

@@ -34,6 +34,7 @@ GRANT EXECUTE ON PROCEDURE retention.process_erasures() TO retention_admin;
 GRANT EXECUTE ON FUNCTION retention.verify_audit(jsonb), retention._verify_audit(jsonb),
     retention.audit_anchor(), retention._audit_anchor(),
     retention.erasure_certificate(bigint), retention._erasure_certificate(bigint), retention.erasure_certificate_text(bigint),
+    retention.access_certificate(bigint), retention._access_certificate(bigint),
     retention.erasure_ledger(timestamptz), retention._erasure_ledger(timestamptz),
     retention.subject_map(text), retention._subject_map(text),
     retention.link_suggestions(text), retention._link_suggestions(text) TO retention_auditor;

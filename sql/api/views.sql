@@ -7,10 +7,10 @@ SELECT r.id, r.kind, r.subject_blind, r.reference, r.received_at, r.due_at, r.ex
        r.extension_reason, r.status, r.refusal_ground, r.completed_at,
        CASE WHEN r.status = 'received' THEN pg_catalog.date_part('day', r.due_at - pg_catalog.now())::int END AS days_left,
        (r.status = 'received' AND r.due_at < pg_catalog.now()) AS overdue,
-       r.audit_hash
+       r.audit_hash, r.request_type
   FROM retention.erasure_requests r;
 COMMENT ON VIEW retention.requests IS
-'Erasure requests without subject ids: deadlines, days left, overdue ones (status received and past due), outcome and the audit hash at completion.';
+'Requests of data subjects without their ids: erasure (request_type erasure) and access (access): deadlines, days left, overdue ones (status received and past due), outcome and the audit hash at completion.';
 
 CREATE VIEW retention.runs AS
 SELECT l.id,
@@ -154,7 +154,16 @@ SELECT pg_catalog.jsonb_build_object(
                    'completed_late', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed', 'refused') AND r.completed_at > r.due_at),
                    'pending', count(*) FILTER (WHERE r.status = 'received'),
                    'overdue', count(*) FILTER (WHERE r.overdue))
-                 FROM retention.requests r),
+                 FROM retention.requests r WHERE r.request_type = 'erasure'),
+    'access_requests', (SELECT pg_catalog.jsonb_build_object(
+                   'received', count(*),
+                   'delivered', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed')),
+                   'refused', count(*) FILTER (WHERE r.status = 'refused'),
+                   'answered_on_time', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed', 'refused') AND r.completed_at <= r.due_at),
+                   'answered_late', count(*) FILTER (WHERE r.status IN ('completed', 'partially completed', 'refused') AND r.completed_at > r.due_at),
+                   'pending', count(*) FILTER (WHERE r.status = 'received'),
+                   'overdue', count(*) FILTER (WHERE r.overdue))
+                 FROM retention.requests r WHERE r.request_type = 'access'),
     'holds_in_force', (SELECT pg_catalog.jsonb_build_object(
                    'total', count(*),
                    'on_data_subjects', count(*) FILTER (WHERE h.on_subject),
@@ -200,6 +209,13 @@ SELECT pg_catalog.concat_ws(E'\n',
         ', partially completed: ' || (r -> 'erasure_requests' ->> 'partially_completed') || ', refused: ' || (r -> 'erasure_requests' ->> 'refused'),
     '- Answered on time: ' || (r -> 'erasure_requests' ->> 'completed_on_time') || '; late: ' || (r -> 'erasure_requests' ->> 'completed_late'),
     '- Pending: ' || (r -> 'erasure_requests' ->> 'pending') || '; overdue: ' || (r -> 'erasure_requests' ->> 'overdue'),
+    '',
+    '## Access requests (Art. 15, 20)',
+    '',
+    '- Received: ' || (r -> 'access_requests' ->> 'received') || '; delivered: ' || (r -> 'access_requests' ->> 'delivered') ||
+        ', refused: ' || (r -> 'access_requests' ->> 'refused'),
+    '- Answered on time: ' || (r -> 'access_requests' ->> 'answered_on_time') || '; late: ' || (r -> 'access_requests' ->> 'answered_late'),
+    '- Pending: ' || (r -> 'access_requests' ->> 'pending') || '; overdue: ' || (r -> 'access_requests' ->> 'overdue'),
     '- Legal holds in force: ' || (r -> 'holds_in_force' ->> 'total') || ' (' || (r -> 'holds_in_force' ->> 'on_data_subjects') || ' on data subjects, ' ||
         (r -> 'holds_in_force' ->> 'on_tables') || ' on tables)')
   FROM (SELECT retention.processing_record() AS r) s;

@@ -43,6 +43,13 @@ pub(super) fn erase_subject(request: i64) -> String {
     // Overlapping runs (the nightly job and a manual call) process each
     // request once: the second waits for the first and finds it done.
     let r = load_request_locking(request, true);
+    if r.request_type != super::requests::ERASURE {
+        crate::error::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("request {request} is an {} request, not an erasure request", r.request_type),
+            format!("Deliver it with retention.deliver_access({request})."),
+        )
+    }
     if r.status != "received" {
         return r.status;
     }

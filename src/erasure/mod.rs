@@ -14,6 +14,7 @@
 use crate::pg::security;
 use pgrx::prelude::*;
 
+mod access;
 mod erase;
 mod proof;
 mod requests;

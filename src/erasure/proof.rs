@@ -34,7 +34,7 @@ fn erasure_certificate(request: i64) -> JsonB {
                  'status', status, 'received_at', received_at, 'due_at', due_at, 'extended_months', extended_months,
                  'completed_at', completed_at, 'on_time', completed_at <= due_at, 'refusal_ground', refusal_ground,
                  'tables', coalesce(result, '[]'::jsonb), 'audit_hash', audit_hash)
-               FROM retention.erasure_requests WHERE id = $1",
+               FROM retention.erasure_requests WHERE id = $1 AND request_type = 'erasure'",
             &[request.into()],
         )
         // No such request: no row (an error is raised below).
@@ -45,7 +45,7 @@ fn erasure_certificate(request: i64) -> JsonB {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("erasure request {request} does not exist"),
-            "SELECT id, status FROM retention.requests lists the requests.",
+            "SELECT id, request_type, status FROM retention.requests lists the requests; an access request's proof is retention.access_certificate(request).",
         )
     };
     // Whether the chain is intact up to the entry recorded at completion.
@@ -166,7 +166,8 @@ fn erasure_ledger(since: Option<TimestampWithTimeZone>) -> JsonB {
             "SELECT coalesce(jsonb_agg(jsonb_build_object('request', id, 'kind', kind, 'subject', subject_blind,
                                                         'completed_at', completed_at) ORDER BY id), '[]'::jsonb)
                FROM retention.erasure_requests
-              WHERE status IN ('completed', 'partially completed') AND ($1::timestamptz IS NULL OR completed_at >= $1)",
+              WHERE request_type = 'erasure' AND status IN ('completed', 'partially completed')
+                AND ($1::timestamptz IS NULL OR completed_at >= $1)",
             &[since.into()],
         )
         .or_raise("reading the ledger")
@@ -243,7 +244,13 @@ fn reapply_erasures(
                     .ok()
                     .flatten();
                 let Some(now) = now else { continue };
-                let req = file_request(&kind, &id, Some("re-applied from the erasure ledger"), now);
+                let req = file_request(
+                    &kind,
+                    &id,
+                    Some("re-applied from the erasure ledger"),
+                    now,
+                    super::requests::ERASURE,
+                );
                 let status = erase_subject(req);
                 out.push((kind.clone(), b, Some(req), status));
             }

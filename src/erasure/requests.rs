@@ -1,4 +1,5 @@
-//! Erasure requests: filing, deadlines, extensions and refusals.
+//! Requests of data subjects: erasure (Art. 17) and access (Art. 15, 20).
+//! Filing, deadlines, extensions and refusals, the same for both.
 //!
 //! Invariant: a request row changes only through these functions (the guard
 //! trigger refuses every other change while `retention.request_write` is
@@ -37,7 +38,38 @@ fn request_erasure(
             "Give the time the request reached you; the deadline runs from it.",
         )
     }
-    file_request(kind, subject_id, reference, received_at)
+    file_request(kind, subject_id, reference, received_at, ERASURE)
+}
+
+/// The request type of erasure requests, and of access requests.
+pub const ERASURE: &str = "erasure";
+pub const ACCESS: &str = "access";
+
+#[pg_extern(name = "_request_access")]
+fn request_access(
+    kind: &str,
+    subject_id: &str,
+    reference: Option<&str>,
+    received_at: TimestampWithTimeZone,
+) -> i64 {
+    security::require_admin("file access requests");
+    let k = load_kind(kind);
+    security::require_kind_entitlement(kind, k.owner, k.root, "file access requests");
+    let now = pgrx::datum::now();
+    let skew = pgrx::datum::Interval::new(0, 0, 5 * 60 * 1_000_000).ok();
+    let latest: Option<TimestampWithTimeZone> = skew.and_then(|iv| {
+        Spi::get_one_with_args::<TimestampWithTimeZone>("SELECT $1 + $2", &[now.into(), iv.into()])
+            .ok()
+            .flatten()
+    });
+    if latest.is_some_and(|l| received_at > l) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "received_at lies in the future",
+            "Give the time the request reached you; the deadline runs from it.",
+        )
+    }
+    file_request(kind, subject_id, reference, received_at, ACCESS)
 }
 
 /// Refuses a subject id that is not exactly the text form of a value of the
@@ -79,6 +111,7 @@ pub(super) fn file_request(
     subject_id: &str,
     reference: Option<&str>,
     received_at: TimestampWithTimeZone,
+    request_type: &str,
 ) -> i64 {
     let k = security::as_extension_owner(|| load_kind(kind));
     check_canonical_id(&k, subject_id);
@@ -87,15 +120,15 @@ pub(super) fn file_request(
     // exactly what the request row holds, for the certificate to compare.
     let (id, received, due) = security::as_extension_owner(|| {
         Spi::get_three_with_args::<i64, String, String>(
-            "INSERT INTO retention.erasure_requests (kind, subject_id, subject_blind, reference, received_at, due_at)
-             VALUES ($1, $2, $3, $4, $5, $5 + interval '1 month') RETURNING id, received_at::text, due_at::text",
-            &[kind.into(), subject_id.into(), b.as_str().into(), reference.into(), received_at.into()],
+            "INSERT INTO retention.erasure_requests (kind, subject_id, subject_blind, reference, received_at, due_at, request_type)
+             VALUES ($1, $2, $3, $4, $5, $5 + interval '1 month', $6) RETURNING id, received_at::text, due_at::text",
+            &[kind.into(), subject_id.into(), b.as_str().into(), reference.into(), received_at.into(), request_type.into()],
         )
         .or_raise("storing the request")
     });
     let id = id.unwrap_or_default();
     audit::append(
-        "erasure requested",
+        &format!("{request_type} requested"),
         json!({"request": id, "kind": kind, "subject": b, "received_at": received, "due_at": due}),
     );
     id
@@ -107,6 +140,8 @@ pub(super) struct Request {
     pub subject_id: Option<String>,
     pub subject_blind: String,
     pub status: String,
+    /// `erasure` or `access`.
+    pub request_type: String,
 }
 
 fn load_request(id: i64) -> Request {
@@ -128,9 +163,9 @@ pub(super) fn writing_requests<R>(f: impl FnOnce() -> R) -> R {
 /// request's final state and leaves it alone.
 pub(super) fn load_request_locking(id: i64, lock: bool) -> Request {
     let sql = if lock {
-        "SELECT id, kind, subject_id, subject_blind, status FROM retention.erasure_requests WHERE id = $1 FOR UPDATE"
+        "SELECT id, kind, subject_id, subject_blind, status, request_type FROM retention.erasure_requests WHERE id = $1 FOR UPDATE"
     } else {
-        "SELECT id, kind, subject_id, subject_blind, status FROM retention.erasure_requests WHERE id = $1"
+        "SELECT id, kind, subject_id, subject_blind, status, request_type FROM retention.erasure_requests WHERE id = $1"
     };
     let r = security::as_extension_owner(|| {
         Spi::connect_mut(|c| {
@@ -145,6 +180,7 @@ pub(super) fn load_request_locking(id: i64, lock: bool) -> Request {
                         subject_id: r.get::<String>(3).or_raise(e),
                         subject_blind: r.get::<String>(4).or_raise(e).unwrap_or_default(),
                         status: r.get::<String>(5).or_raise(e).unwrap_or_default(),
+                        request_type: r.get::<String>(6).or_raise(e).unwrap_or_default(),
                     }
                 })
         })
@@ -152,25 +188,23 @@ pub(super) fn load_request_locking(id: i64, lock: bool) -> Request {
     r.unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("erasure request {id} does not exist"),
-            "SELECT id, status FROM retention.requests lists the requests.",
+            format!("request {id} does not exist"),
+            "SELECT id, request_type, status FROM retention.requests lists the requests.",
         )
     })
 }
 
 #[pg_extern(name = "_extend_request")]
 fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
-    security::require_admin("extend erasure requests");
+    security::require_admin("extend requests");
     let r = load_request(id);
     let k = load_kind(&r.kind);
-    security::require_kind_entitlement(&r.kind, k.owner, k.root, "extend erasure requests");
+    security::require_kind_entitlement(&r.kind, k.owner, k.root, "extend requests");
+    let what = r.request_type.as_str();
     if r.status != "received" {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "erasure request {id} is {} and cannot be extended",
-                r.status
-            ),
+            format!("{what} request {id} is {} and cannot be extended", r.status),
             "Only pending requests can be extended.",
         )
     }
@@ -200,17 +234,27 @@ fn extend_request(id: i64, months: i32, reason: &str) -> TimestampWithTimeZone {
     let Some(due) = due else {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("erasure request {id} cannot be extended by {months} months"),
+            format!("{what} request {id} cannot be extended by {months} months"),
             "GDPR Art. 12(3): at most two further months in all, decided within the first month after receipt.",
         )
     };
     audit::append(
-        "erasure request extended",
+        &format!("{what} request extended"),
         json!({"request": id, "months": months, "due_at": due_text}),
     );
     due
 }
 
+/// Grounds on which an access request may be refused.
+const ACCESS_GROUNDS: [(&str, &str); 2] = [
+    ("12(5)", "manifestly unfounded or excessive request"),
+    (
+        "15(4)",
+        "the copy would adversely affect the rights and freedoms of others",
+    ),
+];
+
+/// Grounds on which an erasure request may be refused.
 const GROUNDS: [(&str, &str); 5] = [
     (
         "17(3)(a)",
@@ -233,14 +277,15 @@ const GROUNDS: [(&str, &str); 5] = [
 
 #[pg_extern(name = "_refuse_request")]
 fn refuse_request(id: i64, ground: &str) -> String {
-    security::require_admin("refuse erasure requests");
+    security::require_admin("refuse requests");
     let r = load_request(id);
     let k = load_kind(&r.kind);
-    security::require_kind_entitlement(&r.kind, k.owner, k.root, "refuse erasure requests");
+    security::require_kind_entitlement(&r.kind, k.owner, k.root, "refuse requests");
+    let what = r.request_type.as_str();
     if r.status != "received" {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("erasure request {id} is already {}", r.status),
+            format!("{what} request {id} is already {}", r.status),
             "Only pending requests can be refused.",
         )
     }
@@ -250,10 +295,18 @@ fn refuse_request(id: i64, ground: &str) -> String {
         .trim()
         .trim_start_matches("GDPR")
         .trim();
-    let Some((code, text)) = GROUNDS
+    let grounds: &[(&str, &str)] = if what == ACCESS { &ACCESS_GROUNDS } else { &GROUNDS };
+    let Some((code, text)) = grounds
         .iter()
         .find(|(c, _)| g == *c || g == format!("Art. {c}"))
     else {
+        if what == ACCESS {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "a refusal of an access request needs a ground of GDPR Art. 12(5) or 15(4)",
+                "'12(5)' for a manifestly unfounded or excessive request, '15(4)' where a copy would affect the rights of others.",
+            )
+        }
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "a refusal needs a ground of GDPR Art. 17(3)",
@@ -272,7 +325,7 @@ fn refuse_request(id: i64, ground: &str) -> String {
         })
     });
     audit::append(
-        "erasure request refused",
+        &format!("{what} request refused"),
         json!({"request": id, "ground": code, "completed_at": completed}),
     );
     label
@@ -290,7 +343,8 @@ pub fn request_from_trigger(kind: &str, subject_id: Option<&str>, table: &str) -
     let b = blind(kind, subject_id);
     let pending = security::as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM retention.erasure_requests WHERE kind = $1 AND subject_blind = $2 AND status = 'received')",
+            "SELECT EXISTS (SELECT 1 FROM retention.erasure_requests
+                             WHERE kind = $1 AND subject_blind = $2 AND status = 'received' AND request_type = 'erasure')",
             &[kind.into(), b.as_str().into()],
         )
         .or_raise("reading requests")
@@ -307,6 +361,7 @@ pub fn request_from_trigger(kind: &str, subject_id: Option<&str>, table: &str) -
         subject_id,
         Some(&format!("filed by a trigger on {table}")),
         now,
+        ERASURE,
     ))
 }
 

@@ -487,8 +487,8 @@ fn drop_subject(kind: &str) -> bool {
     if pending > 0 {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
-            format!("subject kind \"{kind}\" has {pending} pending erasure requests"),
-            "Process them (CALL retention.process_erasures()) or refuse them (retention.refuse_request) first.",
+            format!("subject kind \"{kind}\" has {pending} pending requests"),
+            "Process the erasure requests (CALL retention.process_erasures()) and deliver the access requests (retention.deliver_access), or refuse them (retention.refuse_request) first.",
         )
     }
     security::as_extension_owner(|| {

@@ -82,6 +82,7 @@ SELECT retention.place_hold('pm fixture hold', target => 'pm_app.visits') AS pm_
 SELECT retention.request_erasure('pm_customer', '1', reference => 'pm processed') AS pm_done \gset
 CALL retention.process_erasures();
 SELECT retention.request_erasure('pm_customer', '2', reference => 'pm pending') AS pm_pending \gset
+SELECT retention.request_access('pm_customer', '2', reference => 'pm access') AS pm_access \gset
 RESET ROLE;
 
 SET ROLE pm_app_owner;
@@ -244,6 +245,10 @@ INSERT INTO pm_matrix (obj, variant, how, call,
     'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
 ('retention._erasure_certificate(bigint)', NULL, 'call', $c$SELECT retention._erasure_certificate({done})$c$,
     'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
+('retention.access_certificate(bigint)', NULL, 'call', $c$SELECT retention.access_certificate({access})$c$,
+    'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
+('retention._access_certificate(bigint)', NULL, 'call', $c$SELECT retention._access_certificate({access})$c$,
+    'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
 ('retention.erasure_certificate_text(bigint)', NULL, 'call', $c$SELECT retention.erasure_certificate_text({done})$c$,
     'ok', 'ok', 'ok', 'ok', 'ok', 'denied', 'denied'),
 ('retention.erasure_ledger(timestamptz)', NULL, 'call', $c$SELECT retention.erasure_ledger()$c$,
@@ -384,6 +389,20 @@ INSERT INTO pm_matrix (obj, variant, how, call,
 ('retention._request_erasure(text,text,text,timestamptz)', NULL, 'call',
     $c$SELECT retention._request_erasure('pm_customer', '3', 'pm matrix', now())$c$,
     'ok', 'ok', 'ok', 'denied', 'denied', 'denied', 'denied'),
+('retention.request_access(text,text,text,timestamptz)', NULL, 'call',
+    $c$SELECT retention.request_access('pm_customer', '3', reference => 'pm matrix')$c$,
+    'ok', 'ok', 'ok', 'denied', 'denied', 'denied', 'denied'),
+('retention._request_access(text,text,text,timestamptz)', NULL, 'call',
+    $c$SELECT retention._request_access('pm_customer', '3', 'pm matrix', now())$c$,
+    'ok', 'ok', 'ok', 'denied', 'denied', 'denied', 'denied'),
+-- Delivering an access request returns personal data: admins entitled to
+-- the kind only.
+('retention.deliver_access(bigint)', NULL, 'call',
+    $c$SELECT jsonb_typeof(retention.deliver_access({access}))$c$,
+    'ok', 'ok', 'ok', 'denied', 'denied', 'denied', 'denied'),
+('retention._deliver_access(bigint)', NULL, 'call',
+    $c$SELECT jsonb_typeof(retention._deliver_access({access}))$c$,
+    'ok', 'ok', 'ok', 'denied', 'denied', 'denied', 'denied'),
 ('retention.extend_request(bigint,integer,text)', NULL, 'call',
     $c$SELECT retention.extend_request({pending}, 1, 'the order history is large')$c$,
     'ok', 'ok', 'ok', 'denied', 'denied', 'denied', 'denied'),
@@ -418,8 +437,8 @@ INSERT INTO pm_matrix (obj, variant, how, call,
     'ok', 'ok', 'ok', 'denied', 'denied', 'denied', 'denied');
 
 UPDATE pm_matrix
-   SET call = replace(replace(replace(replace(call, '{done}', :'pm_done'), '{pending}', :'pm_pending'),
-                              '{hold}', :'pm_hold'), '{blind}', :'pm_blind');
+   SET call = replace(replace(replace(replace(replace(call, '{done}', :'pm_done'), '{pending}', :'pm_pending'),
+                              '{hold}', :'pm_hold'), '{blind}', :'pm_blind'), '{access}', :'pm_access');
 
 -- What each matrix entry names in the catalogue.
 CREATE TEMP VIEW pm_entries AS
@@ -517,6 +536,7 @@ SELECT count(DISTINCT e.oid) AS objects, count(*) AS checks
 
 -- Clean up: the fixtures' catalogue entries, the tables, the roles.
 SET client_min_messages = warning;
+SELECT retention.refuse_request(:pm_access, '12(5)') IS NOT NULL AS access_refused;
 SELECT retention.refuse_request(:pm_pending, '17(3)(e)') IS NOT NULL AS refused,
        retention.release_hold(:pm_hold) AS released,
        retention.drop_policy('pm_orders') AS dropped_orders,
