@@ -13,8 +13,10 @@ cfg_str() { cfg_get "$1" "$2" | sed -e 's/^"//' -e 's/"[ \t]*$//'; }
 cfg_conf_lines() {
   cfg_get "$1" conf | grep -o '"[^"]*"' | sed -e 's/^"//' -e 's/"$//'
 }
+# The elements of a list of strings, separated by spaces (no spaces inside).
+cfg_list() { cfg_get "$1" "$2" | grep -o '"[^"]*"' | tr -d '"' | xargs; }
 # The PostgreSQL majors of [postgres] majors, in order.
-PG_MAJORS="$(cfg_get postgres majors | grep -o '"[0-9]*"' | tr -d '"' | xargs)"
+PG_MAJORS="$(cfg_list postgres majors)"
 PG_FIRST_MAJOR="${PG_MAJORS%% *}"
 # The major the scripts work with: PG=NN, else the first.
 PG_MAJOR="${PG:-$PG_FIRST_MAJOR}"

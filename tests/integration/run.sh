@@ -10,11 +10,26 @@ export IT_SERVER_LOG="${IT_SERVER_LOG:-$(bash "$here/scripts/cluster.sh" datadir
 
 passed=0; failed=0; skipped=0; failures=(); skips=()
 only="${1:-}"
+# A file may define setup_file and teardown_file: run once before its first
+# and after its last selected test (e.g. to start and stop a cluster of its
+# own), each in a subshell, timed on a line of its own.
+file_hook() { # file hook
+  declare -F "$2" >/dev/null || return 0
+  local start rc; start=$(date +%s%N)
+  ( set -e; "$2" ); rc=$?
+  printf '  %-60s %s (%d ms)\n' "$(basename "$1" .sh)::$2" "$( ((rc == 0)) && echo done || echo "exit $rc")" \
+    $(( ($(date +%s%N) - start) / 1000000 ))
+}
 for file in "$here"/tests/integration/t_*.sh; do
+  unset -f setup_file teardown_file
   # shellcheck source=/dev/null
   . "$file"
+  selected=()
   for t in $(declare -F | awk '{print $3}' | grep '^test_'); do
-    if [[ -n "$only" && "$t" != *"$only"* ]]; then unset -f "$t"; continue; fi
+    if [[ -n "$only" && "$t" != *"$only"* ]]; then unset -f "$t"; else selected+=("$t"); fi
+  done
+  ((${#selected[@]})) && file_hook "$file" setup_file
+  for t in "${selected[@]}"; do
     start=$(date +%s%N)
     # Not inside 'if': errexit must stay in force in the test's subshell.
     ( set -e; "$t" ) 3>"$IT_TMP/skip"; rc=$?
@@ -28,6 +43,8 @@ for file in "$here"/tests/integration/t_*.sh; do
     printf '  %-60s %s (%d ms)\n' "$(basename "$file" .sh)::$t" "$result" $(( ($(date +%s%N) - start) / 1000000 ))
     unset -f "$t"
   done
+  ((${#selected[@]})) && file_hook "$file" teardown_file
+  unset -f setup_file teardown_file
 done
 echo
 if ((failed)); then printf 'failed: %s\n' "${failures[@]}"; fi

@@ -1,0 +1,369 @@
+# Citus: policies, erasure, holds, partitions and stages on a real Citus
+# cluster (a coordinator and two workers on loopback, scripts/citus.sh and
+# pgrx.toml [citus]), checked on the coordinator and on the workers' shards.
+# The cluster is started once for this file; each test has a database of its
+# own on every node. Skipped on other majors than [citus] major and where
+# citus.so is not installed.
+
+CT_MAJOR="$(cfg_str citus major)"
+CT_PORT="${CITUS_PORT:-$(cfg_str citus port)}"
+CT_WORKERS="${CITUS_WORKER_PORTS:-$(cfg_list citus worker_ports)}"
+
+# Why the Citus tests cannot run here; nothing when they can.
+citus_missing() {
+  local libdir
+  if [[ "$PG_MAJOR" != "$CT_MAJOR" ]]; then
+    echo "Citus is tested on PostgreSQL $CT_MAJOR only ([citus] major in pgrx.toml), not on $PG_MAJOR"; return
+  fi
+  libdir="$("$(pg_config_of "$CT_MAJOR")" --pkglibdir 2>/dev/null)" || libdir="(PostgreSQL $CT_MAJOR not installed)"
+  [[ -f "$libdir/citus.so" ]] || echo "Citus is not installed for PostgreSQL $CT_MAJOR (no citus.so in $libdir)"
+}
+
+setup_file() {
+  [[ -z "$(citus_missing)" ]] || return 0
+  bash "$here/scripts/citus.sh" destroy >/dev/null
+  bash "$here/scripts/citus.sh" start >/dev/null
+}
+
+teardown_file() {
+  [[ -z "$(citus_missing)" ]] || return 0
+  bash "$here/scripts/citus.sh" stop >/dev/null
+}
+
+# A fresh database it_citus_NAME on every node, with citus, the workers
+# registered and pg_retention created on the coordinator; q and val talk to
+# the coordinator.
+citus_db() {
+  local why; why="$(citus_missing)"
+  [[ -z "$why" ]] || skip "$why"
+  IT_PORT="$CT_PORT"
+  DB="it_citus_$1"
+  bash "$here/scripts/citus.sh" createdb "$DB"
+  val "CREATE EXTENSION pg_retention" >/dev/null
+}
+
+# The value of one query on the worker listening on port $1.
+on_worker() {
+  psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U postgres -d "$DB" -c "$2"
+}
+
+# Compares two comma-separated lists of ids; on a difference names the ids
+# missing and those not expected.
+expect_ids() { # actual expected what
+  [[ "$1" == "$2" ]] && return 0
+  local missing extra
+  missing="$(comm -13 <(tr ',' '\n' <<<"$1" | sort) <(tr ',' '\n' <<<"$2" | sort) | head -20 | xargs)"
+  extra="$(comm -23 <(tr ',' '\n' <<<"$1" | sort) <(tr ',' '\n' <<<"$2" | sort) | head -20 | xargs)"
+  fail "$3: missing ids [$missing], ids not expected [$extra]"
+}
+# 'a,a+1,...,b' (empty when b < a).
+id_range() { if (($2 >= $1)); then seq -s, "$1" "$2"; fi; }
+
+# One run purges a hash-distributed table (32 shards), a reference table and
+# a local table of the coordinator; exactly the due rows go, on every shard
+# and every placement of the reference table.
+test_citus_purge_distributed_reference_and_local_tables() {
+  citus_db purge
+  # Row g is g days and 12 hours old: a period of N days keeps the rows 1 .. N-1.
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 32;
+CREATE TABLE events (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('events', 'tenant');
+INSERT INTO events SELECT g % 97, g, now() - g * interval '1 day' - interval '12 hours' FROM generate_series(1, 2000) g;
+CREATE TABLE countries (id int PRIMARY KEY, changed_at timestamptz NOT NULL);
+SELECT create_reference_table('countries');
+INSERT INTO countries SELECT g, now() - g * interval '1 day' - interval '12 hours' FROM generate_series(1, 50) g;
+CREATE TABLE audit_trail (id int PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO audit_trail SELECT g, now() - g * interval '1 day' - interval '12 hours' FROM generate_series(1, 300) g;
+SELECT retention.create_policy('events', 'events', 'at', interval '1000 days', batch_size => 200, skip_locked => false);
+SELECT retention.create_policy('countries', 'countries', 'changed_at', interval '20 days', batch_size => 10, skip_locked => false);
+SELECT retention.create_policy('audit_trail', 'audit_trail', 'at', interval '100 days', batch_size => 50);
+SQL
+  expect_eq "$(val "SELECT string_agg(table_name::text || ' ' || citus_table_type || ' ' || shard_count, ', ' ORDER BY table_name::text) FROM citus_tables")" \
+    "countries reference 1, events distributed 32" "Citus tables"
+  expect_eq "$(val "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'audit_trail'::regclass")" 0 "audit_trail stays local"
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || status || ' ' || rows_purged, ', ' ORDER BY policy) FROM retention.runs")" \
+    "audit_trail succeeded 201, countries succeeded 31, events succeeded 1001" "run log"
+  local batches; batches="$(val "SELECT batches FROM retention.runs WHERE policy = 'events'")"
+  ((batches >= 6)) || fail "1001 rows in batches of at most 200 took $batches batches"
+  expect_ids "$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM events")" "$(id_range 1 999)" "events"
+  expect_ids "$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM countries")" "$(id_range 1 19)" "countries"
+  expect_ids "$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM audit_trail")" "$(id_range 1 99)" "audit_trail"
+  # The shards themselves, on the workers.
+  expect_eq "$(val "SELECT count(*) || ' shards, ' || sum(result::int) || ' rows' FROM run_command_on_shards('events', 'SELECT count(*) FROM %s')")" \
+    "32 shards, 999 rows" "events' shards"
+  expect_eq "$(val "SELECT sum(result::int) FROM run_command_on_shards('events', \$\$SELECT count(*) FROM %s WHERE at < now() - interval '1000 days'\$\$)")" \
+    0 "due rows left on the shards"
+  # Every placement of the reference table (the coordinator's and each worker's).
+  expect_eq "$(val "SELECT count(*) || ' placements: ' || string_agg(DISTINCT result, ' | ') FROM run_command_on_placements('countries', \$\$SELECT string_agg(id::text, ',' ORDER BY id) FROM %s\$\$)")" \
+    "3 placements: $(id_range 1 19)" "reference table placements"
+}
+
+# A kind of data subject over colocated distributed tables (found through
+# their foreign keys), a reference table and a local table, erased in one
+# request: nothing of the subject is left on any node, every other subject
+# keeps all its rows, the certificate counts what went; a legal hold on a
+# subject keeps all its rows and its request ends partially completed.
+test_citus_erasure_across_distributed_reference_and_local_tables() {
+  citus_db erasure
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 32;
+CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL);
+CREATE TABLE orders (customer_id bigint NOT NULL REFERENCES customers, id bigint NOT NULL, total numeric,
+                     PRIMARY KEY (customer_id, id));
+CREATE TABLE order_items (customer_id bigint NOT NULL, order_id bigint NOT NULL, id bigint NOT NULL, sku text,
+                          PRIMARY KEY (customer_id, order_id, id), FOREIGN KEY (customer_id, order_id) REFERENCES orders);
+SELECT create_distributed_table('customers', 'id');
+SELECT create_distributed_table('orders', 'customer_id', colocate_with => 'customers');
+SELECT create_distributed_table('order_items', 'customer_id', colocate_with => 'customers');
+CREATE TABLE notes (id int PRIMARY KEY, customer_id bigint NOT NULL, body text);
+SELECT create_reference_table('notes');
+CREATE TABLE newsletter (address text PRIMARY KEY, customer_id bigint NOT NULL);
+-- 20 customers, 10 orders each with 2 items, 3 notes and 1 newsletter address each.
+INSERT INTO customers SELECT c, 'c' || c || '@example.org' FROM generate_series(1, 20) c;
+INSERT INTO orders SELECT c, c * 100 + o, o FROM generate_series(1, 20) c, generate_series(1, 10) o;
+INSERT INTO order_items SELECT customer_id, id, i, 'sku' || i FROM orders, generate_series(1, 2) i;
+INSERT INTO notes SELECT c * 10 + n, c, 'note' FROM generate_series(1, 20) c, generate_series(1, 3) n;
+INSERT INTO newsletter SELECT 'c' || c || '@example.org', c FROM generate_series(1, 20) c;
+SET client_min_messages = warning;
+SELECT retention.register_subject('customer', 'customers', 'id');
+SELECT retention.add_subject_table('customer', 'notes', 'customer_id');
+SELECT retention.add_subject_table('customer', 'newsletter', 'customer_id');
+SQL
+  expect_eq "$(val "SELECT string_agg(target::text || ' ' || link, ', ' ORDER BY target::text) FROM retention.subject_map('customer')")" \
+    "public.customers root, public.newsletter value, public.notes value, public.order_items foreign key, public.orders foreign key" "subject map"
+  local r7 r9
+  r7="$(val "SELECT retention.request_erasure('customer', '7', reference => 'letter')")"
+  val "SELECT retention.place_hold('lawsuit', kind => 'customer', subject_id => '9')" >/dev/null
+  r9="$(val "SELECT retention.request_erasure('customer', '9', reference => 'mail')")"
+  q -c "CALL retention.process_erasures()" >/dev/null
+  expect_eq "$(val "SELECT string_agg(status, ', ' ORDER BY id) FROM retention.requests")" "completed, partially completed" "requests"
+  # Nothing of customer 7 on any shard or placement, nor in the local table.
+  local t
+  for t in customers:id orders:customer_id order_items:customer_id notes:customer_id; do
+    expect_eq "$(val "SELECT sum(result::int) FROM run_command_on_placements('${t%%:*}', 'SELECT count(*) FROM %s WHERE ${t#*:} = 7')")" \
+      0 "customer 7 in ${t%%:*}"
+  done
+  expect_eq "$(val "SELECT count(*) FROM newsletter WHERE customer_id = 7")" 0 "customer 7 in newsletter"
+  # Every other customer keeps every row (customer 9 under the hold too).
+  expect_eq "$(val "SELECT (SELECT count(*) FROM customers WHERE id <> 7) || '/' || (SELECT count(*) FROM orders WHERE customer_id <> 7)
+                    || '/' || (SELECT count(*) FROM order_items WHERE customer_id <> 7) || '/' || (SELECT count(*) FROM notes WHERE customer_id <> 7)
+                    || '/' || (SELECT count(*) FROM newsletter WHERE customer_id <> 7)")" "19/190/380/57/19" "other customers' rows"
+  expect_eq "$(val "SELECT (SELECT count(*) FROM customers WHERE id = 9) || '/' || (SELECT count(*) FROM orders WHERE customer_id = 9)
+                    || '/' || (SELECT count(*) FROM order_items WHERE customer_id = 9) || '/' || (SELECT count(*) FROM notes WHERE customer_id = 9)
+                    || '/' || (SELECT count(*) FROM newsletter WHERE customer_id = 9)")" "1/10/20/3/1" "held customer's rows"
+  # The certificates: per table purged and held.
+  local certified="SELECT c->>'status' || ': ' || string_agg(t->>'table' || ' ' || (t->>'purged') || ' purged ' || (t->>'held') || ' held', ', ' ORDER BY t->>'table')
+                     FROM retention.erasure_certificate(%s) c, jsonb_array_elements(c->'tables') t GROUP BY c->>'status'"
+  # shellcheck disable=SC2059
+  expect_eq "$(val "$(printf "$certified" "$r7")")" \
+    "completed: public.customers 1 purged 0 held, public.newsletter 1 purged 0 held, public.notes 3 purged 0 held, public.order_items 20 purged 0 held, public.orders 10 purged 0 held" \
+    "certificate of the erasure"
+  # shellcheck disable=SC2059
+  expect_eq "$(val "$(printf "$certified" "$r9")")" \
+    "partially completed: public.customers 0 purged 1 held, public.newsletter 0 purged 1 held, public.notes 0 purged 3 held, public.order_items 0 purged 20 held, public.orders 0 purged 10 held" \
+    "certificate of the held request"
+  expect_eq "$(val "SELECT ok FROM retention.verify_audit()")" t "audit chain"
+}
+
+# A table partitioned by month and distributed: partitions wholly before the
+# cutoff are dropped with their shards on the workers, the boundary partition
+# is purged in batches, and exactly the rows from the cutoff on stay.
+test_citus_partitioned_distributed_table_drops_expired_partitions() {
+  citus_db partitions
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 8;
+CREATE TABLE metrics (device int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (device, id, at))
+    PARTITION BY RANGE (at);
+-- metrics_mK holds the month K months before the current one.
+DO $$ DECLARE m timestamptz := date_trunc('month', now()); BEGIN
+  FOR k IN 0..6 LOOP
+    EXECUTE format('CREATE TABLE metrics_m%s PARTITION OF metrics FOR VALUES FROM (%L) TO (%L)',
+                   k, m - k * interval '1 month', m - (k - 1) * interval '1 month');
+  END LOOP;
+END $$;
+SELECT create_distributed_table('metrics', 'device');
+-- 10 rows in the middle of each month but the boundary one (3 months back) ...
+INSERT INTO metrics SELECT g % 4, k * 100 + g, date_trunc('month', now()) - k * interval '1 month' + interval '14 days'
+  FROM generate_series(0, 6) k, generate_series(1, 10) g WHERE k <> 3;
+-- ... and hourly rows from 12.5 days before the cutoff to 12.5 days after it.
+INSERT INTO metrics SELECT g % 4, 10000 + g, now() - interval '3 months' + g * interval '1 hour' - interval '30 minutes'
+  FROM generate_series(-300, 300) g;
+SELECT retention.create_policy('metrics', 'metrics', 'at', interval '3 months', batch_size => 50, skip_locked => false);
+SQL
+  local expected due boundary_due shards_of
+  expected="$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM metrics WHERE at >= now() - interval '3 months'")"
+  due="$(val "SELECT count(*) FROM metrics WHERE at < now() - interval '3 months'")"
+  boundary_due="$(val "SELECT count(*) FROM metrics_m3 WHERE at < now() - interval '3 months'")"
+  shards_of="SELECT sum(result::int) FROM run_command_on_workers(\$\$SELECT count(*) FROM pg_class WHERE relname ~ '^metrics_m[%s]_[0-9]+\$' AND relkind = 'r'\$\$)"
+  # shellcheck disable=SC2059
+  expect_eq "$(val "$(printf "$shards_of" 4-6)")" 24 "shards of the expired partitions before the run"
+  expect_eq "$(val "SELECT note FROM retention.preview('metrics') WHERE action = 'drop partitions'")" \
+    "3 partitions dropped whole (rows from statistics when analysed): public.metrics_m4, public.metrics_m5, public.metrics_m6" "preview"
+  q -c "CALL retention.run('metrics')" >/dev/null 2>&1
+  expect_eq "$(val "SELECT status || ' ' || partitions_dropped || ' ' || rows_purged FROM retention.runs")" "succeeded 3 $due" "run log"
+  expect_eq "$(val "SELECT batches FROM retention.runs")" "$(( (boundary_due + 49) / 50 ))" "batches of 50 in the boundary partition ($boundary_due due)"
+  expect_eq "$(val "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = 'metrics'::regclass")" "metrics_m0,metrics_m1,metrics_m2,metrics_m3" "partitions left"
+  expect_eq "$(val "SELECT count(*) FROM pg_class WHERE relname ~ '^metrics_m[4-6]'")" 0 "dropped on the coordinator"
+  expect_eq "$(val "SELECT string_agg(table_name::text || ' ' || n, ', ' ORDER BY table_name::text)
+                      FROM (SELECT table_name, count(*) n FROM citus_shards GROUP BY table_name) s")" \
+    "metrics 8, metrics_m0 8, metrics_m1 8, metrics_m2 8, metrics_m3 8" "shards in the metadata"
+  # shellcheck disable=SC2059
+  expect_eq "$(val "$(printf "$shards_of" 4-6)")" 0 "shards of the expired partitions on the workers"
+  # shellcheck disable=SC2059
+  expect_eq "$(val "$(printf "$shards_of" 0-3)")" 32 "shards of the other partitions on the workers"
+  expect_ids "$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM metrics")" "$expected" "rows left"
+}
+
+# The mark and anonymise stages (masks 'partial' and 'null') and the purge
+# stage on a distributed table: every row ends in the state its age calls
+# for, and a second run changes nothing.
+test_citus_mark_and_anonymise_stages_on_a_distributed_table() {
+  citus_db stages
+  # Row g is g days and 12 hours old: marked from 30 days, anonymised from
+  # 60, purged from 90.
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 32;
+CREATE TABLE accounts (id bigint PRIMARY KEY, name text, iban text, at timestamptz NOT NULL,
+                       restricted_at timestamptz, anonymised_at timestamptz);
+SELECT create_distributed_table('accounts', 'id');
+INSERT INTO accounts (id, name, iban, at)
+  SELECT g, 'Name ' || g, 'DE89370400440532' || lpad(g::text, 6, '0'), now() - g * interval '1 day' - interval '12 hours'
+    FROM generate_series(1, 100) g;
+SELECT retention.create_policy('accounts', 'accounts', 'at', interval '90 days', skip_locked => false);
+SELECT retention.add_stage('accounts', interval '30 days', 'mark', column_name => 'restricted_at');
+SELECT retention.add_stage('accounts', interval '60 days', 'anonymise', column_name => 'anonymised_at');
+SELECT retention.set_mask('accounts', 'iban', 'partial', '{"keep_start": 2, "keep_end": 2}');
+SELECT retention.set_mask('accounts', 'name', 'null');
+SQL
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT status || ' ' || rows_purged || ' ' || rows_anonymised || ' ' || rows_marked FROM retention.runs")" \
+    "succeeded 11 30 60" "run log"
+  expect_ids "$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM accounts")" "$(id_range 1 89)" "rows left"
+  expect_ids "$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM accounts WHERE anonymised_at IS NOT NULL")" "$(id_range 60 89)" "anonymised"
+  expect_ids "$(val "SELECT string_agg(id::text, ',' ORDER BY id) FROM accounts WHERE restricted_at IS NOT NULL")" "$(id_range 30 89)" "marked"
+  # Anonymised rows: name NULL, IBAN masked but for two characters at each end.
+  expect_eq "$(val "SELECT name IS NULL, iban FROM accounts WHERE id = 61")" "t|DE******************61" "row 61"
+  expect_eq "$(val "SELECT count(*) FROM accounts WHERE id >= 60 AND name IS NULL
+                      AND iban = 'DE' || repeat('*', 18) || right(lpad(id::text, 6, '0'), 2)")" 30 "masked rows"
+  # The others keep their values.
+  expect_eq "$(val "SELECT count(*) FROM accounts WHERE id < 60 AND name = 'Name ' || id
+                      AND iban = 'DE89370400440532' || lpad(id::text, 6, '0') AND anonymised_at IS NULL")" 59 "unmasked rows"
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT rows_purged || ' ' || rows_anonymised || ' ' || rows_marked FROM retention.runs ORDER BY id DESC LIMIT 1")" \
+    "0 0 0" "second run"
+}
+
+# retention.preview and retention.status on the coordinator list the policies
+# on distributed, reference and partitioned distributed tables with their
+# counts.
+test_citus_status_and_preview_list_distributed_policies() {
+  citus_db status
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 4;
+CREATE TABLE events (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, marked boolean NOT NULL DEFAULT false,
+                     PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('events', 'tenant');
+INSERT INTO events SELECT g % 7, g, now() - g * interval '1 day' - interval '12 hours' FROM generate_series(1, 100) g;
+CREATE TABLE countries (id int PRIMARY KEY, changed_at timestamptz NOT NULL);
+SELECT create_reference_table('countries');
+INSERT INTO countries SELECT g, now() - g * interval '1 day' - interval '12 hours' FROM generate_series(1, 40) g;
+SELECT retention.create_policy('events_30d', 'events', 'at', interval '30 days', skip_locked => false);
+SELECT retention.create_policy('countries_10d', 'countries', 'changed_at', interval '10 days', skip_locked => false);
+SELECT retention.add_stage('events_30d', interval '10 days', 'mark', column_name => 'marked');
+SQL
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || target || ' ' || action || ' ' || due_rows, ', ' ORDER BY policy, action) FROM retention.preview()")" \
+    "countries_10d public.countries purge 31, events_30d public.events mark 20, events_30d public.events purge 71" "preview"
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || target || ' ' || state || ' ' || coalesce(last_status, '-'), ', ' ORDER BY policy) FROM retention.status")" \
+    "countries_10d public.countries active -, events_30d public.events active -" "status before a run"
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || last_status || ' ' || rows_purged_total || ' ' || rows_marked_total || ' ' || runs_total, ', ' ORDER BY policy) FROM retention.status")" \
+    "countries_10d succeeded 31 0 1, events_30d succeeded 71 20 1" "status after a run"
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || action || ' ' || due_rows, ', ' ORDER BY policy, action) FROM retention.preview()")" \
+    "countries_10d purge 0, events_30d mark 0, events_30d purge 0" "preview after a run"
+}
+
+# Where pg_retention lives: its catalogue is a set of local tables of the
+# coordinator (not distributed); CREATE EXTENSION pg_retention on the
+# coordinator is propagated by Citus, so each worker has the extension with
+# its own, empty catalogue that the coordinator's policies and runs never
+# write to.
+test_citus_catalogue_stays_on_the_coordinator() {
+  citus_db catalogue
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 4;
+CREATE TABLE events (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('events', 'tenant');
+INSERT INTO events SELECT g % 7, g, now() - interval '2 years' FROM generate_series(1, 100) g;
+SELECT retention.create_policy('events', 'events', 'at', interval '1 year', skip_locked => false);
+CALL retention.run();
+SQL
+  expect_eq "$(val "SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'retention'")" 0 "distributed retention tables"
+  expect_eq "$(val "SELECT string_agg(logicalrelid::text, ',') FROM pg_dist_partition")" "events" "Citus tables"
+  expect_eq "$(val "SELECT (SELECT count(*) FROM retention.policies) || '/' || (SELECT count(*) FROM retention.run_log)")" "1/1" "coordinator catalogue"
+  # Citus records the extension as a distributed object ...
+  expect_eq "$(val "SELECT count(*) FROM pg_dist_object WHERE classid = 'pg_extension'::regclass
+                     AND objid = (SELECT oid FROM pg_extension WHERE extname = 'pg_retention')")" 1 "extension in pg_dist_object"
+  local w version; version="$(val "SELECT extversion FROM pg_extension WHERE extname = 'pg_retention'")"
+  for w in $CT_WORKERS; do
+    # ... created on every worker, with the same version, schema and roles ...
+    expect_eq "$(on_worker "$w" "SELECT extversion FROM pg_extension WHERE extname = 'pg_retention'")" "$version" "extension on worker $w"
+    expect_eq "$(on_worker "$w" "SELECT count(*) FROM pg_roles WHERE rolname IN ('retention_admin', 'retention_auditor')")" 2 "roles on worker $w"
+    # ... whose catalogue stays empty: policies and runs are the coordinator's.
+    expect_eq "$(on_worker "$w" "SELECT (SELECT count(*) FROM retention.policies) || '/' || (SELECT count(*) FROM retention.run_log)
+                                   || '/' || (SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+                                              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'retention')")" \
+      "0/0/0" "catalogue on worker $w"
+  done
+}
+
+# A worker lost in the middle of a run: the policy ends with the error on
+# record (failed, recorded in a transaction of its own since Citus cannot
+# commit the one whose batch lost the node; or interrupted, when the node
+# went while a batch committed), every batch committed before stays done,
+# and the next run after the worker is back finishes the rest.
+test_citus_a_worker_lost_mid_run_fails_the_policy_and_the_next_run_finishes() {
+  citus_db worker_lost
+  q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE big (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+SELECT create_distributed_table('big', 'id', shard_count => 8);
+INSERT INTO big SELECT g, now() - interval '2 years' FROM generate_series(1, 200000) g;
+SELECT retention.create_policy('big', 'big', 'at', interval '1 year', batch_size => 500, batch_target => NULL);
+SQL
+  local worker; worker="${CT_WORKERS##* }"
+  local wdir; wdir="$(bash "$here/scripts/citus.sh" datadir)/worker-$worker"
+  local pgctl; pgctl="$(dirname "$(pg_config_of "$CT_MAJOR")")/pg_ctl"
+  as_postgres() { if [[ $(id -un) == postgres ]]; then "$@"; else runuser -u postgres -- "$@"; fi; }
+  q -c "CALL retention.run('big')" >"$IT_TMP/run.out" 2>&1 &
+  local pid=$!
+  wait_for "SELECT coalesce((SELECT rows_purged >= 5000 FROM retention.runs WHERE policy = 'big'), false)" 60 || return 1
+  as_postgres "$pgctl" -D "$wdir" -m immediate stop >/dev/null
+  wait "$pid" || true
+  as_postgres "$pgctl" -D "$wdir" -l "$wdir/server.log" -w -t 60 start >/dev/null
+  local purged; purged="$(val "SELECT rows_purged FROM retention.run_log WHERE policy = 'big'")"
+  awk -v n="$purged" 'BEGIN { exit !(n >= 5000 && n < 200000) }' || fail "rows purged before the loss: $purged"
+  expect_eq "$(val "SELECT count(*) FROM big")" "$((200000 - purged))" "every batch committed before the loss stays done"
+  q -c "CALL retention.run('big')" >/dev/null 2>&1
+  # Where the node went while a batch ran, the batch fails and the policy
+  # is logged failed, with 08006 (the connection failed) or XX000 (Citus's
+  # error for a lost node). Where it went while the batch committed, the
+  # COMMIT itself fails: the calling session gets the error, and the next
+  # run closes the entry as interrupted, saying so.
+  local outcome; outcome="$(val "SELECT CASE WHEN status = 'failed' AND error_code IN ('08006', 'XX000') AND error <> '' THEN 'failed, error recorded'
+                                              WHEN status = 'interrupted' AND error LIKE '%could not commit%' THEN 'interrupted, error recorded'
+                                              ELSE status || ' ' || coalesce(error_code, '-') || ' ' || coalesce(error, '-') END
+                                    FROM retention.run_log WHERE policy = 'big' ORDER BY id LIMIT 1")"
+  case "$outcome" in
+    "failed, error recorded") ;;
+    "interrupted, error recorded") grep -q "ERROR" "$IT_TMP/run.out" || fail "the interrupted run's session got no error" ;;
+    *) fail "the lost worker's run: $outcome" ;;
+  esac
+  expect_eq "$(val "SELECT string_agg(rows_purged::text, ', ' ORDER BY id) || ' ' || (SELECT status FROM retention.run_log WHERE policy = 'big' ORDER BY id DESC LIMIT 1)
+                      FROM retention.run_log WHERE policy = 'big'")" \
+    "$purged, $((200000 - purged)) succeeded" "the next run finishes"
+  expect_eq "$(val "SELECT count(*) FROM big")" 0 "nothing left"
+}
