@@ -991,6 +991,7 @@ DECLARE
     size         integer;
     next_size    integer;
     failed       boolean;
+    aborted      boolean;
     retryable    boolean;
     cancelled    boolean := false;
     e_state      text;
@@ -1020,6 +1021,7 @@ BEGIN
             CONTINUE;
         END IF;
         failed := false;
+        aborted := false;
         size := NULL;
         LOOP
             retryable := false;
@@ -1045,6 +1047,7 @@ BEGIN
                         e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_table = TABLE_NAME,
                         e_constraint = CONSTRAINT_NAME, e_column = COLUMN_NAME;
                     failed := true;
+                    aborted := true;
             END;
             IF retryable THEN
                 -- The failed batch was rolled back; retry it with half the rows
@@ -1082,6 +1085,13 @@ BEGIN
             END IF;
         END LOOP;
         IF failed THEN
+            -- The failed batch's subtransaction is rolled back, but its
+            -- transaction may not commit: a distributed table's batch that
+            -- lost a node (Citus) leaves the transaction unable to. The
+            -- failure is recorded in a transaction of its own.
+            IF aborted THEN
+                ROLLBACK;
+            END IF;
             PERFORM retention._run_fail("item" => item, "sqlstate" => e_state, "message" => e_msg, "table" => e_table, "constraint" => e_constraint, "column" => e_column);
         ELSE
             PERFORM retention._run_close("item" => item);

@@ -118,7 +118,8 @@ pub fn log_busy(run_id: i64, p: &Policy, target: &str, run_by: &str) {
 pub fn open(run_id: i64, p: &Policy, target: &str, run_by: &str) -> i64 {
     security::as_extension_owner(|| {
         Spi::run_with_args(
-            "UPDATE retention.run_log SET status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
+            "UPDATE retention.run_log SET status = 'interrupted', finished_at = pg_catalog.clock_timestamp(),
+                    error = coalesce(error, 'the session ended before the policy finished: its backend was terminated, or a batch''s transaction could not commit (on a distributed table: a node was lost while it committed); that session received the error')
               WHERE policy_id = $1 AND status = 'running'",
             &[p.id.into()],
         )
