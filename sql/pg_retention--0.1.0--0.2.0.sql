@@ -208,6 +208,24 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'deliver_access_wrapper';
 
+-- pg_retention::discover::_discover
+CREATE OR REPLACE FUNCTION "_discover"(
+	"schema_filter" TEXT, /* Option < & str > */
+	"sample_rows" INT /* i32 */
+) RETURNS TABLE (
+	"target" TEXT,  /* String */
+	"column_name" TEXT,  /* String */
+	"data_type" TEXT,  /* String */
+	"category" TEXT,  /* String */
+	"found_by" TEXT,  /* String */
+	"share" real,  /* Option < f32 > */
+	"confidence" TEXT,  /* String */
+	"sampled" bigint  /* Option < i64 > */
+)
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'discover_wrapper';
+
 -- pg_retention::stage::masks::_drop_mask
 CREATE OR REPLACE FUNCTION "_drop_mask"(
 	"policy_name" TEXT, /* & str */
@@ -283,6 +301,15 @@ STRICT
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'extend_request_wrapper';
 
+-- pg_retention::holds::_hold_filter
+CREATE OR REPLACE FUNCTION "_hold_filter"(
+	"target" oid, /* pg_sys :: Oid */
+	"filter" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'hold_filter_wrapper';
+
 -- pg_retention::upgrade::_library_version
 CREATE OR REPLACE FUNCTION "_library_version"() RETURNS TEXT /* & '_ str */
 IMMUTABLE STRICT PARALLEL SAFE 
@@ -302,6 +329,29 @@ CREATE OR REPLACE FUNCTION "_link_suggestions"(
 STRICT 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'link_suggestions_wrapper';
+
+-- pg_retention::discover::locate::_locate
+CREATE OR REPLACE FUNCTION "_locate"(
+	"kind" TEXT, /* & str */
+	"subject_id" TEXT /* & str */
+) RETURNS TABLE (
+	"target" TEXT,  /* String */
+	"column_name" TEXT,  /* String */
+	"rows" bigint,  /* Option < i64 > */
+	"in_map" bool,  /* bool */
+	"note" TEXT  /* Option < String > */
+)
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'locate_wrapper';
+
+-- pg_retention::discover::locate::_locate_match
+CREATE OR REPLACE FUNCTION "_locate_match"(
+	"value" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'locate_match_wrapper';
 
 -- pg_retention::holds::_place_hold
 CREATE OR REPLACE FUNCTION "_place_hold"(
@@ -1691,6 +1741,91 @@ COMMENT ON FUNCTION retention.mask_jsonb_drop(jsonb, text[]) IS
 
 -- requires:
 --   api_masks
+--   discover::discover
+--   discover::locate::locate
+
+------------------------------------------------------------------------------
+-- The data map: where personal data is, and what covers it
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION retention.discover(schema_filter text DEFAULT NULL, sample_rows integer DEFAULT 1000)
+RETURNS TABLE (target text, column_name text, data_type text, category text, found_by text,
+               share real, confidence text, sampled bigint)
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC SELECT * FROM retention._discover("schema_filter" => $1, "sample_rows" => $2); END;
+COMMENT ON FUNCTION retention.discover(text, integer) IS
+'Finds columns that look like personal data in the tables of the schemas matching SCHEMA_FILTER (a LIKE pattern; all but the system''s and pg_retention''s when NULL): per column, the CATEGORY (e-mail, phone, IBAN, credit card, IP address, birth date, name, street address, postcode, national id, free text), how it was recognised (FOUND_BY: the column''s name in English or German, the share of sampled values of that shape, or free text containing such values), and a CONFIDENCE (high, medium, low). Reads at most SAMPLE_ROWS rows per table (TABLESAMPLE SYSTEM on larger tables), only of tables the caller may SELECT, as the table''s owner, only columns of built-in types, at most 10 s per table. Never returns a sampled value.';
+
+CREATE OR REPLACE FUNCTION retention.coverage(schema_filter text DEFAULT NULL, sample_rows integer DEFAULT 1000)
+RETURNS TABLE (target text, personal_data text[], policies text[], stages text, subject_kinds text[],
+               missing text, suggestion text)
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+WITH found AS (
+    SELECT d.target, pg_catalog.array_agg(d.column_name || ' (' || d.category || ')' ORDER BY d.column_name) AS personal
+      FROM retention.discover(schema_filter, sample_rows) d
+     WHERE d.confidence <> 'low'
+     GROUP BY d.target),
+named AS (
+    SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS target, c.relname::text AS relname
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE schema_filter IS NULL OR n.nspname LIKE schema_filter),
+pol AS (
+    SELECT t.target, pg_catalog.array_agg(p.name ORDER BY p.name) AS policies,
+           pg_catalog.string_agg(p.name || ': ' || coalesce(nullif(pg_catalog.concat_ws(', ',
+               'mark after ' || p.mark_after::text, 'anonymise after ' || p.anonymise_after::text,
+               'purge after ' || p.purge_after::text), ''), 'no stages'), '; ' ORDER BY p.name) AS stages
+      FROM retention.policies p JOIN named t ON t.oid = p.target
+     GROUP BY t.target),
+kinds AS (
+    SELECT t.target, pg_catalog.array_agg(DISTINCT st.kind) AS kinds
+      FROM retention.subject_tables st JOIN named t ON t.oid = st.target
+     GROUP BY t.target),
+tables AS (
+    SELECT found.target FROM found UNION SELECT pol.target FROM pol UNION SELECT kinds.target FROM kinds),
+-- The column a new policy's period would most likely run from: a date or
+-- timestamp named like a creation or event time, else the first one.
+clocks AS (
+    SELECT DISTINCT ON (t.target) t.target, a.attname::text AS clock
+      FROM tables t JOIN named nm ON nm.target = t.target
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = nm.oid AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+     ORDER BY t.target, (a.attname ~ '(created|inserted|placed|signed|registered|date|_at$|_on$)') DESC, a.attnum)
+SELECT t.target, f.personal, p.policies, p.stages, k.kinds,
+       CASE WHEN p.policies IS NULL AND f.personal IS NOT NULL THEN 'personal data, no retention policy'
+            WHEN p.policies IS NULL THEN 'mapped for erasure, no retention period'
+            WHEN k.kinds IS NULL AND f.personal IS NOT NULL AND EXISTS (SELECT 1 FROM retention.subject_kinds)
+                 THEN 'personal data in no subject map: erasure does not reach it' END,
+       CASE WHEN p.policies IS NULL THEN
+                 -- A policy without stages changes nothing: it records the
+                 -- table as governed; the stages follow after review.
+                 pg_catalog.format('SELECT retention.create_policy(%L, %L, %L, NULL, purpose => %L, legal_basis => %L); '
+                                   '-- then, after review: SELECT retention.add_stage(%L, interval ''<period>'', ''purge'');',
+                                   nm.relname, t.target, coalesce(pg_catalog.quote_ident(c.clock), '<clock column>'), '<purpose>', '<legal basis>',
+                                   nm.relname)
+            WHEN k.kinds IS NULL AND f.personal IS NOT NULL AND EXISTS (SELECT 1 FROM retention.subject_kinds)
+                 THEN (SELECT pg_catalog.string_agg(pg_catalog.format('SELECT * FROM retention.link_suggestions(%L);', sk.kind), ' ' ORDER BY sk.kind)
+                         FROM retention.subject_kinds sk) END
+  FROM tables t
+  JOIN named nm ON nm.target = t.target
+  LEFT JOIN found f ON f.target = t.target
+  LEFT JOIN pol p ON p.target = t.target
+  LEFT JOIN kinds k ON k.target = t.target
+  LEFT JOIN clocks c ON c.target = t.target
+ ORDER BY t.target;
+END;
+COMMENT ON FUNCTION retention.coverage(text, integer) IS
+'Per table of the schemas matching SCHEMA_FILTER that holds personal data (as retention.discover finds it, confidence medium or high) or is governed by a policy or a subject map: the personal-data columns, the policies and their stages, the subject kinds that map it, and what is MISSING ("personal data, no retention policy"; "mapped for erasure, no retention period"; "personal data in no subject map: erasure does not reach it"), with a SUGGESTION of SQL to run after review (a policy declared without stages changes nothing until a stage is added).';
+
+CREATE OR REPLACE FUNCTION retention.locate(kind text, subject_id text)
+RETURNS TABLE (target text, column_name text, "rows" bigint, in_map boolean, note text)
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC SELECT * FROM retention._locate("kind" => $1, "subject_id" => $2); END;
+COMMENT ON FUNCTION retention.locate(text, text) IS
+'Where else does the subject SUBJECT_ID of KIND appear? Takes the subject''s identifiers from the root row (the columns named like an e-mail address, phone number, IBAN, card number or national id) and counts, in every text and json column of every table the caller may read, the rows containing one of them (case-insensitive). Returns table, column and row count, never values; IN_MAP is false, with a note, for tables the kind''s map does not reach. Each table is read as its owner, in one scan, at most 30 s. The identifiers stay in the backend''s memory: they are never a statement''s text or parameter.';
+
+-- requires:
+--   api_datamap
 
 ------------------------------------------------------------------------------
 -- Policy-as-code: applying a configuration document
@@ -1730,6 +1865,8 @@ DECLARE
     cur_kind    jsonb;
     rebuild     boolean;
     hold_id     bigint;
+    wanted      bigint[] := '{}';
+    canon       text;
     release_unlisted boolean;
     e_state     text;
     e_msg       text;
@@ -1868,8 +2005,9 @@ BEGIN
                     -- Stages that change or go are dropped first, so that
                     -- the order of the stages holds at every step.
                     FOREACH act IN ARRAY ARRAY['mark', 'anonymise'] LOOP
-                        IF ((cur_st -> act ->> 'after')::interval, cur_st -> act ->> 'column') IS DISTINCT FROM
-                           ((pol -> 'stages' -> act ->> 'after')::interval, pol -> 'stages' -> act ->> 'column') THEN
+                        -- As text: interval '1 mon' equals interval '30 days'.
+                        IF ((cur_st -> act ->> 'after')::interval::text, cur_st -> act ->> 'column') IS DISTINCT FROM
+                           ((pol -> 'stages' -> act ->> 'after')::interval::text, pol -> 'stages' -> act ->> 'column') THEN
                             PERFORM retention.drop_stage(pname, act);
                             cur_st := cur_st - act;
                         END IF;
@@ -2060,37 +2198,43 @@ BEGIN
         END LOOP;
 
         -- 4. Legal holds: placed when the document has one the database
-        -- has not; released only when the document says so.
+        -- has not (filters compared in the form holds store them); released
+        -- only when the document says so.
         IF doc ? 'holds' THEN
             FOR h IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(doc -> 'holds') e LOOP
                 obj := pg_catalog.format('hold "%s"', h.def ->> 'reason');
-                    IF NOT EXISTS (SELECT 1 FROM retention.holds hl
-                                    WHERE hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
-                                      AND (h.def ->> 'reason') = hl.reason
-                                      AND (h.def ->> 'kind') IS NOT DISTINCT FROM hl.kind
-                                      AND (h.def ->> 'subject_blind_index') IS NOT DISTINCT FROM hl.subject_blind
-                                      AND (h.def ->> 'table')::regclass IS NOT DISTINCT FROM hl.target
-                                      AND (h.def ->> 'filter') IS NOT DISTINCT FROM hl.filter
-                                      AND (h.def ->> 'until')::timestamptz IS NOT DISTINCT FROM hl.until) THEN
-                        IF (h.def ->> 'subject_blind_index') IS NOT NULL THEN
-                            RAISE EXCEPTION 'a hold on a data subject cannot be placed from its blind index'
-                                USING ERRCODE = '22023',
-                                      HINT = 'Place it with retention.place_hold(reason, kind, subject_id); the document lists it once it is in force.';
-                        END IF;
-                        PERFORM retention.place_hold(h.def ->> 'reason', target => (h.def ->> 'table')::regclass,
-                                                     filter => h.def ->> 'filter', until => (h.def ->> 'until')::timestamptz);
+                IF (h.def ->> 'kind') IS NOT NULL AND (h.def ->> 'subject_blind_index') IS NULL THEN
+                    RAISE EXCEPTION 'a hold on a kind of data subject needs its subject_blind_index'
+                        USING ERRCODE = '22023', HINT = 'A hold on a whole table names only "table" (and "filter").';
+                END IF;
+                canon := CASE WHEN (h.def ->> 'filter') IS NOT NULL AND (h.def ->> 'table') IS NOT NULL
+                              THEN retention._hold_filter((h.def ->> 'table')::regclass, h.def ->> 'filter') END;
+                SELECT hl.id INTO hold_id FROM retention.holds hl
+                 WHERE hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
+                   AND (h.def ->> 'reason') = hl.reason
+                   AND (h.def ->> 'kind') IS NOT DISTINCT FROM hl.kind
+                   AND (h.def ->> 'subject_blind_index') IS NOT DISTINCT FROM hl.subject_blind
+                   AND (h.def ->> 'table')::regclass IS NOT DISTINCT FROM hl.target
+                   AND canon IS NOT DISTINCT FROM hl.filter
+                   AND (h.def ->> 'until')::timestamptz IS NOT DISTINCT FROM hl.until
+                   AND hl.id <> ALL (wanted)
+                 ORDER BY hl.id LIMIT 1;
+                IF hold_id IS NULL THEN
+                    IF (h.def ->> 'subject_blind_index') IS NOT NULL THEN
+                        RAISE EXCEPTION 'a hold on a data subject cannot be placed from its blind index'
+                            USING ERRCODE = '22023',
+                                  HINT = 'Place it with retention.place_hold(reason, kind, subject_id); the document lists it once it is in force.';
                     END IF;
+                    hold_id := retention.place_hold(h.def ->> 'reason', target => (h.def ->> 'table')::regclass,
+                                                    filter => h.def ->> 'filter', until => (h.def ->> 'until')::timestamptz);
+                END IF;
+                wanted := wanted || hold_id;
             END LOOP;
+            obj := NULL;
             IF release_unlisted THEN
                 FOR h IN SELECT hl.id FROM retention.holds hl
                           WHERE hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
-                            AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(doc -> 'holds') d
-                                             WHERE (d ->> 'reason') = hl.reason
-                                               AND (d ->> 'kind') IS NOT DISTINCT FROM hl.kind
-                                               AND (d ->> 'subject_blind_index') IS NOT DISTINCT FROM hl.subject_blind
-                                               AND (d ->> 'table')::regclass IS NOT DISTINCT FROM hl.target
-                                               AND (d ->> 'filter') IS NOT DISTINCT FROM hl.filter
-                                               AND (d ->> 'until')::timestamptz IS NOT DISTINCT FROM hl.until)
+                            AND hl.id <> ALL (wanted)
                           ORDER BY hl.id LOOP
                     PERFORM retention.release_hold(h.id);
                 END LOOP;
@@ -2166,17 +2310,18 @@ BEGIN
             SELECT pg_catalog.jsonb_build_object('c', 'release', 'o', 'hold', 'n', b ->> 'reason', 'd', coalesce(b ->> 'table', b ->> 'kind'))
               FROM pg_catalog.jsonb_array_elements(before -> 'holds') b WHERE NOT (after -> 'holds') @> pg_catalog.jsonb_build_array(b)
             UNION ALL
-            SELECT pg_catalog.jsonb_build_object('c', 'keep', 'o', 'hold', 'n', b ->> 'reason',
-                       'd', coalesce(b ->> 'table', b ->> 'kind') || '; not in the document, kept ("release_unlisted_holds": true releases it)')
-              FROM pg_catalog.jsonb_array_elements(before -> 'holds') b
-             WHERE (doc ? 'holds') AND (after -> 'holds') @> pg_catalog.jsonb_build_array(b)
-               AND NOT (doc -> 'holds') @> pg_catalog.jsonb_build_array(b)
+            SELECT pg_catalog.jsonb_build_object('c', 'keep', 'o', 'hold', 'n', hl.reason,
+                       'd', coalesce(hl.target::regclass::text, hl.kind) || '; not in the document, kept ("release_unlisted_holds": true releases it)')
+              FROM retention.holds hl
+             WHERE (doc ? 'holds') AND hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
+               AND hl.id <> ALL (wanted)
             UNION ALL
             SELECT pg_catalog.jsonb_build_object('c', 'change', 'o', 'schedule', 'n', 'all policies',
                        'd', coalesce(before ->> 'schedule', 'none') || ' → ' || coalesce(after ->> 'schedule', 'none'))
              WHERE (before -> 'schedule') IS DISTINCT FROM (after -> 'schedule')) s;
 
-        IF dry_run THEN
+        -- A dry run unless dry_run is false (NULL is not a yes).
+        IF dry_run IS NOT FALSE THEN
             undone := true;
             RAISE EXCEPTION 'dry run' USING ERRCODE = 'RT001';
         END IF;
@@ -2226,7 +2371,8 @@ REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
 -- trigger functions are attached by applications. None of these reads a
 -- secret or writes the extension's tables as anyone but the caller, except
 -- _stage_pseudonym and _stage_hash_random, which answer only inside a
--- running stage statement.
+-- running stage statement, and _locate_match, which answers only inside
+-- retention.locate's own counts (run as each table's owner).
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
 REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
@@ -2241,7 +2387,8 @@ GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(
     retention.mask_hmac(text, bytea), retention.mask_hash_random(text),
     retention.mask_generalise(date, text), retention.mask_generalise(bigint, bigint), retention.mask_generalise(inet, integer),
     retention.mask_noise(double precision, double precision), retention.mask_noise(bigint, bigint), retention.mask_noise(date, integer),
-    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text), retention._stage_hash_random(text) TO PUBLIC;
+    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text), retention._stage_hash_random(text),
+    retention._locate_match(text) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
 GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation
     TO retention_admin, retention_auditor;
@@ -2260,14 +2407,16 @@ GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), ret
 GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.processing_record(), retention.processing_record_text() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.export_config(), retention._export_config() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.discover(text, integer), retention._discover(text, integer),
+    retention.coverage(text, integer) TO retention_auditor;
 
 -- Every function resolves names in pg_catalog only, whatever the caller's
 -- search_path: objects planted in the caller's schemas (an operator "=" on
 -- text, a function now()) never take part in the extension's own queries.
 -- The SQL wrappers have bodies parsed when the extension is created (BEGIN
 -- ATOMIC / RETURN), so their names are resolved once, in the extension's
--- own path. Not for the masking functions and the _stage_ ones (called per
--- row, they run no SQL) nor for the two procedures (a SET clause forbids
+-- own path. Not for the masking functions, the _stage_ ones and
+-- _locate_match (called per row, they run no SQL) nor for the two procedures (a SET clause forbids
 -- COMMIT; they pin the path themselves).
 DO $pin$
 DECLARE
@@ -2275,7 +2424,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'retention'::regnamespace AND p.prokind = 'f'
-                AND p.proname NOT LIKE 'mask\_%' AND p.proname NOT IN ('_stage_pseudonym', '_stage_hash_random')
+                AND p.proname NOT LIKE 'mask\_%' AND p.proname NOT IN ('_stage_pseudonym', '_stage_hash_random', '_locate_match')
                 AND p.prolang <> (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
                 AND p.proconfig IS NULL
     LOOP

@@ -11,6 +11,30 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use serde_json::json;
 
+/// A hold's filter on table `table`, validated and in the canonical form
+/// it is stored in.
+fn canonical(filter: &str, table: &str) -> String {
+    let checked = crate::expr::analyse(crate::expr::Role::Filter, filter, table);
+    if checked.ty != pg_sys::BOOLOID {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            "the filter of a hold must be a boolean expression",
+            "e.g. issued_on >= '2020-01-01'",
+        )
+    }
+    checked.canonical
+}
+
+/// The form a hold's filter on `target` is stored in (validated as
+/// place_hold validates it): retention.apply_config compares the holds of
+/// a document with those in force by it.
+#[pg_extern(name = "_hold_filter")]
+fn hold_filter(target: pg_sys::Oid, filter: &str) -> String {
+    security::require_admin("compare legal holds");
+    let table = policy::check_target(target);
+    canonical(filter, &table)
+}
+
 #[pg_extern(name = "_place_hold")]
 fn place_hold(
     reason: &str,
@@ -73,15 +97,7 @@ fn place_hold(
     }
     let mut canonical_filter = None;
     if let (Some(f), Some(t)) = (filter, &table) {
-        let checked = crate::expr::analyse(crate::expr::Role::Filter, f, t);
-        canonical_filter = Some(checked.canonical);
-        if checked.ty != pg_sys::BOOLOID {
-            raise(
-                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                "the filter of a hold must be a boolean expression",
-                "e.g. issued_on >= '2020-01-01'",
-            )
-        }
+        canonical_filter = Some(canonical(f, t));
     } else if filter.is_some() {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 mod audit;
 mod cdc;
 mod config;
+mod discover;
 mod engine;
 mod erasure;
 mod error;
@@ -147,11 +148,17 @@ extension_sql_file!(
         mask::rotate_pseudonym_key
     ]
 );
+// The data map: discover and coverage.
+extension_sql_file!(
+    "../sql/api/datamap.sql",
+    name = "api_datamap",
+    requires = ["api_masks", discover::discover, discover::locate::locate]
+);
 // Policy-as-code: apply_config calls the functions of every file above.
 extension_sql_file!(
     "../sql/api/config.sql",
     name = "api_config",
-    requires = ["api_masks"]
+    requires = ["api_datamap"]
 );
 extension_sql_file!("../sql/api/grants.sql", name = "api_grants", finalize);
 

@@ -48,8 +48,9 @@ struct KeepingUp {
 }
 
 /// Reads from the run log what the last runs left, the rates at which rows
-/// became due and were removed between them, the erasure requests overdue
-/// for the policy's table and its dead row versions (from the statistics).
+/// became due and were removed between them, the erasure and access
+/// requests overdue for the policy's table and its dead row versions (from
+/// the statistics).
 fn keeping_up(p: &crate::model::policy::Policy) -> KeepingUp {
     let Some(stage) = crate::engine::last_stage(p) else {
         return KeepingUp::default();
@@ -99,7 +100,8 @@ fn keeping_up(p: &crate::model::policy::Policy) -> KeepingUp {
         })
     })
     .unwrap_or_default();
-    // Erasure requests past their deadline whose kind maps this table.
+    // Erasure and access requests past their deadline whose kind maps this
+    // table.
     k.overdue_requests = security::as_extension_owner(|| {
         Spi::get_one_with_args::<i64>(
         "SELECT count(*) FROM retention.erasure_requests r

@@ -36,6 +36,8 @@ DECLARE
     cur_kind    jsonb;
     rebuild     boolean;
     hold_id     bigint;
+    wanted      bigint[] := '{}';
+    canon       text;
     release_unlisted boolean;
     e_state     text;
     e_msg       text;
@@ -174,8 +176,9 @@ BEGIN
                     -- Stages that change or go are dropped first, so that
                     -- the order of the stages holds at every step.
                     FOREACH act IN ARRAY ARRAY['mark', 'anonymise'] LOOP
-                        IF ((cur_st -> act ->> 'after')::interval, cur_st -> act ->> 'column') IS DISTINCT FROM
-                           ((pol -> 'stages' -> act ->> 'after')::interval, pol -> 'stages' -> act ->> 'column') THEN
+                        -- As text: interval '1 mon' equals interval '30 days'.
+                        IF ((cur_st -> act ->> 'after')::interval::text, cur_st -> act ->> 'column') IS DISTINCT FROM
+                           ((pol -> 'stages' -> act ->> 'after')::interval::text, pol -> 'stages' -> act ->> 'column') THEN
                             PERFORM retention.drop_stage(pname, act);
                             cur_st := cur_st - act;
                         END IF;
@@ -366,37 +369,43 @@ BEGIN
         END LOOP;
 
         -- 4. Legal holds: placed when the document has one the database
-        -- has not; released only when the document says so.
+        -- has not (filters compared in the form holds store them); released
+        -- only when the document says so.
         IF doc ? 'holds' THEN
             FOR h IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(doc -> 'holds') e LOOP
                 obj := pg_catalog.format('hold "%s"', h.def ->> 'reason');
-                    IF NOT EXISTS (SELECT 1 FROM retention.holds hl
-                                    WHERE hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
-                                      AND (h.def ->> 'reason') = hl.reason
-                                      AND (h.def ->> 'kind') IS NOT DISTINCT FROM hl.kind
-                                      AND (h.def ->> 'subject_blind_index') IS NOT DISTINCT FROM hl.subject_blind
-                                      AND (h.def ->> 'table')::regclass IS NOT DISTINCT FROM hl.target
-                                      AND (h.def ->> 'filter') IS NOT DISTINCT FROM hl.filter
-                                      AND (h.def ->> 'until')::timestamptz IS NOT DISTINCT FROM hl.until) THEN
-                        IF (h.def ->> 'subject_blind_index') IS NOT NULL THEN
-                            RAISE EXCEPTION 'a hold on a data subject cannot be placed from its blind index'
-                                USING ERRCODE = '22023',
-                                      HINT = 'Place it with retention.place_hold(reason, kind, subject_id); the document lists it once it is in force.';
-                        END IF;
-                        PERFORM retention.place_hold(h.def ->> 'reason', target => (h.def ->> 'table')::regclass,
-                                                     filter => h.def ->> 'filter', until => (h.def ->> 'until')::timestamptz);
+                IF (h.def ->> 'kind') IS NOT NULL AND (h.def ->> 'subject_blind_index') IS NULL THEN
+                    RAISE EXCEPTION 'a hold on a kind of data subject needs its subject_blind_index'
+                        USING ERRCODE = '22023', HINT = 'A hold on a whole table names only "table" (and "filter").';
+                END IF;
+                canon := CASE WHEN (h.def ->> 'filter') IS NOT NULL AND (h.def ->> 'table') IS NOT NULL
+                              THEN retention._hold_filter((h.def ->> 'table')::regclass, h.def ->> 'filter') END;
+                SELECT hl.id INTO hold_id FROM retention.holds hl
+                 WHERE hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
+                   AND (h.def ->> 'reason') = hl.reason
+                   AND (h.def ->> 'kind') IS NOT DISTINCT FROM hl.kind
+                   AND (h.def ->> 'subject_blind_index') IS NOT DISTINCT FROM hl.subject_blind
+                   AND (h.def ->> 'table')::regclass IS NOT DISTINCT FROM hl.target
+                   AND canon IS NOT DISTINCT FROM hl.filter
+                   AND (h.def ->> 'until')::timestamptz IS NOT DISTINCT FROM hl.until
+                   AND hl.id <> ALL (wanted)
+                 ORDER BY hl.id LIMIT 1;
+                IF hold_id IS NULL THEN
+                    IF (h.def ->> 'subject_blind_index') IS NOT NULL THEN
+                        RAISE EXCEPTION 'a hold on a data subject cannot be placed from its blind index'
+                            USING ERRCODE = '22023',
+                                  HINT = 'Place it with retention.place_hold(reason, kind, subject_id); the document lists it once it is in force.';
                     END IF;
+                    hold_id := retention.place_hold(h.def ->> 'reason', target => (h.def ->> 'table')::regclass,
+                                                    filter => h.def ->> 'filter', until => (h.def ->> 'until')::timestamptz);
+                END IF;
+                wanted := wanted || hold_id;
             END LOOP;
+            obj := NULL;
             IF release_unlisted THEN
                 FOR h IN SELECT hl.id FROM retention.holds hl
                           WHERE hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
-                            AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(doc -> 'holds') d
-                                             WHERE (d ->> 'reason') = hl.reason
-                                               AND (d ->> 'kind') IS NOT DISTINCT FROM hl.kind
-                                               AND (d ->> 'subject_blind_index') IS NOT DISTINCT FROM hl.subject_blind
-                                               AND (d ->> 'table')::regclass IS NOT DISTINCT FROM hl.target
-                                               AND (d ->> 'filter') IS NOT DISTINCT FROM hl.filter
-                                               AND (d ->> 'until')::timestamptz IS NOT DISTINCT FROM hl.until)
+                            AND hl.id <> ALL (wanted)
                           ORDER BY hl.id LOOP
                     PERFORM retention.release_hold(h.id);
                 END LOOP;
@@ -472,17 +481,18 @@ BEGIN
             SELECT pg_catalog.jsonb_build_object('c', 'release', 'o', 'hold', 'n', b ->> 'reason', 'd', coalesce(b ->> 'table', b ->> 'kind'))
               FROM pg_catalog.jsonb_array_elements(before -> 'holds') b WHERE NOT (after -> 'holds') @> pg_catalog.jsonb_build_array(b)
             UNION ALL
-            SELECT pg_catalog.jsonb_build_object('c', 'keep', 'o', 'hold', 'n', b ->> 'reason',
-                       'd', coalesce(b ->> 'table', b ->> 'kind') || '; not in the document, kept ("release_unlisted_holds": true releases it)')
-              FROM pg_catalog.jsonb_array_elements(before -> 'holds') b
-             WHERE (doc ? 'holds') AND (after -> 'holds') @> pg_catalog.jsonb_build_array(b)
-               AND NOT (doc -> 'holds') @> pg_catalog.jsonb_build_array(b)
+            SELECT pg_catalog.jsonb_build_object('c', 'keep', 'o', 'hold', 'n', hl.reason,
+                       'd', coalesce(hl.target::regclass::text, hl.kind) || '; not in the document, kept ("release_unlisted_holds": true releases it)')
+              FROM retention.holds hl
+             WHERE (doc ? 'holds') AND hl.released_at IS NULL AND (hl.until IS NULL OR hl.until > pg_catalog.now())
+               AND hl.id <> ALL (wanted)
             UNION ALL
             SELECT pg_catalog.jsonb_build_object('c', 'change', 'o', 'schedule', 'n', 'all policies',
                        'd', coalesce(before ->> 'schedule', 'none') || ' → ' || coalesce(after ->> 'schedule', 'none'))
              WHERE (before -> 'schedule') IS DISTINCT FROM (after -> 'schedule')) s;
 
-        IF dry_run THEN
+        -- A dry run unless dry_run is false (NULL is not a yes).
+        IF dry_run IS NOT FALSE THEN
             undone := true;
             RAISE EXCEPTION 'dry run' USING ERRCODE = 'RT001';
         END IF;

@@ -8,7 +8,8 @@ REVOKE ALL ON PROCEDURE retention.run(text) FROM PUBLIC;
 -- trigger functions are attached by applications. None of these reads a
 -- secret or writes the extension's tables as anyone but the caller, except
 -- _stage_pseudonym and _stage_hash_random, which answer only inside a
--- running stage statement.
+-- running stage statement, and _locate_match, which answers only inside
+-- retention.locate's own counts (run as each table's owner).
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
 REVOKE ALL ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation FROM PUBLIC;
 REVOKE ALL ON PROCEDURE retention.process_erasures() FROM PUBLIC;
@@ -23,7 +24,8 @@ GRANT EXECUTE ON FUNCTION retention.touch(), retention.refuse_restricted_update(
     retention.mask_hmac(text, bytea), retention.mask_hash_random(text),
     retention.mask_generalise(date, text), retention.mask_generalise(bigint, bigint), retention.mask_generalise(inet, integer),
     retention.mask_noise(double precision, double precision), retention.mask_noise(bigint, bigint), retention.mask_noise(date, integer),
-    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text), retention._stage_hash_random(text) TO PUBLIC;
+    retention.mask_jsonb_drop(jsonb, text[]), retention._stage_pseudonym(text), retention._stage_hash_random(text),
+    retention._locate_match(text) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE retention.run(text) TO retention_admin;
 GRANT SELECT ON retention.runs, retention.status, retention.mask_strategies, retention.requests, retention.installation
     TO retention_admin, retention_auditor;
@@ -42,14 +44,16 @@ GRANT EXECUTE ON FUNCTION retention.preview(text), retention._preview(text), ret
 GRANT EXECUTE ON FUNCTION retention.version(), retention._library_version() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.processing_record(), retention.processing_record_text() TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.export_config(), retention._export_config() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.discover(text, integer), retention._discover(text, integer),
+    retention.coverage(text, integer) TO retention_auditor;
 
 -- Every function resolves names in pg_catalog only, whatever the caller's
 -- search_path: objects planted in the caller's schemas (an operator "=" on
 -- text, a function now()) never take part in the extension's own queries.
 -- The SQL wrappers have bodies parsed when the extension is created (BEGIN
 -- ATOMIC / RETURN), so their names are resolved once, in the extension's
--- own path. Not for the masking functions and the _stage_ ones (called per
--- row, they run no SQL) nor for the two procedures (a SET clause forbids
+-- own path. Not for the masking functions, the _stage_ ones and
+-- _locate_match (called per row, they run no SQL) nor for the two procedures (a SET clause forbids
 -- COMMIT; they pin the path themselves).
 DO $pin$
 DECLARE
@@ -57,7 +61,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'retention'::regnamespace AND p.prokind = 'f'
-                AND p.proname NOT LIKE 'mask\_%' AND p.proname NOT IN ('_stage_pseudonym', '_stage_hash_random')
+                AND p.proname NOT LIKE 'mask\_%' AND p.proname NOT IN ('_stage_pseudonym', '_stage_hash_random', '_locate_match')
                 AND p.prolang <> (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
                 AND p.proconfig IS NULL
     LOOP

@@ -7,15 +7,16 @@
 //! and returned to the caller; it is never stored, logged or sent anywhere
 //! else. The request keeps, and the audit log records, the number of rows
 //! delivered per table under the subject's blind index. Rows are read as
-//! each table's owner, and only from tables that both the kind's owner and
-//! the calling role may read: an access request gives nobody rows they
-//! could not select themselves.
+//! each table's owner, and only where both the kind's owner and the
+//! calling role may read the table and every table on its way to the root,
+//! the caller without row security hiding rows from it: an access request
+//! gives nobody rows they could not select themselves.
 
 use super::requests::{load_request_locking, writing_requests, ACCESS};
 use crate::audit;
 use crate::error::{raise, OrRaise};
 use crate::model::hold;
-use crate::model::subject::{id_type, subject_condition, RootMatch, SubjectMap, SubjectTable};
+use crate::model::subject::{id_type, subject_condition, LinkKind, RootMatch, SubjectMap, SubjectTable};
 use crate::pg::ident;
 use crate::pg::params::Params;
 use crate::pg::security;
@@ -103,16 +104,34 @@ fn table_part(map: &SubjectMap, t: &SubjectTable, subject: &str, ty: &str, table
             "period": crate::policy::iso_period(m), "ground": t.legal_ground, "period_runs_from": t.clock,
         })),
     });
-    // Both the kind's owner and the caller must be able to read the table.
+    // The rows are read as the table's owner, through the tables on the
+    // way to the root: the kind's owner and the caller must both be able
+    // to read each of them, the caller without row security hiding rows
+    // from it (the owner would see them).
+    let mut on_the_way = vec![t.target];
+    let mut cur = map.parent_of(t);
+    while let Some(p) = cur {
+        if on_the_way.contains(&p.target) {
+            break;
+        }
+        on_the_way.push(p.target);
+        cur = map.parent_of(p);
+    }
+    if t.link == LinkKind::Value && !on_the_way.contains(&k.root) {
+        on_the_way.push(k.root);
+    }
     let me = security::current_role();
-    let missing = security::missing_privilege(k.owner, t.target, &["SELECT"])
-        .map(|p| (k.owner, p))
-        .or_else(|| security::missing_privilege(me, t.target, &["SELECT"]).map(|p| (me, p)));
-    if let Some((role, p)) = missing {
-        entry["problem"] = json!(format!(
-            "{} lacks {p} on this table: its rows are not in this export",
-            security::role_name(role)
-        ));
+    let problem = on_the_way.iter().find_map(|rel| {
+        let name = ident::relation(*rel).unwrap_or_default();
+        security::missing_privilege(k.owner, *rel, &["SELECT"])
+            .map(|_| format!("{} lacks SELECT on {name}", security::role_name(k.owner)))
+            .or_else(|| {
+                security::cannot_read_as_owner(me, *rel)
+                    .map(|why| format!("{} {why} {name}", security::role_name(me)))
+            })
+    });
+    if let Some(p) = problem {
+        entry["problem"] = json!(format!("{p}: this table's rows are not in this export"));
         entry["rows"] = json!([]);
         entry["row_count"] = Value::Null;
         return entry;

@@ -312,6 +312,41 @@ pub fn missing_privilege<'a>(
         .copied()
 }
 
+/// Whether row security restricts what `role` sees of `rel`: the table has
+/// row security enabled and `role` neither owns it (as a member of its
+/// owner) nor bypasses row security. Functions that read a table as its
+/// owner on a caller's behalf skip such tables: the owner would see rows
+/// the caller may not.
+pub fn row_security_binds(role: pg_sys::Oid, rel: pg_sys::Oid) -> bool {
+    let rls = Spi::connect(|c| {
+        crate::pg::plans::select(
+            c,
+            "SELECT c.relrowsecurity AND NOT pg_catalog.pg_has_role($1::oid, c.relowner, 'USAGE')
+                    AND NOT (SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $1::oid)
+               FROM pg_catalog.pg_class c WHERE c.oid = $2::oid",
+            &[role.into(), rel.into()],
+        )
+        .and_then(|rows| match rows.is_empty() {
+            true => Ok(None),
+            false => rows.first().get::<bool>(1),
+        })
+    })
+    .or_raise("checking row security");
+    rls.unwrap_or(false)
+}
+
+/// Why `role` may not read `rel` the way a function reading it as its
+/// owner would (no SELECT, or row security that binds the role), if so.
+pub fn cannot_read_as_owner(role: pg_sys::Oid, rel: pg_sys::Oid) -> Option<&'static str> {
+    if !has_table_privileges(role, rel, "SELECT") {
+        Some("lacks SELECT on")
+    } else if row_security_binds(role, rel) {
+        Some("is restricted by row security on")
+    } else {
+        None
+    }
+}
+
 /// Whether the calling role may act on the data of a subject kind: it is a
 /// member of the kind's owner, or holds DELETE on the kind's root table
 /// (the right to erase that data itself).

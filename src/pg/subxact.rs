@@ -22,6 +22,16 @@ impl Caught {
         }
     }
 
+    /// A query cancel: a statement timeout or a cancel request.
+    pub fn is_cancel(&self) -> bool {
+        match &*self.0 {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+                r.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+            }
+            _ => false,
+        }
+    }
+
     /// The error's message (the primary text only).
     pub fn message(&self) -> String {
         match &*self.0 {

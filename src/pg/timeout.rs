@@ -14,6 +14,7 @@ extern "C-unwind" {
     fn enable_timeout_after(id: c_int, delay_ms: c_int);
     fn disable_timeout(id: c_int, keep_indicator: bool);
     fn get_timeout_active(id: c_int) -> bool;
+    fn get_timeout_indicator(id: c_int, reset_indicator: bool) -> bool;
 }
 const STATEMENT_TIMEOUT: c_int = 3;
 
@@ -32,6 +33,12 @@ thread_local! {
 /// running, a timeout is the caller's: it ends the run, it is not retried.
 pub fn last_timer_was_ours() -> bool {
     LAST_WAS_OURS.with(|c| c.get())
+}
+
+/// Whether the statement timer fired since this was last asked (a query
+/// cancel then came from a statement timeout, not a cancel request).
+pub fn last_timeout_fired() -> bool {
+    unsafe { get_timeout_indicator(STATEMENT_TIMEOUT, true) }
 }
 
 impl StatementTimer {

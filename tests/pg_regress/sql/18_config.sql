@@ -121,6 +121,17 @@ SELECT jsonb_set(:'doc', '{holds}', (:'doc'::jsonb -> 'holds') || '[{"reason": "
     "subject_blind_index": null, "table": "cf.orders", "filter": "id = 3", "until": null}]') AS more_holds \gset
 SELECT change, object, name, detail FROM retention.apply_config(:'more_holds', dry_run => false) WHERE object = 'hold';
 SELECT reason, target, filter FROM retention.holds WHERE reason = 'cf new' AND released_at IS NULL;
+-- The same document again: the hold is in force (its filter compared in
+-- the form holds store it), nothing is placed twice or released.
+SELECT count(*) AS hold_changes FROM retention.apply_config(:'more_holds'::jsonb || '{"release_unlisted_holds": true}', false)
+ WHERE object = 'hold' AND name LIKE 'cf %';
+SELECT count(*) AS cf_new_in_force FROM retention.holds WHERE reason = 'cf new' AND released_at IS NULL;
+-- A hold on a kind needs the subject's blind index; NULL for dry_run is a
+-- dry run.
+SELECT pg_temp.try_apply(jsonb_set(:'doc', '{holds}', '[{"reason": "cf kind", "kind": "cf_customer",
+    "subject_blind_index": null, "table": null, "filter": null, "until": null}]')) AS kind_without_subject;
+SELECT count(*) AS changes FROM retention.apply_config(:'shorter', dry_run => NULL) WHERE change = 'change';
+SELECT retention.export_config() -> 'policies' -> 'cf_orders' -> 'stages' -> 'purge' ->> 'after' AS purge_after_still;
 SELECT pg_temp.try_apply(jsonb_set(:'doc', '{holds}', '[{"reason": "cf someone", "kind": "cf_customer",
     "subject_blind_index": "00", "table": null, "filter": null, "until": null}]')) AS subject_hold;
 SELECT change, object, name FROM retention.apply_config(jsonb_set(:'doc', '{holds}', '[]'))
