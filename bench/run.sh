@@ -35,3 +35,4 @@ psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v opts=
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/mask.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v opts="$opts" -v label="$label" -v repeats="$repeats" -f bench/engine.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/erasure.sql
+psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/datamap.sql
