@@ -40,6 +40,9 @@ ALTER TABLE retention.policies
 -- recorded name now (a hold whose role is gone is released by a superuser).
 ALTER TABLE retention.holds ADD COLUMN placed_by_role oid;
 UPDATE retention.holds h SET placed_by_role = r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = h.placed_by;
+-- Owned parent rows (an address a customer references) in subject maps.
+ALTER TABLE retention.subject_tables DROP CONSTRAINT subject_tables_link_check,
+    ADD CONSTRAINT subject_tables_link_check CHECK (link IN ('root', 'foreign key', 'value', 'owned'));
 -- Access and portability requests share the erasure requests' table.
 ALTER TABLE retention.erasure_requests
     ADD COLUMN request_type text NOT NULL DEFAULT 'erasure' CHECK (request_type IN ('erasure', 'access'));
@@ -98,6 +101,17 @@ CREATE OR REPLACE FUNCTION "_acknowledge"(
 STRICT 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'acknowledge_wrapper';
+
+-- pg_retention::erasure::subjects::_add_owned_table
+CREATE OR REPLACE FUNCTION "_add_owned_table"(
+	"kind" TEXT, /* & str */
+	"target" oid, /* pg_sys :: Oid */
+	"via" oid, /* Option < pg_sys :: Oid > */
+	"action" TEXT /* & str */
+) RETURNS INT /* i32 */
+
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'add_owned_table_wrapper';
 
 -- pg_retention::stage::_add_stage
 CREATE OR REPLACE FUNCTION "_add_stage"(
@@ -1197,6 +1211,7 @@ CREATE OR REPLACE FUNCTION retention.request_erasure_trigger() RETURNS trigger L
 --   erasure::requests::refuse_request
 --   erasure::requests::request_access
 --   erasure::requests::request_erasure
+--   erasure::subjects::add_owned_table
 --   erasure::subjects::add_subject_table
 --   erasure::subjects::drop_subject
 --   erasure::subjects::register_subject
@@ -1224,6 +1239,13 @@ RETURNS integer LANGUAGE sql VOLATILE
 RETURN retention._add_subject_table("kind" => $1, "target" => $2::oid, "column_name" => $3, "matches" => $4, "action" => $5);
 COMMENT ON FUNCTION retention.add_subject_table(text, regclass, text, text, text) IS
 'Adds a table linked to the subject by value: rows whose COLUMN_NAME equals the root row''s MATCHES column (e.g. the e-mail address), or the subject id itself when MATCHES is NULL. ACTION is purge or anonymise.';
+
+CREATE OR REPLACE FUNCTION retention.add_owned_table(kind text, target regclass, via regclass DEFAULT NULL,
+                                          action text DEFAULT 'purge')
+RETURNS integer LANGUAGE sql VOLATILE
+RETURN retention._add_owned_table("kind" => $1, "target" => $2::oid, "via" => $3::oid, "action" => $4);
+COMMENT ON FUNCTION retention.add_owned_table(text, regclass, regclass, text) IS
+'Adds a table whose rows the subject''s rows reference and own (a customer''s address, a profile): found through the foreign key of a mapped table (VIA, or the one mapped table that references TARGET). On erasure such a row is erased (ACTION purge or anonymise) once no other row references it; a row that rows outside the subject''s erased data still reference is kept and counted, with the tables referencing it. Holds on the subject keep its owned rows out of every policy, as for the other tables of the map.';
 
 CREATE OR REPLACE FUNCTION retention.set_subject_table(kind text, target regclass, action text DEFAULT NULL,
                                             min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
@@ -2142,6 +2164,12 @@ BEGIN
                               WHERE e ->> 'link' = 'value' LOOP
                         PERFORM retention.add_subject_table(k.kind, (t.def ->> 'table')::regclass, t.def -> 'columns' ->> 0,
                                                             matches => t.def ->> 'matches');
+                    END LOOP;
+                    -- Owned tables after the tables that reference them.
+                    FOR t IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') WITH ORDINALITY AS x(e, n)
+                              WHERE e ->> 'link' = 'owned' ORDER BY x.n LOOP
+                        PERFORM retention.add_owned_table(k.kind, (t.def ->> 'table')::regclass,
+                                                          via => (t.def ->> 'parent')::regclass);
                     END LOOP;
                     -- The foreign keys of this database must give the map
                     -- the document describes.

@@ -143,11 +143,11 @@ CREATE TABLE retention.subject_kinds (
 CREATE TABLE retention.subject_tables (
     kind           text     NOT NULL REFERENCES retention.subject_kinds (kind) ON DELETE CASCADE,
     target         regclass NOT NULL,
-    link           text     NOT NULL CHECK (link IN ('root', 'foreign key', 'value')),
+    link           text     NOT NULL CHECK (link IN ('root', 'foreign key', 'value', 'owned')),
     depth          integer  NOT NULL,
-    parent         regclass,            -- the table this one references (foreign key)
-    columns        text[]   NOT NULL,   -- columns of target holding the link
-    parent_columns text[],              -- referenced columns of parent
+    parent         regclass,            -- foreign key: the table this one references; owned: the mapped table referencing this one
+    columns        text[]   NOT NULL,   -- columns of target holding the link (owned: its referenced key)
+    parent_columns text[],              -- columns of parent they equal (owned: parent's foreign-key columns)
     matches        text,                -- value link: root column compared (NULL: the subject id)
     path           text     NOT NULL,   -- human-readable path from the root
     action         text     NOT NULL DEFAULT 'purge' CHECK (action IN ('purge', 'anonymise')),

@@ -107,6 +107,7 @@ extension_sql_file!(
         erasure::requests::refuse_request,
         erasure::requests::request_access,
         erasure::requests::request_erasure,
+        erasure::subjects::add_owned_table,
         erasure::subjects::add_subject_table,
         erasure::subjects::drop_subject,
         erasure::subjects::register_subject,

@@ -314,6 +314,12 @@ BEGIN
                         PERFORM retention.add_subject_table(k.kind, (t.def ->> 'table')::regclass, t.def -> 'columns' ->> 0,
                                                             matches => t.def ->> 'matches');
                     END LOOP;
+                    -- Owned tables after the tables that reference them.
+                    FOR t IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') WITH ORDINALITY AS x(e, n)
+                              WHERE e ->> 'link' = 'owned' ORDER BY x.n LOOP
+                        PERFORM retention.add_owned_table(k.kind, (t.def ->> 'table')::regclass,
+                                                          via => (t.def ->> 'parent')::regclass);
+                    END LOOP;
                     -- The foreign keys of this database must give the map
                     -- the document describes.
                     SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO bad FROM (

@@ -16,6 +16,13 @@ RETURN retention._add_subject_table("kind" => $1, "target" => $2::oid, "column_n
 COMMENT ON FUNCTION retention.add_subject_table(text, regclass, text, text, text) IS
 'Adds a table linked to the subject by value: rows whose COLUMN_NAME equals the root row''s MATCHES column (e.g. the e-mail address), or the subject id itself when MATCHES is NULL. ACTION is purge or anonymise.';
 
+CREATE FUNCTION retention.add_owned_table(kind text, target regclass, via regclass DEFAULT NULL,
+                                          action text DEFAULT 'purge')
+RETURNS integer LANGUAGE sql VOLATILE
+RETURN retention._add_owned_table("kind" => $1, "target" => $2::oid, "via" => $3::oid, "action" => $4);
+COMMENT ON FUNCTION retention.add_owned_table(text, regclass, regclass, text) IS
+'Adds a table whose rows the subject''s rows reference and own (a customer''s address, a profile): found through the foreign key of a mapped table (VIA, or the one mapped table that references TARGET). On erasure such a row is erased (ACTION purge or anonymise) once no other row references it; a row that rows outside the subject''s erased data still reference is kept and counted, with the tables referencing it. Holds on the subject keep its owned rows out of every policy, as for the other tables of the map.';
+
 CREATE FUNCTION retention.set_subject_table(kind text, target regclass, action text DEFAULT NULL,
                                             min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
                                             clock text DEFAULT NULL, mask_policy text DEFAULT NULL)

@@ -60,6 +60,9 @@ pub(super) fn erase_subject(request: i64) -> String {
     let k = &map.kind;
     let ty = id_type(k);
     let held_subject = hold::subject_holds(&r.kind, &r.subject_blind);
+    // Owned rows are found through the rows that reference them, which are
+    // erased first: their keys are read before anything changes.
+    let owned = owned_keys(&map, &subject, &ty);
     let mut results = Vec::new();
     let mut partial = false;
     for t in children_first(&map) {
@@ -68,7 +71,13 @@ pub(super) fn erase_subject(request: i64) -> String {
         };
         let mut params = Params::new();
         let id = params.bind(subject.clone());
-        let cond = subject_condition(&map, t, &RootMatch::Subject { ty: &ty, id });
+        let cond = match owned.iter().find(|(o, _)| *o == t.target) {
+            Some((_, keys)) => {
+                let keys = params.bind(keys.clone());
+                owned_condition(t, &table, &keys)
+            }
+            None => subject_condition(&map, t, &RootMatch::Subject { ty: &ty, id }),
+        };
         let mut entry = json!({"table": table, "path": t.path, "action": t.action.as_str(),
                                "purged": 0, "anonymised": 0, "retained": 0, "held": 0});
         // A whole-table hold on a table above this one holds its rows too.
@@ -148,6 +157,60 @@ pub(super) fn erase_subject(request: i64) -> String {
         })
     });
     status.to_string()
+}
+
+/// The keys (each a JSON array, as text) of the rows of every owned table
+/// that the subject's rows reference now, read as the referencing table's
+/// owner where the kind's owner may read that table (else none).
+fn owned_keys(map: &SubjectMap, subject: &str, ty: &str) -> Vec<(pg_sys::Oid, Vec<String>)> {
+    map.tables
+        .iter()
+        .filter(|t| t.link == LinkKind::Owned)
+        .map(|t| {
+            let keys = map
+                .parent_of(t)
+                .filter(|p| security::missing_privilege(map.kind.owner, p.target, &["SELECT"]).is_none())
+                .and_then(|p| {
+                    let parent = ident::relation(p.target)?;
+                    let mut params = Params::new();
+                    let id = params.bind(subject.to_string());
+                    let cond = subject_condition(map, p, &RootMatch::Subject { ty, id });
+                    let sql = format!(
+                        "SELECT coalesce(pg_catalog.array_agg(DISTINCT pg_catalog.jsonb_build_array({})::text), '{{}}')
+                           FROM {parent} WHERE {cond}",
+                        ident::columns(Some(&parent), &t.parent_columns)
+                    );
+                    security::as_table_owner(p.target, || {
+                        Spi::get_one_with_args::<Vec<String>>(&sql, params.args())
+                            .or_raise("reading the keys of owned rows")
+                    })
+                })
+                .unwrap_or_default();
+            (t.target, keys)
+        })
+        .collect()
+}
+
+/// The rows of owned table `t` whose keys are in `keys` (a text[] of JSON
+/// arrays), compared in the key columns' own types.
+fn owned_condition(t: &SubjectTable, table: &str, keys: &crate::pg::params::Param) -> String {
+    let casts = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "CAST(x.j ->> {i} AS {})",
+                crate::model::subject::column_base_type(t.target, c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "({}) IN (SELECT {casts} FROM pg_catalog.unnest(CAST({keys} AS text[])) AS k(v),
+                   LATERAL (SELECT CAST(k.v AS jsonb) AS j) AS x)",
+        ident::columns(Some(table), &t.columns)
+    )
 }
 
 /// The map's tables in erasure order: a table before every table it
@@ -343,6 +406,16 @@ fn erase_table(job: &TableJob, mut params: Params, entry: &mut Value) -> bool {
                     count_args(table, &format!("{where_} AND NOT ({unblocked})"), &args);
                 if referenced > 0 {
                     entry["kept_referenced"] = json!(referenced);
+                    // Which tables still reference them (for an owned row:
+                    // who shares it).
+                    let by: Vec<String> = refs
+                        .iter()
+                        .filter(|r| count_args(table, &format!("{where_} AND {}", r.exists_sql(table)), &args) > 0)
+                        .map(|r| r.child.clone())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    entry["referenced_by"] = json!(by);
                     kept_any = true;
                 }
                 where_ = format!("{where_} AND {unblocked}");

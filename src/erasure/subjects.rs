@@ -293,6 +293,88 @@ fn add_subject_table(
     1
 }
 
+/// Adds a table whose rows the subject's rows reference and own (a
+/// customer's address): found through the foreign key of a mapped table
+/// (`via`, or the one mapped table that references it). On erasure such a
+/// row is erased once nothing else references it; a row other rows still
+/// reference is kept and counted, with the tables referencing it.
+#[pg_extern(name = "_add_owned_table")]
+fn add_owned_table(kind: &str, target: pg_sys::Oid, via: Option<pg_sys::Oid>, action: &str) -> i32 {
+    let k = load_kind(kind);
+    security::require_kind_control(kind, k.owner);
+    let table = policy::check_target(target);
+    let action = check_action(action);
+    for privilege in ["SELECT", action.privilege()] {
+        policy::check_privilege(target, &table, privilege, "to erase subjects from it");
+    }
+    let map = SubjectMap::load(kind);
+    if map.table(target).is_some() {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("{table} is already in the subject map of \"{kind}\""),
+            "Change its action with retention.set_subject_table.",
+        )
+    }
+    if let Some(v) = via {
+        if map.table(v).is_none() {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "{} is not in the subject map of \"{kind}\"",
+                    ident::relation(v).unwrap_or_default()
+                ),
+                "via names the mapped table whose foreign key references the owned table.",
+            )
+        }
+    }
+    // The foreign keys of mapped tables that reference the table.
+    let keys: Vec<crate::model::refs::Reference> = crate::model::refs::references(target)
+        .into_iter()
+        .filter(|r| map.table(r.child_oid).is_some() && via.is_none_or(|v| v == r.child_oid))
+        .collect();
+    let key = match keys.as_slice() {
+        [one] => one,
+        [] => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("no table in the subject map of \"{kind}\" references {table} by a foreign key"),
+            "An owned table is found through a mapped table's foreign key: map the referencing table first.",
+        ),
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_AMBIGUOUS_PARAMETER,
+            format!("several foreign keys of mapped tables reference {table}"),
+            "Name the table to follow: add_owned_table(kind, target, via => 'table').",
+        ),
+    };
+    let Some(parent) = map.table(key.child_oid) else {
+        return 0;
+    };
+    insert_table(
+        kind,
+        &SubjectTable {
+            target,
+            link: LinkKind::Owned,
+            depth: parent.depth + 1,
+            parent: Some(parent.target),
+            columns: key.parent_columns.clone(),
+            parent_columns: key.child_columns.clone(),
+            matches: None,
+            path: format!(
+                "{} → {table} (owned: {}.{} references it)",
+                parent.path,
+                key.child,
+                ident::columns(None, &key.child_columns)
+            ),
+            action,
+            min_retention: None,
+            legal_ground: None,
+            clock: None,
+            mask_policy: None,
+        },
+    );
+    audit::append("subject table added", json!({"kind": kind, "table": table, "owned": true}));
+    1
+}
+
 fn check_action(action: &str) -> ErasureAction {
     match ErasureAction::parse(action.trim().to_ascii_lowercase().as_str()) {
         Some(a) => a,
@@ -782,6 +864,56 @@ fn link_suggestions(
                     t.path
                 ),
                 None,
+            ));
+        }
+    }
+    // 4. Tables that mapped tables reference by a foreign key and that are
+    //    not in the map: rows the subject may own (an address, a profile).
+    for p in &map.tables {
+        let Some(via) = ident::relation(p.target) else {
+            continue;
+        };
+        let referenced: Vec<(pg_sys::Oid, String, String)> = Spi::connect(|c| {
+            c.select(
+                "SELECT f.confrelid, pg_catalog.format('%I.%I', n.nspname, c.relname),
+                        (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.i)
+                           FROM unnest(f.conkey) WITH ORDINALITY k(attnum, i)
+                           JOIN pg_catalog.pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = k.attnum)
+                   FROM pg_catalog.pg_constraint f
+                   JOIN pg_catalog.pg_class c ON c.oid = f.confrelid
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE f.conrelid = $1 AND f.contype = 'f' AND f.conparentid = 0
+                  ORDER BY 2, 3",
+                None,
+                &[p.target.into()],
+            )
+            .or_raise(e)
+            .filter_map(|r| {
+                Some((
+                    r.get::<pg_sys::Oid>(1).ok().flatten()?,
+                    r.get::<String>(2).ok().flatten()?,
+                    r.get::<String>(3).ok().flatten()?,
+                ))
+            })
+            .collect()
+        });
+        for (oid, target, columns) in referenced {
+            if map.table(oid).is_some() || oid == k.root {
+                continue;
+            }
+            rows.push((
+                target.clone(),
+                String::new(),
+                "referenced by a mapped table".to_string(),
+                format!(
+                    "{via} ({columns}) references it: if its rows belong to the subject (an address, a profile), map it as owned; erasure then removes such a row once nothing else references it"
+                ),
+                Some(format!(
+                    "SELECT retention.add_owned_table({}, {}, via => {});",
+                    pgrx::spi::quote_literal(kind),
+                    pgrx::spi::quote_literal(&target),
+                    pgrx::spi::quote_literal(&via)
+                )),
             ));
         }
     }

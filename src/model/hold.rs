@@ -303,8 +303,11 @@ fn link_columns(map: &SubjectMap, t: &SubjectTable) -> Option<Vec<String>> {
             None => vec![t.columns.first()?.clone()],
             Some(_) => t.columns.clone(),
         },
-        LinkKind::ForeignKey => {
-            if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] {
+        LinkKind::ForeignKey | LinkKind::Owned => {
+            if t.link == LinkKind::ForeignKey
+                && t.parent == Some(k.root)
+                && t.parent_columns == [k.id_column.clone()]
+            {
                 vec![t.columns.first()?.clone()]
             } else {
                 map.parent_of(t)?;
@@ -337,8 +340,11 @@ fn link_query(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> Option<Strin
                 m.id(&root_id),
             ),
         },
-        LinkKind::ForeignKey => {
-            if t.parent == Some(k.root) && t.parent_columns == [k.id_column.clone()] {
+        LinkKind::ForeignKey | LinkKind::Owned => {
+            if t.link == LinkKind::ForeignKey
+                && t.parent == Some(k.root)
+                && t.parent_columns == [k.id_column.clone()]
+            {
                 return Some(by_id());
             }
             let parent = map.parent_of(t)?;

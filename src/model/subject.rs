@@ -75,6 +75,10 @@ pub enum LinkKind {
     ForeignKey,
     /// A column holding the subject's id, or a value of a unique root column.
     Value,
+    /// A row the subject's rows reference and own (a customer's address):
+    /// `columns` are the table's referenced key, `parent` the mapped table
+    /// whose foreign key (`parent_columns`) references it.
+    Owned,
 }
 
 impl LinkKind {
@@ -83,6 +87,7 @@ impl LinkKind {
             LinkKind::Root => "root",
             LinkKind::ForeignKey => "foreign key",
             LinkKind::Value => "value",
+            LinkKind::Owned => "owned",
         }
     }
 
@@ -90,6 +95,7 @@ impl LinkKind {
         match s {
             "root" => LinkKind::Root,
             "value" => LinkKind::Value,
+            "owned" => LinkKind::Owned,
             _ => LinkKind::ForeignKey,
         }
     }
@@ -289,7 +295,9 @@ pub fn subject_condition(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> S
                 m.id(&format!("r.{}", ident::quote(&k.id_column)))
             ),
         },
-        LinkKind::ForeignKey => {
+        // A foreign key to the parent's key, or (owned) the table's key
+        // referenced by the parent's foreign key: the same comparison.
+        LinkKind::ForeignKey | LinkKind::Owned => {
             let Some(parent) = map.parent_of(t) else {
                 return "false".into();
             };
@@ -297,6 +305,7 @@ pub fn subject_condition(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> S
             let cols = ident::columns(Some(table.as_str()), &t.columns);
             // A foreign key to the root id holds the id itself.
             if matches!(m, RootMatch::Held { .. })
+                && t.link == LinkKind::ForeignKey
                 && parent.target == k.root
                 && t.parent_columns == [k.id_column.clone()]
             {
