@@ -27,11 +27,13 @@ fn clock_partitioned(p: &Policy) -> bool {
     if ident::relkind(p.target) != Some(b'p') || p.filter.is_some() {
         return false;
     }
+    // One row always (NULL when the table is list- or hash-partitioned, or
+    // by more than one column).
     let key = Spi::get_one_with_args::<String>(
-        "SELECT a.attname::text
-           FROM pg_catalog.pg_partitioned_table pt
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
-          WHERE pt.partrelid = $1 AND pt.partstrat = 'r' AND pt.partnatts = 1",
+        "SELECT (SELECT a.attname::text
+                   FROM pg_catalog.pg_partitioned_table pt
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+                  WHERE pt.partrelid = $1 AND pt.partstrat = 'r' AND pt.partnatts = 1)",
         &[p.target.into()],
     )
     .or_raise("reading the partition key");

@@ -408,14 +408,8 @@ fn create_policy(
     if let Some(schema) = archive_schema {
         check_archive_schema(schema);
     }
+    // Without a key, batches find rows by partition and row id.
     let key = batch_key(target);
-    if key.is_none() && ident::relkind(target) == Some(b'p') {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("partitioned table {table} has no primary key or unique key over NOT NULL columns"),
-            "Batches of a partitioned table are found by key: add a primary key (it includes the partition key).",
-        )
-    }
     let owner = security::current_role();
     crate::model::refs::notice_references(name, target);
     security::as_extension_owner(|| {

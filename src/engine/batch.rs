@@ -153,6 +153,14 @@ impl BatchPlan<'_> {
                     format!("({list}) IN (SELECT {list} FROM due) AND "),
                 )
             }
+            // A partitioned table without a key: row ids repeat across
+            // partitions, so a row is its partition and its row id. The row
+            // ids still let each partition be read by row id.
+            None if ident::relkind(self.policy.target) == Some(b'p') => (
+                "tableoid AS part, ctid AS row_id".to_string(),
+                "ctid = ANY (ARRAY(SELECT row_id FROM due)) AND (tableoid, ctid) IN (SELECT part, row_id FROM due) AND "
+                    .to_string(),
+            ),
             None => (
                 "ctid AS row_id".to_string(),
                 "ctid = ANY (ARRAY(SELECT row_id FROM due)) AND ".to_string(),
