@@ -43,9 +43,26 @@ UPDATE retention.holds h SET placed_by_role = r.oid FROM pg_catalog.pg_roles r W
 -- Owned parent rows (an address a customer references) in subject maps.
 ALTER TABLE retention.subject_tables DROP CONSTRAINT subject_tables_link_check,
     ADD CONSTRAINT subject_tables_link_check CHECK (link IN ('root', 'foreign key', 'value', 'owned'));
+-- Further foreign-key paths from a mapped table to the subject.
+CREATE TABLE retention.subject_paths (
+    kind           text     NOT NULL,
+    target         regclass NOT NULL,
+    foreign_key    text     NOT NULL,   -- the constraint on target
+    parent         regclass NOT NULL,   -- the mapped table it references
+    columns        text[]   NOT NULL,   -- its columns on target
+    parent_columns text[]   NOT NULL,   -- the referenced columns of parent
+    PRIMARY KEY (kind, target, foreign_key),
+    FOREIGN KEY (kind, target) REFERENCES retention.subject_tables (kind, target) ON DELETE CASCADE
+);
+SELECT pg_catalog.pg_extension_config_dump('retention.subject_paths', '');
+REVOKE ALL ON retention.subject_paths FROM PUBLIC;
+GRANT SELECT ON retention.subject_paths TO retention_admin, retention_auditor;
 -- Access and portability requests share the erasure requests' table.
 ALTER TABLE retention.erasure_requests
-    ADD COLUMN request_type text NOT NULL DEFAULT 'erasure' CHECK (request_type IN ('erasure', 'access'));
+    ADD COLUMN request_type text NOT NULL DEFAULT 'erasure' CHECK (request_type IN ('erasure', 'access')),
+    ADD COLUMN sweep jsonb;
+-- Erasure's final sweep for the subject's identifiers.
+ALTER TABLE retention.subject_kinds ADD COLUMN sweep boolean NOT NULL DEFAULT false;
 
 CREATE FUNCTION retention.erasure_requests_guard() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -123,6 +140,16 @@ CREATE OR REPLACE FUNCTION "_add_stage"(
 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'add_stage_wrapper';
+
+-- pg_retention::erasure::subjects::_add_subject_path
+CREATE OR REPLACE FUNCTION "_add_subject_path"(
+	"kind" TEXT, /* & str */
+	"target" oid, /* pg_sys :: Oid */
+	"foreign_key" TEXT /* & str */
+) RETURNS INT /* i32 */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'add_subject_path_wrapper';
 
 -- pg_retention::erasure::subjects::_add_subject_table
 CREATE OR REPLACE FUNCTION "_add_subject_table"(
@@ -537,6 +564,15 @@ CREATE OR REPLACE FUNCTION "_schedule"(
 
 LANGUAGE c /* Rust */
 AS 'pg_retention-0.2.0', 'schedule_wrapper';
+
+-- pg_retention::erasure::subjects::_set_erasure_sweep
+CREATE OR REPLACE FUNCTION "_set_erasure_sweep"(
+	"kind" TEXT, /* & str */
+	"sweep" bool /* bool */
+) RETURNS bool /* bool */
+STRICT 
+LANGUAGE c /* Rust */
+AS 'pg_retention-0.2.0', 'set_erasure_sweep_wrapper';
 
 -- pg_retention::stage::masks::_set_mask
 CREATE OR REPLACE FUNCTION "_set_mask"(
@@ -1212,6 +1248,8 @@ CREATE OR REPLACE FUNCTION retention.request_erasure_trigger() RETURNS trigger L
 --   erasure::requests::request_access
 --   erasure::requests::request_erasure
 --   erasure::subjects::add_owned_table
+--   erasure::subjects::add_subject_path
+--   erasure::subjects::set_erasure_sweep
 --   erasure::subjects::add_subject_table
 --   erasure::subjects::drop_subject
 --   erasure::subjects::register_subject
@@ -1246,6 +1284,18 @@ RETURNS integer LANGUAGE sql VOLATILE
 RETURN retention._add_owned_table("kind" => $1, "target" => $2::oid, "via" => $3::oid, "action" => $4);
 COMMENT ON FUNCTION retention.add_owned_table(text, regclass, regclass, text) IS
 'Adds a table whose rows the subject''s rows reference and own (a customer''s address, a profile): found through the foreign key of a mapped table (VIA, or the one mapped table that references TARGET). On erasure such a row is erased (ACTION purge or anonymise) once no other row references it; a row that rows outside the subject''s erased data still reference is kept and counted, with the tables referencing it. Holds on the subject keep its owned rows out of every policy, as for the other tables of the map.';
+
+CREATE OR REPLACE FUNCTION retention.add_subject_path(kind text, target regclass, foreign_key text)
+RETURNS integer LANGUAGE sql VOLATILE
+RETURN retention._add_subject_path("kind" => $1, "target" => $2::oid, "foreign_key" => $3);
+COMMENT ON FUNCTION retention.add_subject_path(text, regclass, text) IS
+'Makes the map of KIND also follow FOREIGN_KEY, a further foreign key of TARGET (a table the map reaches by a foreign key) to a table of the map: a message''s recipient next to its sender. Rows reached through any of the paths are the subject''s: erased, held and exported with it. A key that would lead back to TARGET is refused.';
+
+CREATE OR REPLACE FUNCTION retention.set_erasure_sweep(kind text, sweep boolean)
+RETURNS boolean LANGUAGE sql VOLATILE
+RETURN retention._set_erasure_sweep("kind" => $1, "sweep" => $2);
+COMMENT ON FUNCTION retention.set_erasure_sweep(text, boolean) IS
+'With SWEEP, every erasure of KIND ends with a search for the subject''s identifiers (the root row''s columns named like an e-mail address, phone number, IBAN, card number or national id) in every text and json column of every table the kind''s owner may read, as retention.locate searches; the certificate states where they were still found (tables, columns, row counts, no values), and copies outside the map leave the request partially completed. One scan of every such table per request. Returns the previous setting.';
 
 CREATE OR REPLACE FUNCTION retention.set_subject_table(kind text, target regclass, action text DEFAULT NULL,
                                             min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
@@ -1406,6 +1456,13 @@ SELECT concat_ws(E'\n',
                                    WHEN t ->> 'vacuumed_at' IS NOT NULL THEN '; vacuumed at ' || (t ->> 'vacuumed_at')
                                    ELSE '; not vacuumed since: old row versions may remain in the table''s files' END), E'\n')
        FROM jsonb_array_elements(c -> 'tables') t),
+    CASE WHEN c -> 'sweep' IS NOT NULL AND c -> 'sweep' <> 'null' THEN
+        'Final sweep for the subject''s identifiers after the erasure: ' ||
+        coalesce((SELECT string_agg(CASE WHEN s ->> 'rows' IS NULL
+                                         THEN coalesce(s ->> 'table' || ': ', '') || (s ->> 'note')
+                                         ELSE format('%s.%s: %s rows%s', s ->> 'table', s ->> 'column', s ->> 'rows',
+                                                     CASE WHEN (s ->> 'in_map')::boolean THEN ' (in the map)' ELSE ' (OUTSIDE THE MAP)' END) END, '; ')
+                    FROM jsonb_array_elements(c -> 'sweep') s), 'found nowhere') END,
     'Audit chain: ' || coalesce(c ->> 'audit_hash', '-') ||
         CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END ||
         CASE WHEN NOT (c ->> 'audit_entry_found')::boolean AND c ->> 'status' <> 'received'
@@ -1957,12 +2014,12 @@ BEGIN
     FOR k IN SELECT e.key AS kind, e.value AS def FROM pg_catalog.jsonb_each(doc -> 'subject_kinds') e ORDER BY 1 LOOP
         SELECT s.path INTO bad FROM (
             SELECT key AS path FROM pg_catalog.jsonb_object_keys(k.def) key
-             WHERE key <> ALL (ARRAY['root', 'id_column', 'tables'])
+             WHERE key <> ALL (ARRAY['root', 'id_column', 'tables', 'sweep'])
             UNION ALL
             SELECT 'tables[].' || key FROM pg_catalog.jsonb_array_elements(coalesce(k.def -> 'tables', '[]')) t,
                    pg_catalog.jsonb_object_keys(t) key
              WHERE key <> ALL (ARRAY['table', 'link', 'columns', 'parent', 'parent_columns', 'matches', 'action',
-                                     'statutory_minimum', 'mask_policy'])) s
+                                     'statutory_minimum', 'mask_policy', 'also'])) s
          ORDER BY 1 LIMIT 1;
         IF bad IS NOT NULL THEN
             RAISE EXCEPTION 'unknown key "%" in subject kind "%"', bad, k.kind
@@ -2142,11 +2199,13 @@ BEGIN
                     OR (SELECT (cur_kind ->> 'root')::regclass) <> (k.def ->> 'root')::regclass
                     OR (cur_kind ->> 'id_column') <> (k.def ->> 'id_column')
                     OR (SELECT pg_catalog.array_agg(x ORDER BY x) FROM (
-                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches')::text AS x
+                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches',
+                                                                coalesce(e -> 'also', '[]'))::text AS x
                               FROM pg_catalog.jsonb_array_elements(cur_kind -> 'tables') e) s)
                        IS DISTINCT FROM
                        (SELECT pg_catalog.array_agg(x ORDER BY x) FROM (
-                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches')::text AS x
+                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches',
+                                                                coalesce(e -> 'also', '[]'))::text AS x
                               FROM pg_catalog.jsonb_array_elements(coalesce(k.def -> 'tables', '[]')) e) s)
                     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(cur_kind -> 'tables') c
                                  JOIN pg_catalog.jsonb_array_elements(k.def -> 'tables') d
@@ -2165,7 +2224,13 @@ BEGIN
                         PERFORM retention.add_subject_table(k.kind, (t.def ->> 'table')::regclass, t.def -> 'columns' ->> 0,
                                                             matches => t.def ->> 'matches');
                     END LOOP;
-                    -- Owned tables after the tables that reference them.
+                    -- Further foreign keys, then owned tables after the tables
+                    -- that reference them.
+                    FOR t IN SELECT e AS def, a AS path
+                               FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') e,
+                                    pg_catalog.jsonb_array_elements(coalesce(e -> 'also', '[]')) a LOOP
+                        PERFORM retention.add_subject_path(k.kind, (t.def ->> 'table')::regclass, t.path ->> 'foreign_key');
+                    END LOOP;
                     FOR t IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') WITH ORDINALITY AS x(e, n)
                               WHERE e ->> 'link' = 'owned' ORDER BY x.n LOOP
                         PERFORM retention.add_owned_table(k.kind, (t.def ->> 'table')::regclass,
@@ -2191,6 +2256,11 @@ BEGIN
                                   HINT = 'retention.subject_map(kind) shows the map the foreign keys give; change the document or the schema.';
                     END IF;
                     cur_kind := NULL;
+                END IF;
+                -- The final sweep.
+                IF coalesce((k.def ->> 'sweep')::boolean, false)
+                   IS DISTINCT FROM coalesce((cur_kind ->> 'sweep')::boolean, false) THEN
+                    PERFORM retention.set_erasure_sweep(k.kind, coalesce((k.def ->> 'sweep')::boolean, false));
                 END IF;
                 -- Actions, statutory minimums and masks per table.
                 FOR t IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') e LOOP

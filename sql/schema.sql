@@ -135,7 +135,9 @@ CREATE TABLE retention.subject_kinds (
     root        regclass NOT NULL,
     id_column   text     NOT NULL,
     owner       regrole  NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- Erasure ends with a search for the subject's identifiers everywhere.
+    sweep       boolean  NOT NULL DEFAULT false
 );
 
 -- Where a subject's data lives: one row per table, found through foreign
@@ -156,6 +158,20 @@ CREATE TABLE retention.subject_tables (
     clock          text,                -- column the minimum runs from
     mask_policy    bigint,              -- anonymise: the policy whose masks apply (chosen by the kind's owner)
     PRIMARY KEY (kind, target)
+);
+
+-- Further foreign-key paths from a mapped table to the subject (a message's
+-- recipient next to its sender): the table's rows reached through any of
+-- them are the subject's.
+CREATE TABLE retention.subject_paths (
+    kind           text     NOT NULL,
+    target         regclass NOT NULL,
+    foreign_key    text     NOT NULL,   -- the constraint on target
+    parent         regclass NOT NULL,   -- the mapped table it references
+    columns        text[]   NOT NULL,   -- its columns on target
+    parent_columns text[]   NOT NULL,   -- the referenced columns of parent
+    PRIMARY KEY (kind, target, foreign_key),
+    FOREIGN KEY (kind, target) REFERENCES retention.subject_tables (kind, target) ON DELETE CASCADE
 );
 
 -- Legal holds: a subject (by blind index), a table, or a filter on a table.
@@ -196,7 +212,10 @@ CREATE TABLE retention.erasure_requests (
     -- Erasure (Art. 17), or access and portability (Art. 15, 20): the
     -- same deadlines, extensions and refusals; an access request's result
     -- counts the rows delivered per table, never the rows themselves.
-    request_type   text NOT NULL DEFAULT 'erasure' CHECK (request_type IN ('erasure', 'access'))
+    request_type   text NOT NULL DEFAULT 'erasure' CHECK (request_type IN ('erasure', 'access')),
+    -- The kind's final sweep: where the subject's identifiers were still
+    -- found after the erasure (tables, columns, row counts; no values).
+    sweep          jsonb
 );
 
 -- Requests change only through pg_retention's functions (which set the
@@ -264,6 +283,7 @@ SELECT pg_catalog.pg_extension_config_dump('retention.policies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.masks', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.subject_kinds', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.subject_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.subject_paths', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.holds', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.holds_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.erasure_requests', '');
@@ -280,7 +300,7 @@ SELECT pg_catalog.pg_extension_config_dump('retention.secrets', '');
 REVOKE ALL ON SCHEMA retention FROM PUBLIC;
 GRANT USAGE ON SCHEMA retention TO retention_admin, retention_auditor;
 REVOKE ALL ON retention.policies, retention.masks, retention.run_log, retention.secrets,
-    retention.subject_kinds, retention.subject_tables, retention.holds, retention.erasure_requests,
+    retention.subject_kinds, retention.subject_tables, retention.subject_paths, retention.holds, retention.erasure_requests,
     retention.audit_log FROM PUBLIC;
 GRANT SELECT ON retention.policies, retention.masks, retention.run_log, retention.subject_kinds,
-    retention.subject_tables, retention.holds, retention.audit_log TO retention_admin, retention_auditor;
+    retention.subject_tables, retention.subject_paths, retention.holds, retention.audit_log TO retention_admin, retention_auditor;

@@ -54,6 +54,7 @@ SELECT pg_catalog.jsonb_build_object(
     'subject_kinds', coalesce((SELECT pg_catalog.jsonb_object_agg(k.kind, pg_catalog.jsonb_build_object(
         'root', (SELECT name FROM names WHERE oid = k.root),
         'id_column', k.id_column,
+        'sweep', k.sweep,
         'tables', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                 'table', (SELECT name FROM names WHERE oid = t.target),
                 'link', t.link,
@@ -64,7 +65,13 @@ SELECT pg_catalog.jsonb_build_object(
                 'action', t.action,
                 'statutory_minimum', CASE WHEN t.min_retention IS NOT NULL
                     THEN pg_catalog.jsonb_build_object('period', t.min_retention::text, 'ground', t.legal_ground, 'clock', t.clock) END,
-                'mask_policy', (SELECT mp.name FROM retention.policies mp WHERE mp.id = t.mask_policy))
+                'mask_policy', (SELECT mp.name FROM retention.policies mp WHERE mp.id = t.mask_policy),
+                'also', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'foreign_key', sp.foreign_key,
+                        'parent', (SELECT name FROM names WHERE oid = sp.parent),
+                        'columns', pg_catalog.to_jsonb(sp.columns),
+                        'parent_columns', pg_catalog.to_jsonb(sp.parent_columns)) ORDER BY sp.foreign_key), '[]'::jsonb)
+                   FROM retention.subject_paths sp WHERE sp.kind = t.kind AND sp.target = t.target))
               ORDER BY t.depth, (SELECT name FROM names WHERE oid = t.target), t.path), '[]'::jsonb)
              FROM retention.subject_tables t WHERE t.kind = k.kind)))
       FROM retention.subject_kinds k), '{}'::jsonb),

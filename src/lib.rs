@@ -108,6 +108,8 @@ extension_sql_file!(
         erasure::requests::request_access,
         erasure::requests::request_erasure,
         erasure::subjects::add_owned_table,
+        erasure::subjects::add_subject_path,
+        erasure::subjects::set_erasure_sweep,
         erasure::subjects::add_subject_table,
         erasure::subjects::drop_subject,
         erasure::subjects::register_subject,

@@ -408,8 +408,25 @@ fn create_policy(
     if let Some(schema) = archive_schema {
         check_archive_schema(schema);
     }
-    // Without a key, batches find rows by partition and row id.
+    // Without a key, batches find rows by partition and row id: every
+    // partition must have row ids of its own (a foreign table's are not).
     let key = batch_key(target);
+    if key.is_none() {
+        let foreign = Spi::get_one_with_args::<String>(
+            "SELECT (SELECT t.relid::regclass::text FROM pg_catalog.pg_partition_tree($1::oid::regclass) t
+                       JOIN pg_catalog.pg_class c ON c.oid = t.relid
+                      WHERE c.relkind = 'f' ORDER BY 1 LIMIT 1)",
+            &[target.into()],
+        )
+        .or_raise("reading partitions");
+        if let Some(f) = foreign {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("{table} has no primary key and its partition {f} is a foreign table"),
+                "Batches of a table without a key find rows by row id, which a foreign table does not have: add a primary key.",
+            )
+        }
+    }
     let owner = security::current_role();
     crate::model::refs::notice_references(name, target);
     security::as_extension_owner(|| {

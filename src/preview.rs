@@ -121,7 +121,15 @@ fn preview_policy(p: &Policy, rows: &mut Vec<Row>) {
     let holds = hold::table_holds(p.target);
     let subject = hold::subject_hold(p.target, &table);
     let cascade = hold::cascade_held(p.target, &table, 0);
-    let held_somewhere = !holds.is_empty() || subject.is_some() || cascade.is_some();
+    // Referencing tables (through cascading keys) in the map of a kind with
+    // a held subject.
+    let mut cascade_subject = false;
+    hold::cascade_held_keyed(p.target, &table, 0, &mut |child, _| {
+        let held = hold::subject_hold(child, "held").is_some();
+        cascade_subject |= held;
+        held.then(|| "true".to_string())
+    });
+    let held_somewhere = !holds.is_empty() || subject.is_some() || cascade.is_some() || cascade_subject;
     // The held subjects' keys, listed once per policy (not per stage); the
     // ids are personal data: not kept.
     let keys = subject.as_ref().map(|sh| {
@@ -171,8 +179,19 @@ fn preview_policy(p: &Policy, rows: &mut Vec<Row>) {
             if let Some(k) = &keys {
                 held.push(format!("coalesce(({}), false)", k.bind(&mut params)));
             }
-            if let (Stage::Purge, Some(c)) = (stage, &cascade) {
-                held.push(format!("coalesce(({c}), false)"));
+            if stage == Stage::Purge {
+                let c = if cascade_subject {
+                    let c = hold::cascade_held_keyed(p.target, &table, 0, &mut |child, alias| {
+                        hold::subject_held_as(child, alias, i64::MIN, &mut params)
+                    });
+                    hold::forget_held_keys();
+                    c
+                } else {
+                    cascade.clone()
+                };
+                if let Some(c) = c {
+                    held.push(format!("coalesce(({c}), false)"));
+                }
             }
             if !held.is_empty() {
                 let cond = format!("{due} AND ({})", held.join(" OR "));

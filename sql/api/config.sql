@@ -106,12 +106,12 @@ BEGIN
     FOR k IN SELECT e.key AS kind, e.value AS def FROM pg_catalog.jsonb_each(doc -> 'subject_kinds') e ORDER BY 1 LOOP
         SELECT s.path INTO bad FROM (
             SELECT key AS path FROM pg_catalog.jsonb_object_keys(k.def) key
-             WHERE key <> ALL (ARRAY['root', 'id_column', 'tables'])
+             WHERE key <> ALL (ARRAY['root', 'id_column', 'tables', 'sweep'])
             UNION ALL
             SELECT 'tables[].' || key FROM pg_catalog.jsonb_array_elements(coalesce(k.def -> 'tables', '[]')) t,
                    pg_catalog.jsonb_object_keys(t) key
              WHERE key <> ALL (ARRAY['table', 'link', 'columns', 'parent', 'parent_columns', 'matches', 'action',
-                                     'statutory_minimum', 'mask_policy'])) s
+                                     'statutory_minimum', 'mask_policy', 'also'])) s
          ORDER BY 1 LIMIT 1;
         IF bad IS NOT NULL THEN
             RAISE EXCEPTION 'unknown key "%" in subject kind "%"', bad, k.kind
@@ -291,11 +291,13 @@ BEGIN
                     OR (SELECT (cur_kind ->> 'root')::regclass) <> (k.def ->> 'root')::regclass
                     OR (cur_kind ->> 'id_column') <> (k.def ->> 'id_column')
                     OR (SELECT pg_catalog.array_agg(x ORDER BY x) FROM (
-                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches')::text AS x
+                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches',
+                                                                coalesce(e -> 'also', '[]'))::text AS x
                               FROM pg_catalog.jsonb_array_elements(cur_kind -> 'tables') e) s)
                        IS DISTINCT FROM
                        (SELECT pg_catalog.array_agg(x ORDER BY x) FROM (
-                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches')::text AS x
+                            SELECT pg_catalog.jsonb_build_array((e ->> 'table')::regclass::oid, e -> 'link', e -> 'columns', e -> 'matches',
+                                                                coalesce(e -> 'also', '[]'))::text AS x
                               FROM pg_catalog.jsonb_array_elements(coalesce(k.def -> 'tables', '[]')) e) s)
                     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(cur_kind -> 'tables') c
                                  JOIN pg_catalog.jsonb_array_elements(k.def -> 'tables') d
@@ -314,7 +316,13 @@ BEGIN
                         PERFORM retention.add_subject_table(k.kind, (t.def ->> 'table')::regclass, t.def -> 'columns' ->> 0,
                                                             matches => t.def ->> 'matches');
                     END LOOP;
-                    -- Owned tables after the tables that reference them.
+                    -- Further foreign keys, then owned tables after the tables
+                    -- that reference them.
+                    FOR t IN SELECT e AS def, a AS path
+                               FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') e,
+                                    pg_catalog.jsonb_array_elements(coalesce(e -> 'also', '[]')) a LOOP
+                        PERFORM retention.add_subject_path(k.kind, (t.def ->> 'table')::regclass, t.path ->> 'foreign_key');
+                    END LOOP;
                     FOR t IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') WITH ORDINALITY AS x(e, n)
                               WHERE e ->> 'link' = 'owned' ORDER BY x.n LOOP
                         PERFORM retention.add_owned_table(k.kind, (t.def ->> 'table')::regclass,
@@ -340,6 +348,11 @@ BEGIN
                                   HINT = 'retention.subject_map(kind) shows the map the foreign keys give; change the document or the schema.';
                     END IF;
                     cur_kind := NULL;
+                END IF;
+                -- The final sweep.
+                IF coalesce((k.def ->> 'sweep')::boolean, false)
+                   IS DISTINCT FROM coalesce((cur_kind ->> 'sweep')::boolean, false) THEN
+                    PERFORM retention.set_erasure_sweep(k.kind, coalesce((k.def ->> 'sweep')::boolean, false));
                 END IF;
                 -- Actions, statutory minimums and masks per table.
                 FOR t IN SELECT e AS def FROM pg_catalog.jsonb_array_elements(k.def -> 'tables') e LOOP

@@ -23,6 +23,18 @@ RETURN retention._add_owned_table("kind" => $1, "target" => $2::oid, "via" => $3
 COMMENT ON FUNCTION retention.add_owned_table(text, regclass, regclass, text) IS
 'Adds a table whose rows the subject''s rows reference and own (a customer''s address, a profile): found through the foreign key of a mapped table (VIA, or the one mapped table that references TARGET). On erasure such a row is erased (ACTION purge or anonymise) once no other row references it; a row that rows outside the subject''s erased data still reference is kept and counted, with the tables referencing it. Holds on the subject keep its owned rows out of every policy, as for the other tables of the map.';
 
+CREATE FUNCTION retention.add_subject_path(kind text, target regclass, foreign_key text)
+RETURNS integer LANGUAGE sql VOLATILE
+RETURN retention._add_subject_path("kind" => $1, "target" => $2::oid, "foreign_key" => $3);
+COMMENT ON FUNCTION retention.add_subject_path(text, regclass, text) IS
+'Makes the map of KIND also follow FOREIGN_KEY, a further foreign key of TARGET (a table the map reaches by a foreign key) to a table of the map: a message''s recipient next to its sender. Rows reached through any of the paths are the subject''s: erased, held and exported with it. A key that would lead back to TARGET is refused.';
+
+CREATE FUNCTION retention.set_erasure_sweep(kind text, sweep boolean)
+RETURNS boolean LANGUAGE sql VOLATILE
+RETURN retention._set_erasure_sweep("kind" => $1, "sweep" => $2);
+COMMENT ON FUNCTION retention.set_erasure_sweep(text, boolean) IS
+'With SWEEP, every erasure of KIND ends with a search for the subject''s identifiers (the root row''s columns named like an e-mail address, phone number, IBAN, card number or national id) in every text and json column of every table the kind''s owner may read, as retention.locate searches; the certificate states where they were still found (tables, columns, row counts, no values), and copies outside the map leave the request partially completed. One scan of every such table per request. Returns the previous setting.';
+
 CREATE FUNCTION retention.set_subject_table(kind text, target regclass, action text DEFAULT NULL,
                                             min_retention interval DEFAULT NULL, legal_ground text DEFAULT NULL,
                                             clock text DEFAULT NULL, mask_policy text DEFAULT NULL)
@@ -182,6 +194,13 @@ SELECT concat_ws(E'\n',
                                    WHEN t ->> 'vacuumed_at' IS NOT NULL THEN '; vacuumed at ' || (t ->> 'vacuumed_at')
                                    ELSE '; not vacuumed since: old row versions may remain in the table''s files' END), E'\n')
        FROM jsonb_array_elements(c -> 'tables') t),
+    CASE WHEN c -> 'sweep' IS NOT NULL AND c -> 'sweep' <> 'null' THEN
+        'Final sweep for the subject''s identifiers after the erasure: ' ||
+        coalesce((SELECT string_agg(CASE WHEN s ->> 'rows' IS NULL
+                                         THEN coalesce(s ->> 'table' || ': ', '') || (s ->> 'note')
+                                         ELSE format('%s.%s: %s rows%s', s ->> 'table', s ->> 'column', s ->> 'rows',
+                                                     CASE WHEN (s ->> 'in_map')::boolean THEN ' (in the map)' ELSE ' (OUTSIDE THE MAP)' END) END, '; ')
+                    FROM jsonb_array_elements(c -> 'sweep') s), 'found nowhere') END,
     'Audit chain: ' || coalesce(c ->> 'audit_hash', '-') ||
         CASE WHEN (c ->> 'audit_chain_verified')::boolean THEN ' (chain verified)' ELSE ' (CHAIN BROKEN)' END ||
         CASE WHEN NOT (c ->> 'audit_entry_found')::boolean AND c ->> 'status' <> 'received'

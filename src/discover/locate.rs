@@ -16,7 +16,7 @@
 
 use super::classify::{by_name, Category};
 use crate::error::{raise, OrRaise};
-use crate::model::subject::{id_type, load_kind, load_tables};
+use crate::model::subject::{id_type, load_kind, load_tables, Kind};
 use crate::pg::ident;
 use crate::pg::security;
 use pgrx::prelude::*;
@@ -104,8 +104,8 @@ fn identifier_columns(root: pg_sys::Oid) -> Vec<String> {
     })
 }
 
-/// Tables with their text columns, readable by the caller.
-fn text_columns() -> Vec<(pg_sys::Oid, String, Vec<String>)> {
+/// Tables with their text columns, readable by `role`.
+fn text_columns(role: pg_sys::Oid) -> Vec<(pg_sys::Oid, String, Vec<String>)> {
     let rows: Vec<(pg_sys::Oid, String, String)> = Spi::connect(|c| {
         c.select(
             "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), a.attname::text
@@ -117,12 +117,12 @@ fn text_columns() -> Vec<(pg_sys::Oid, String, Vec<String>)> {
                 AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-                AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+                AND pg_catalog.has_table_privilege($1::oid, c.oid, 'SELECT')
                 AND coalesce(nullif(t.typbasetype, 0), a.atttypid) IN
                     ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'json'::regtype, 'jsonb'::regtype)
               ORDER BY n.nspname, c.relname, a.attnum",
             None,
-            &[],
+            &[role.into()],
         )
         .or_raise("listing text columns")
         .filter_map(|r| {
@@ -139,6 +139,141 @@ fn text_columns() -> Vec<(pg_sys::Oid, String, Vec<String>)> {
         match out.last_mut() {
             Some((o, _, cols)) if *o == oid => cols.push(col),
             _ => out.push((oid, name, vec![col])),
+        }
+    }
+    out
+}
+
+/// The subject's identifiers (lower case, 6 characters or more) from its
+/// root row, read as the root table's owner; empty when there is no such
+/// row. Personal data: kept in memory only, for the caller's search.
+pub fn identifiers(k: &Kind, id_cols: &[String], subject_id: &str) -> Vec<String> {
+    let Some(root) = ident::relation(k.root) else {
+        return Vec::new();
+    };
+    if id_cols.is_empty() {
+        return Vec::new();
+    }
+    let ty = id_type(k);
+    let list = id_cols
+        .iter()
+        .map(|c| format!("r.{}::text", ident::quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT ARRAY[{list}] FROM {root} r WHERE r.{} = CAST($1 AS {ty})",
+        ident::quote(&k.id_column)
+    );
+    let row: Option<Vec<Option<String>>> = security::as_table_owner(k.root, || {
+        Spi::connect(|c| {
+            c.select(&sql, None, &[subject_id.into()])
+                .or_raise("reading the subject's identifiers")
+                .next()
+                .and_then(|r| r.get::<Vec<Option<String>>>(1).ok().flatten())
+        })
+    });
+    row.unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .map(|v| v.trim().to_lowercase())
+        .filter(|v| v.chars().count() >= 6)
+        .collect()
+}
+
+/// The identifier columns of a kind's root table (see
+/// [`identifier_columns`]).
+pub fn identifier_columns_of(k: &Kind) -> Vec<String> {
+    identifier_columns(k.root)
+}
+
+/// Where the identifiers were found: a table's column and its row count,
+/// or a table that could not be searched (`rows` None, with the reason).
+pub struct Found {
+    pub table: String,
+    pub column: String,
+    pub rows: Option<i64>,
+    pub in_map: bool,
+    pub note: Option<String>,
+}
+
+/// Counts, in every text column of every table `role` may read (without
+/// row security hiding rows from it), the rows containing one of
+/// `needles`; each table read as its owner in one scan, at most 30 s. A
+/// cancel or the caller's own statement_timeout ends the search.
+pub fn search(role: pg_sys::Oid, needles: &[String], kind: &str) -> Vec<Found> {
+    let mapped: Vec<pg_sys::Oid> = load_tables(kind).iter().map(|t| t.target).collect();
+    let mut out = Vec::new();
+    for (oid, table, cols) in text_columns(role) {
+        let in_map = mapped.contains(&oid);
+        if security::row_security_binds(role, oid) {
+            out.push(Found {
+                table: table.clone(),
+                column: String::new(),
+                rows: None,
+                in_map,
+                note: Some(format!(
+                    "not searched: row security hides rows of this table from {}",
+                    security::role_name(role)
+                )),
+            });
+            continue;
+        }
+        let counts = cols
+            .iter()
+            .map(|c| {
+                format!(
+                    "pg_catalog.count(*) FILTER (WHERE retention._locate_match(t.{}::text))",
+                    ident::quote(c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT ARRAY[{counts}]::int8[] FROM {table} t");
+        let found = crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
+            security::as_table_owner(oid, || {
+                let _timer = crate::pg::timeout::StatementTimer::start(30_000);
+                with_needles(needles, || {
+                    Spi::get_one::<Vec<Option<i64>>>(&sql).or_raise("searching the table")
+                })
+            })
+        }));
+        // A cancel or the caller's own statement_timeout ends the search;
+        // pg_retention's own timer only this table's.
+        if let Err(e) = &found {
+            if e.is_cancel()
+                && !(crate::pg::timeout::last_timer_was_ours() && crate::pg::timeout::last_timeout_fired())
+            {
+                if let Err(e) = found {
+                    e.rethrow()
+                }
+            }
+        }
+        match found {
+            Ok(Some(counts)) => {
+                for (col, n) in cols.iter().zip(counts) {
+                    let n = n.unwrap_or(0);
+                    if n == 0 {
+                        continue;
+                    }
+                    let note = (!in_map).then(|| {
+                        format!("not in the map of \"{kind}\": erasure does not reach these rows")
+                    });
+                    out.push(Found {
+                        table: table.clone(),
+                        column: col.clone(),
+                        rows: Some(n),
+                        in_map,
+                        note,
+                    });
+                }
+            }
+            _ => out.push(Found {
+                table: table.clone(),
+                column: String::new(),
+                rows: None,
+                in_map,
+                note: Some("not searched: reading the table failed or took longer than 30 s".into()),
+            }),
         }
     }
     out
@@ -186,32 +321,7 @@ fn locate(
             "retention.locate searches for those identifiers; SELECT * FROM retention.discover() shows what the columns look like.",
         )
     }
-    // The subject's identifiers, as the root table's owner.
-    let ty = id_type(&k);
-    let list = id_cols
-        .iter()
-        .map(|c| format!("r.{}::text", ident::quote(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "SELECT ARRAY[{list}] FROM {root} r WHERE r.{} = CAST($1 AS {ty})",
-        ident::quote(&k.id_column)
-    );
-    let row: Option<Vec<Option<String>>> = security::as_table_owner(k.root, || {
-        Spi::connect(|c| {
-            c.select(&sql, None, &[subject_id.into()])
-                .or_raise("reading the subject's identifiers")
-                .next()
-                .and_then(|r| r.get::<Vec<Option<String>>>(1).ok().flatten())
-        })
-    });
-    let needles: Vec<String> = row
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .map(|v| v.trim().to_lowercase())
-        .filter(|v| v.chars().count() >= 6)
-        .collect();
+    let needles = identifiers(&k, &id_cols, subject_id);
     if needles.is_empty() {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -219,72 +329,10 @@ fn locate(
             "Give the id of a row of the root table whose e-mail, phone or other identifier columns are filled.",
         )
     }
-    let mapped: Vec<pg_sys::Oid> = load_tables(kind).iter().map(|t| t.target).collect();
-    let mut out = Vec::new();
-    for (oid, table, cols) in text_columns() {
-        let in_map = mapped.contains(&oid);
-        if security::row_security_binds(me, oid) {
-            out.push((
-                table.clone(),
-                String::new(),
-                None,
-                in_map,
-                Some("not searched: row security hides rows of this table from you".into()),
-            ));
-            continue;
-        }
-        let counts = cols
-            .iter()
-            .map(|c| {
-                format!(
-                    "pg_catalog.count(*) FILTER (WHERE retention._locate_match(t.{}::text))",
-                    ident::quote(c)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("SELECT ARRAY[{counts}]::int8[] FROM {table} t");
-        let found = crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
-            security::as_table_owner(oid, || {
-                let _timer = crate::pg::timeout::StatementTimer::start(30_000);
-                with_needles(&needles, || {
-                    Spi::get_one::<Vec<Option<i64>>>(&sql).or_raise("searching the table")
-                })
-            })
-        }));
-        // A cancel or the caller's own statement_timeout ends the call;
-        // pg_retention's own timer only this table's search.
-        if let Err(e) = &found {
-            if e.is_cancel()
-                && !(crate::pg::timeout::last_timer_was_ours() && crate::pg::timeout::last_timeout_fired())
-            {
-                if let Err(e) = found {
-                    e.rethrow()
-                }
-            }
-        }
-        match found {
-            Ok(Some(counts)) => {
-                for (col, n) in cols.iter().zip(counts) {
-                    let n = n.unwrap_or(0);
-                    if n == 0 {
-                        continue;
-                    }
-                    let note = (!in_map).then(|| {
-                        format!("not in the map of \"{kind}\": erasure does not reach these rows")
-                    });
-                    out.push((table.clone(), col.clone(), Some(n), in_map, note));
-                }
-            }
-            _ => out.push((
-                table.clone(),
-                String::new(),
-                None,
-                in_map,
-                Some("not searched: reading the table failed or took longer than 30 s".into()),
-            )),
-        }
-    }
+    let out = search(me, &needles, kind)
+        .into_iter()
+        .map(|f| (f.table, f.column, f.rows, f.in_map, f.note))
+        .collect::<Vec<_>>();
     TableIterator::new(out)
 }
 

@@ -40,20 +40,21 @@ pub fn last_stage(p: &Policy) -> Option<Stage> {
 /// The condition that selects rows `stage` would still change at `cutoff`
 /// bound in `params`: past the cutoff, not yet in the stage's state, not
 /// held and (purge) not kept by references. `not_held` is
-/// [`Kept::not_held`] over the same `params`.
+/// [`Kept::not_held`] and `not_cascading` [`Kept::not_cascading`], over the
+/// statement's parameters.
 pub fn pending(
     stage: Stage,
     p: &Policy,
     table: &str,
-    kept: &Kept,
     not_held: Option<String>,
+    not_cascading: Option<String>,
 ) -> Option<String> {
     match stage {
         Stage::Purge => {
             let refs = refs::references(p.target);
             batch::all_of([
                 refs::unblocked_condition(&refs, table),
-                kept.not_cascading(),
+                not_cascading,
                 not_held,
             ])
         }
@@ -73,9 +74,12 @@ pub fn record(item: i64, p: &Policy, table: &str, kept: &Kept, cutoff: Timestamp
     let mut params = Params::new();
     let cut = params.bind(cutoff);
     let not_held = kept.not_held(item, &mut params);
+    let not_cascading = (stage == Stage::Purge)
+        .then(|| kept.not_cascading(item, &mut params))
+        .flatten();
     let due = batch::all_of([
         Some(batch::due_condition(p, cut)),
-        pending(stage, p, table, kept, not_held),
+        pending(stage, p, table, not_held, not_cascading),
     ])
     .unwrap_or_default();
     let clock = expr::embed(&p.clock);

@@ -69,6 +69,18 @@ pub fn by_row_id(p: &Policy) -> bool {
     !is_distributed(p.target)
 }
 
+/// Whether the table is partitioned or has inheritance children: a scan of
+/// it reads several tables, whose row ids repeat.
+fn has_children(target: pg_sys::Oid) -> bool {
+    ident::relkind(target) == Some(b'p')
+        || Spi::get_one_with_args::<bool>(
+            "SELECT relhassubclass FROM pg_catalog.pg_class WHERE oid = $1",
+            &[target.into()],
+        )
+        .or_raise("reading the table")
+        .unwrap_or(false)
+}
+
 /// Whether Citus distributes the table (only asked when Citus is installed).
 fn is_distributed(target: pg_sys::Oid) -> bool {
     let citus = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
@@ -153,10 +165,10 @@ impl BatchPlan<'_> {
                     format!("({list}) IN (SELECT {list} FROM due) AND "),
                 )
             }
-            // A partitioned table without a key: row ids repeat across
-            // partitions, so a row is its partition and its row id. The row
-            // ids still let each partition be read by row id.
-            None if ident::relkind(self.policy.target) == Some(b'p') => (
+            // A partitioned table (or an inheritance parent) without a key:
+            // row ids repeat across its tables, so a row is its table and its
+            // row id. The row ids still let each table be read by row id.
+            None if has_children(self.policy.target) => (
                 "tableoid AS part, ctid AS row_id".to_string(),
                 "ctid = ANY (ARRAY(SELECT row_id FROM due)) AND (tableoid, ctid) IN (SELECT part, row_id FROM due) AND "
                     .to_string(),

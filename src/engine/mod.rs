@@ -107,8 +107,15 @@ pub(crate) struct Kept {
     /// Table holds with a filter (a whole-table hold stops the policy).
     table: Vec<hold::Hold>,
     subject: Option<hold::SubjectHold>,
-    /// For the purge stage: rows whose deletion would reach a held row.
+    /// For the purge stage: rows whose deletion would reach a row kept by
+    /// a table hold.
     cascade: Option<String>,
+    /// Whether a referencing table reached through cascading keys is in
+    /// the map of a kind with a held subject (its keys are bound per
+    /// batch, see [`Kept::not_cascading`]).
+    cascade_subject: bool,
+    target: pg_sys::Oid,
+    table_name: String,
 }
 
 impl Kept {
@@ -124,11 +131,22 @@ impl Kept {
             // foreign key (ON DELETE CASCADE, SET NULL, SET DEFAULT) are
             // kept by the purge stage and counted as held.
             cascade: hold::cascade_held(p.target, table, 0),
+            cascade_subject: {
+                let mut found = false;
+                hold::cascade_held_keyed(p.target, table, 0, &mut |child, _| {
+                    let held = hold::subject_hold(child, "held").is_some();
+                    found |= held;
+                    held.then(|| "true".to_string())
+                });
+                found
+            },
+            target: p.target,
+            table_name: table.to_string(),
         }
     }
 
     fn any(&self) -> bool {
-        !self.table.is_empty() || self.subject.is_some() || self.cascade.is_some()
+        !self.table.is_empty() || self.subject.is_some() || self.cascade.is_some() || self.cascade_subject
     }
 
     /// `NOT (held)` for every stage, binding the held subjects' keys.
@@ -142,10 +160,17 @@ impl Kept {
         all_of([table, subject])
     }
 
-    fn not_cascading(&self) -> Option<String> {
-        self.cascade
-            .as_ref()
-            .map(|c| format!("NOT coalesce(({c}), false)"))
+    /// For the purge stage: `NOT (a held row would be deleted or changed
+    /// through a cascading key)`, binding held subjects' keys in `params`.
+    pub(crate) fn not_cascading(&self, item: i64, params: &mut Params) -> Option<String> {
+        let cascade = if self.cascade_subject {
+            hold::cascade_held_keyed(self.target, &self.table_name, 0, &mut |child, alias| {
+                hold::subject_held_as(child, alias, item, params)
+            })
+        } else {
+            self.cascade.clone()
+        };
+        cascade.map(|c| format!("NOT coalesce(({c}), false)"))
     }
 
     fn hold_ids(&self) -> String {
@@ -315,7 +340,10 @@ fn run_batch(
     // Rows other tables still reference (RESTRICT / NO ACTION) are left out
     // of a purge instead of failing the batch; rows already in a mark or
     // anonymise stage's state are left out of it.
-    let pending = backlog::pending(stage, &p, &table, &kept, not_held.clone());
+    let not_cascading = (stage == Stage::Purge)
+        .then(|| kept.not_cascading(item, &mut params))
+        .flatten();
+    let pending = backlog::pending(stage, &p, &table, not_held.clone(), not_cascading.clone());
     let action = match stage {
         Stage::Purge => Action::Delete,
         Stage::Anonymise | Stage::Mark => {
@@ -430,7 +458,7 @@ fn run_batch(
     if stage == Stage::Purge {
         count_blocked(item, &p, &table, cutoff);
         // The due rows holds kept, with the batch's parameters.
-        let not_held_purge = all_of([not_held, kept.not_cascading()]);
+        let not_held_purge = all_of([not_held, not_cascading]);
         if let Some(h) = &not_held_purge {
             let held = batch::count(
                 &p,

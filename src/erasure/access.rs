@@ -109,15 +109,21 @@ fn table_part(map: &SubjectMap, t: &SubjectTable, subject: &str, ty: &str, table
     // to read each of them, the caller without row security hiding rows
     // from it (the owner would see them).
     let mut on_the_way = vec![t.target];
-    let mut cur = map.parent_of(t);
-    while let Some(p) = cur {
-        if on_the_way.contains(&p.target) {
-            break;
+    let mut next: Vec<pg_sys::Oid> = t.paths().iter().map(|p| p.parent).collect();
+    while let Some(p) = next.pop() {
+        if on_the_way.contains(&p) || on_the_way.len() > 64 {
+            continue;
         }
-        on_the_way.push(p.target);
-        cur = map.parent_of(p);
+        on_the_way.push(p);
+        if let Some(pt) = map.table(p) {
+            next.extend(pt.paths().iter().map(|x| x.parent));
+        }
     }
-    if t.link == LinkKind::Value && !on_the_way.contains(&k.root) {
+    // A value-linked table on the way is found through the root table.
+    let through_values = on_the_way
+        .iter()
+        .any(|o| map.table(*o).is_some_and(|x| x.link == LinkKind::Value));
+    if through_values && !on_the_way.contains(&k.root) {
         on_the_way.push(k.root);
     }
     let me = security::current_role();
@@ -223,31 +229,34 @@ fn deliver_access(request: i64) -> JsonB {
         json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status,
                "result": summary, "completed_at": completed_at}),
     );
-    let (reference, received_at) = writing_requests(|| {
+    // The request's reference and dates, as JSON (ISO 8601 times).
+    let dates = writing_requests(|| {
         security::as_extension_owner(|| {
-            Spi::get_two_with_args::<String, String>(
+            Spi::get_one_with_args::<JsonB>(
                 "UPDATE retention.erasure_requests
                     SET status = $2, subject_id = NULL, completed_at = pg_catalog.now(), result = $3, audit_hash = $4
                   WHERE id = $1 AND status = 'received'
-              RETURNING reference, received_at::text",
+              RETURNING pg_catalog.jsonb_build_object('reference', reference, 'received_at', received_at,
+                                                      'due_at', due_at, 'produced_at', completed_at)",
                 &[r.id.into(), status.into(), JsonB(Value::Array(summary)).into(), hash.as_str().into()],
             )
             .or_raise("closing the request")
         })
     });
-    JsonB(json!({
+    let mut doc = json!({
         "format": "pg_retention access export",
         "version": 1,
         "request": request,
-        "reference": reference,
         "kind": r.kind,
         "subject_id": subject,
-        "received_at": received_at,
-        "produced_at": completed_at,
         "status": status,
         "holds_on_this_subject": holds,
         "tables": tables,
-    }))
+    });
+    if let (Value::Object(d), Some(JsonB(Value::Object(dates)))) = (&mut doc, dates) {
+        d.extend(dates);
+    }
+    JsonB(doc)
 }
 
 /// A yes/no question about request `request`, asked as the extension owner.

@@ -63,6 +63,11 @@ pub(super) fn erase_subject(request: i64) -> String {
     // Owned rows are found through the rows that reference them, which are
     // erased first: their keys are read before anything changes.
     let owned = owned_keys(&map, &subject, &ty);
+    // The final sweep's identifiers, read before the root row goes.
+    let needles = k.sweep.then(|| {
+        let cols = crate::discover::locate::identifier_columns_of(k);
+        crate::discover::locate::identifiers(k, &cols, &subject)
+    });
     let mut results = Vec::new();
     let mut partial = false;
     for t in children_first(&map) {
@@ -114,6 +119,25 @@ pub(super) fn erase_subject(request: i64) -> String {
         partial |= outcome;
         results.push(entry);
     }
+    // The final sweep: where the identifiers are still found, in every
+    // table the kind's owner may read. Copies outside the map leave the
+    // request partially completed.
+    let sweep = needles.map(|needles| {
+        if needles.is_empty() {
+            return json!([{"table": null, "column": null, "rows": null, "in_map": null,
+                            "note": "not searched: the subject's root row held no identifier to search for"}]);
+        }
+        let found = crate::discover::locate::search(k.owner, &needles, &r.kind);
+        partial |= found.iter().any(|f| !f.in_map && f.rows.is_some_and(|n| n > 0));
+        Value::Array(
+            found
+                .into_iter()
+                .map(|f| {
+                    json!({"table": f.table, "column": f.column, "rows": f.rows, "in_map": f.in_map, "note": f.note})
+                })
+                .collect(),
+        )
+    });
     // Held subjects' ids found for this request are personal data: dropped.
     hold::forget_held_keys();
     let status = if partial {
@@ -140,18 +164,20 @@ pub(super) fn erase_subject(request: i64) -> String {
         json!({"action": "erasure", "request": request, "kind": r.kind,
                             "subject_blind_index": r.subject_blind, "status": status, "tables": summary}),
     );
-    let hash = audit::append(
-        "erasure completed",
-        json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status, "tables": summary,
-               "result": results, "completed_at": completed_at}),
-    );
+    let mut details = json!({"request": request, "kind": r.kind, "subject": r.subject_blind, "status": status,
+                             "tables": summary, "result": results, "completed_at": completed_at});
+    if let Some(s) = &sweep {
+        details["sweep"] = s.clone();
+    }
+    let hash = audit::append("erasure completed", details);
     writing_requests(|| {
         security::as_extension_owner(|| {
             Spi::run_with_args(
                 "UPDATE retention.erasure_requests
-                    SET status = $2, subject_id = NULL, completed_at = pg_catalog.now(), result = $3, audit_hash = $4
+                    SET status = $2, subject_id = NULL, completed_at = pg_catalog.now(), result = $3, audit_hash = $4,
+                        sweep = $5
                   WHERE id = $1 AND status = 'received'",
-                &[r.id.into(), status.into(), JsonB(results).into(), hash.as_str().into()],
+                &[r.id.into(), status.into(), JsonB(results).into(), hash.as_str().into(), sweep.map(JsonB).into()],
             )
             .or_raise("closing the request")
         })

@@ -33,7 +33,7 @@ fn erasure_certificate(request: i64) -> JsonB {
                  'request', id, 'reference', reference, 'kind', kind, 'subject_blind_index', subject_blind,
                  'status', status, 'received_at', received_at, 'due_at', due_at, 'extended_months', extended_months,
                  'completed_at', completed_at, 'on_time', completed_at <= due_at, 'refusal_ground', refusal_ground,
-                 'tables', coalesce(result, '[]'::jsonb), 'audit_hash', audit_hash)
+                 'tables', coalesce(result, '[]'::jsonb), 'sweep', sweep, 'audit_hash', audit_hash)
                FROM retention.erasure_requests WHERE id = $1 AND request_type = 'erasure'",
             &[request.into()],
         )
@@ -84,6 +84,7 @@ fn erasure_certificate(request: i64) -> JsonB {
                              WHERE a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id
                                AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status
                                AND a.details -> 'result' = r.result
+                               AND (a.details -> 'sweep') IS NOT DISTINCT FROM r.sweep
                                AND a.details ->> 'completed_at' = r.completed_at::text)
                         END
                    FROM retention.erasure_requests r WHERE r.id = $1",

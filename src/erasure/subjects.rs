@@ -115,6 +115,7 @@ fn register_subject(
         legal_ground: None,
         clock: None,
         mask_policy: None,
+        also: Vec::new(),
     };
     insert_table(kind, &root_entry);
     let mut found = 1;
@@ -190,6 +191,7 @@ fn register_subject(
                         legal_ground: None,
                         clock: None,
                         mask_policy: None,
+                        also: Vec::new(),
                     },
                 );
                 found += 1;
@@ -287,6 +289,7 @@ fn add_subject_table(
             legal_ground: None,
             clock: None,
             mask_policy: None,
+            also: Vec::new(),
         },
     );
     audit::append("subject table added", json!({"kind": kind, "table": table}));
@@ -369,10 +372,172 @@ fn add_owned_table(kind: &str, target: pg_sys::Oid, via: Option<pg_sys::Oid>, ac
             legal_ground: None,
             clock: None,
             mask_policy: None,
+            also: Vec::new(),
         },
     );
     audit::append("subject table added", json!({"kind": kind, "table": table, "owned": true}));
     1
+}
+
+/// Adds a further foreign key from a mapped table to a mapped table (a
+/// message's recipient next to its sender): the table's rows reached
+/// through it are the subject's too, for erasure, holds and access.
+#[pg_extern(name = "_add_subject_path")]
+fn add_subject_path(kind: &str, target: pg_sys::Oid, foreign_key: &str) -> i32 {
+    let k = load_kind(kind);
+    security::require_kind_control(kind, k.owner);
+    // One change of the kind's paths at a time: the cycle check below sees
+    // every path committed before.
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "SELECT 1 FROM retention.subject_kinds WHERE kind = $1 FOR UPDATE",
+            &[kind.into()],
+        )
+        .or_raise("locking the subject kind")
+    });
+    let table = policy::check_target(target);
+    let map = SubjectMap::load(kind);
+    let Some(t) = map.table(target) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{table} is not in the subject map of \"{kind}\""),
+            "A further path is added to a table the map reaches by a foreign key.",
+        )
+    };
+    if t.link != LinkKind::ForeignKey {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{table} is in the map of \"{kind}\" as {}, not by a foreign key", t.link.as_str()),
+            "Only a table the map reaches by a foreign key takes further foreign keys.",
+        )
+    }
+    let found = Spi::connect(|c| {
+        c.select(
+            "SELECT f.confrelid,
+                    (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(f.conkey) WITH ORDINALITY k(attnum, i)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = k.attnum),
+                    (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(f.confkey) WITH ORDINALITY k(attnum, i)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.attnum)
+               FROM pg_catalog.pg_constraint f
+              WHERE f.conrelid = $1 AND f.conname = $2 AND f.contype = 'f'",
+            None,
+            &[target.into(), foreign_key.into()],
+        )
+        .or_raise("reading foreign keys")
+        .next()
+        .and_then(|r| {
+            Some((
+                r.get::<pg_sys::Oid>(1).ok().flatten()?,
+                r.get::<Vec<String>>(2).ok().flatten()?,
+                r.get::<Vec<String>>(3).ok().flatten()?,
+            ))
+        })
+    });
+    let Some((parent, columns, parent_columns)) = found else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("{table} has no foreign key named \"{foreign_key}\""),
+            "SELECT * FROM retention.link_suggestions(kind) names the foreign keys the map does not follow.",
+        )
+    };
+    let parent_name = ident::relation(parent).unwrap_or_default();
+    match map.table(parent).map(|p| p.link) {
+        None => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{parent_name} is not in the subject map of \"{kind}\""),
+            "The foreign key must reference a table of the map: map that table first.",
+        ),
+        // An owned row may be shared: the rows referencing it are not all
+        // the subject's.
+        Some(LinkKind::Owned) => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{parent_name} is an owned table of the map of \"{kind}\""),
+            "A further path leads to a table whose rows are the subject's own: its root, a table reached by a foreign key or a value.",
+        ),
+        Some(_) => {}
+    }
+    if t.paths()
+        .iter()
+        .any(|p| p.parent == parent && p.columns == columns)
+    {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("the map of \"{kind}\" already follows {table} ({})", ident::columns(None, &columns)),
+            "SELECT * FROM retention.subject_map(kind) shows the paths.",
+        )
+    }
+    // The referenced table must not reach the subject through this table:
+    // its rows would be found through their own.
+    let mut seen: Vec<pg_sys::Oid> = Vec::new();
+    let mut next = vec![parent];
+    while let Some(p) = next.pop() {
+        if p == target {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
+                format!("following \"{foreign_key}\" would make {table} a way to itself in the map of \"{kind}\""),
+                "A further path must lead towards the root, to a table that does not reach the subject through this one.",
+            )
+        }
+        if seen.contains(&p) || seen.len() > 64 {
+            continue;
+        }
+        seen.push(p);
+        if let Some(pt) = map.table(p) {
+            next.extend(pt.paths().iter().map(|x| x.parent));
+        }
+    }
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO retention.subject_paths (kind, target, foreign_key, parent, columns, parent_columns)
+             VALUES ($1, $2::oid::regclass, $3, $4::oid::regclass, $5, $6)",
+            &[
+                kind.into(),
+                target.into(),
+                foreign_key.into(),
+                parent.into(),
+                columns.into(),
+                parent_columns.into(),
+            ],
+        )
+        .or_raise("storing the subject map")
+    });
+    audit::append(
+        "subject path added",
+        json!({"kind": kind, "table": table, "foreign_key": foreign_key, "parent": parent_name}),
+    );
+    1
+}
+
+/// Makes every erasure of `kind` end with a sweep: the subject's
+/// identifiers (e-mail address, phone number, IBAN, card number, national
+/// id, from the root row) are searched in every text column of every table
+/// the kind's owner may read, after the erasure, and the certificate states
+/// where they were still found. Returns the setting's previous value.
+#[pg_extern(name = "_set_erasure_sweep")]
+fn set_erasure_sweep(kind: &str, sweep: bool) -> bool {
+    let k = load_kind(kind);
+    security::require_kind_control(kind, k.owner);
+    if sweep && crate::discover::locate::identifier_columns_of(&k).is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "{} has no column named like an e-mail address, phone number, IBAN, card number or national id",
+                ident::relation(k.root).unwrap_or_default()
+            ),
+            "The sweep searches for the identifiers in the root row's columns named so.",
+        )
+    }
+    security::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE retention.subject_kinds SET sweep = $2 WHERE kind = $1",
+            &[kind.into(), sweep.into()],
+        )
+        .or_raise("changing the subject kind")
+    });
+    if sweep != k.sweep {
+        audit::append("erasure sweep set", json!({"kind": kind, "sweep": sweep}));
+    }
+    k.sweep
 }
 
 fn check_action(action: &str) -> ErasureAction {
@@ -633,11 +798,21 @@ fn subject_map(
                 ident::columns(None, &t.columns)
             )
         });
+        // The further foreign keys the map follows to the table.
+        let mut path = t.path.clone();
+        for p in &t.also {
+            path.push_str(&format!(
+                "; also {name}({}) -> {} by {}",
+                ident::columns(None, &p.columns),
+                ident::relation(p.parent).unwrap_or_default(),
+                ident::quote(p.foreign_key.as_deref().unwrap_or_default())
+            ));
+        }
         rows.push((
             name,
             t.link.as_str().to_string(),
             t.depth,
-            t.path,
+            path,
             t.action.as_str().to_string(),
             t.min_retention,
             t.legal_ground,
@@ -850,7 +1025,9 @@ fn link_suggestions(
                 continue;
             };
             if t.link != LinkKind::ForeignKey
-                || (t.parent == Some(p.target) && t.columns == r.child_columns)
+                || t.paths()
+                    .iter()
+                    .any(|x| x.parent == p.target && x.columns == r.child_columns)
             {
                 continue;
             }
@@ -859,11 +1036,16 @@ fn link_suggestions(
                 ident::columns(None, &r.child_columns),
                 "second foreign key".to_string(),
                 format!(
-                    "also references {parent} ({}); the map follows {}: rows linked to the subject only through this key are not erased (with ON DELETE NO ACTION or RESTRICT they keep the referenced row, and the erasure ends partially completed)",
+                    "also references {parent} ({}); the map follows {}: rows linked to the subject only through this key are not erased (with ON DELETE NO ACTION or RESTRICT they keep the referenced row, and the erasure ends partially completed) unless the map follows it too",
                     ident::columns(None, &r.parent_columns),
                     t.path
                 ),
-                None,
+                Some(format!(
+                    "SELECT retention.add_subject_path({}, {}, {});",
+                    pgrx::spi::quote_literal(kind),
+                    pgrx::spi::quote_literal(&r.child),
+                    pgrx::spi::quote_literal(&r.constraint)
+                )),
             ));
         }
     }

@@ -117,6 +117,19 @@ pub fn whole_table_hold(holds: &[Hold]) -> Option<&Hold> {
 /// changed by pg_retention, directly or by the server's foreign-key
 /// actions. None when no referencing table has a hold.
 pub fn cascade_held(target: pg_sys::Oid, outer: &str, depth: usize) -> Option<String> {
+    cascade_held_keyed(target, outer, depth, &mut |_, _| None)
+}
+
+/// [`cascade_held`], with the rows of held subjects among the referencing
+/// rows too: `subject(child, alias)` is the condition (over the child's
+/// alias) that a child row belongs to a held subject, if the child table is
+/// in the map of a kind with a held subject.
+pub fn cascade_held_keyed(
+    target: pg_sys::Oid,
+    outer: &str,
+    depth: usize,
+    subject: &mut dyn FnMut(pg_sys::Oid, &str) -> Option<String>,
+) -> Option<String> {
     // Deeper chains (and cycles) end here: beyond this depth the row is
     // kept whenever the chain goes on through a cascading key.
     const MAX_DEPTH: usize = 8;
@@ -143,10 +156,15 @@ pub fn cascade_held(target: pg_sys::Oid, outer: &str, depth: usize) -> Option<St
             // sub-query they resolve to the child's row.
             held.push(held_condition(&holds));
         }
+        // Rows of a held subject (a message to a held customer, reached
+        // through any of the map's paths).
+        if let Some(c) = subject(r.child_oid, &alias) {
+            held.push(format!("coalesce(({c}), false)"));
+        }
         if r.on_delete == OnDelete::Cascade {
             if depth + 1 >= MAX_DEPTH {
                 held.push("true".to_string());
-            } else if let Some(deeper) = cascade_held(r.child_oid, &alias, depth + 1) {
+            } else if let Some(deeper) = cascade_held_keyed(r.child_oid, &alias, depth + 1, subject) {
                 held.push(deeper);
             }
         }
@@ -159,6 +177,15 @@ pub fn cascade_held(target: pg_sys::Oid, outer: &str, depth: usize) -> Option<St
         }
     }
     (!parts.is_empty()).then(|| parts.join(" OR "))
+}
+
+/// The condition that a row of `child` (under `alias`) belongs to a held
+/// subject, with the held subjects' keys bound in `params`; None when no
+/// kind that maps the table has a held subject.
+pub fn subject_held_as(child: pg_sys::Oid, alias: &str, item: i64, params: &mut Params) -> Option<String> {
+    let sh = subject_hold(child, alias)?;
+    let keys = sh.keys(item);
+    Some(keys.bind(params))
 }
 
 /// `coalesce(<filter>, false) OR ...`: a row matches one of the holds'
@@ -237,6 +264,8 @@ struct KindLink {
     prefix: String,
     /// The columns the table links by, each with its base type.
     columns: Vec<(String, String)>,
+    /// Which of the table's paths to the subject (see [`link_columns`]).
+    path: usize,
 }
 
 /// The held subjects' keys for one statement (see [`SubjectHold::keys`]).
@@ -293,9 +322,10 @@ impl HeldKeys<'_> {
     }
 }
 
-/// The columns of `t` that link it to the subject (see [`link_query`]);
-/// None when the map no longer leads from the table to the root.
-fn link_columns(map: &SubjectMap, t: &SubjectTable) -> Option<Vec<String>> {
+/// The columns of `t` that link it to the subject along its path number
+/// `path` (see [`link_query`]; 0 for the root and value-linked tables);
+/// None when the map no longer leads from the table to the root that way.
+fn link_columns(map: &SubjectMap, t: &SubjectTable, path: usize) -> Option<Vec<String>> {
     let k = &map.kind;
     Some(match t.link {
         LinkKind::Root => vec![k.id_column.clone()],
@@ -304,22 +334,28 @@ fn link_columns(map: &SubjectMap, t: &SubjectTable) -> Option<Vec<String>> {
             Some(_) => t.columns.clone(),
         },
         LinkKind::ForeignKey | LinkKind::Owned => {
+            let p = t.paths().into_iter().nth(path)?;
             if t.link == LinkKind::ForeignKey
-                && t.parent == Some(k.root)
-                && t.parent_columns == [k.id_column.clone()]
+                && p.parent == k.root
+                && p.parent_columns == [k.id_column.clone()]
             {
-                vec![t.columns.first()?.clone()]
+                vec![p.columns.first()?.clone()]
             } else {
-                map.parent_of(t)?;
-                t.columns.clone()
+                map.table(p.parent)?;
+                p.columns
             }
         }
     })
 }
 
-/// A query listing the matched subjects' values of [`link_columns`], each
-/// row one JSON array (as text).
-fn link_query(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> Option<String> {
+/// The number of ways `t` links to the subject (see [`link_columns`]).
+fn path_count(t: &SubjectTable) -> usize {
+    t.paths().len().max(1)
+}
+
+/// A query listing the matched subjects' values of [`link_columns`] along
+/// path number `path`, each row one JSON array (as text).
+fn link_query(map: &SubjectMap, t: &SubjectTable, m: &RootMatch, path: usize) -> Option<String> {
     let k = &map.kind;
     let root = ident::relation(k.root)?;
     let root_id = format!("{root}.{}", ident::quote(&k.id_column));
@@ -341,16 +377,17 @@ fn link_query(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> Option<Strin
             ),
         },
         LinkKind::ForeignKey | LinkKind::Owned => {
+            let p = t.paths().into_iter().nth(path)?;
             if t.link == LinkKind::ForeignKey
-                && t.parent == Some(k.root)
-                && t.parent_columns == [k.id_column.clone()]
+                && p.parent == k.root
+                && p.parent_columns == [k.id_column.clone()]
             {
                 return Some(by_id());
             }
-            let parent = map.parent_of(t)?;
+            let parent = map.table(p.parent)?;
             let parent_name = ident::relation(parent.target)?;
             list(
-                ident::columns(Some(&parent_name), &t.parent_columns),
+                ident::columns(Some(&parent_name), &p.parent_columns),
                 &parent_name,
                 subject::subject_condition(map, parent, m),
             )
@@ -387,25 +424,30 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
         .collect();
     let mut links = Vec::new();
     for (kind, _) in &kinds {
-        let map = SubjectMap::load(kind);
-        let columns = map.table(target).and_then(|t| link_columns(&map, t));
-        if let Some(columns) = columns {
-            // The prefix numbers the kind; the columns are compared in their
-            // own (base) types, as the foreign key compares them.
-            let prefix = format!("{}:", links.len() + 1);
-            let columns = columns
-                .into_iter()
-                .map(|c| {
-                    let ty = subject::column_base_type(target, &c);
-                    (c, ty)
-                })
-                .collect();
-            links.push(KindLink {
-                map,
-                target,
-                prefix,
-                columns,
-            });
+        // One link per way the table reaches the kind's subjects.
+        let paths = SubjectMap::load(kind).table(target).map(path_count).unwrap_or(0);
+        for path in 0..paths {
+            let map = SubjectMap::load(kind);
+            let columns = map.table(target).and_then(|t| link_columns(&map, t, path));
+            if let Some(columns) = columns {
+                // The prefix numbers the link; the columns are compared in
+                // their own (base) types, as the foreign key compares them.
+                let prefix = format!("{}:", links.len() + 1);
+                let columns = columns
+                    .into_iter()
+                    .map(|c| {
+                        let ty = subject::column_base_type(target, &c);
+                        (c, ty)
+                    })
+                    .collect();
+                links.push(KindLink {
+                    map,
+                    target,
+                    prefix,
+                    columns,
+                    path,
+                });
+            }
         }
     }
     if links.is_empty() {
@@ -461,7 +503,7 @@ fn held_keys(item: i64, kl: &KindLink) -> Vec<String> {
         let Some(t) = kl.map.table(kl.target) else {
             return Vec::new();
         };
-        let Some(query) = link_query(&kl.map, t, &RootMatch::Held { ty: &ty, ids }) else {
+        let Some(query) = link_query(&kl.map, t, &RootMatch::Held { ty: &ty, ids }, kl.path) else {
             return Vec::new();
         };
         Spi::connect(|c| {
@@ -494,20 +536,21 @@ fn root_ids_of(k: &Kind, root: &str, blinds: &[String]) -> Vec<String> {
 /// parents, ...): the subject's rows of `t` all hang below held rows.
 pub fn ancestor_table_holds(map: &SubjectMap, t: &SubjectTable) -> Vec<(i64, String)> {
     let mut out = Vec::new();
-    let mut cur = t.parent;
-    let mut guard = 0;
-    while let Some(p) = cur {
-        guard += 1;
-        if guard > 64 {
-            break;
+    let mut seen: Vec<pg_sys::Oid> = vec![t.target];
+    let mut next: Vec<pg_sys::Oid> = t.paths().iter().map(|p| p.parent).collect();
+    while let Some(p) = next.pop() {
+        if seen.contains(&p) || seen.len() > 64 {
+            continue;
         }
-        out.extend(
-            table_holds(p)
-                .into_iter()
-                .filter(Hold::is_whole)
-                .map(|h| (h.id, h.reason)),
-        );
-        cur = map.table(p).and_then(|pt| pt.parent);
+        seen.push(p);
+        for h in table_holds(p).into_iter().filter(Hold::is_whole) {
+            if !out.iter().any(|(id, _)| *id == h.id) {
+                out.push((h.id, h.reason));
+            }
+        }
+        if let Some(pt) = map.table(p) {
+            next.extend(pt.paths().iter().map(|x| x.parent));
+        }
     }
     out
 }
@@ -524,34 +567,52 @@ pub fn below_held(
     if depth > 16 {
         return None;
     }
-    let parent = map.parent_of(t)?;
     let table = ident::relation(t.target)?;
-    let parent_name = ident::relation(parent.target)?;
-    let filtered: Vec<Hold> = table_holds(parent.target)
-        .into_iter()
-        .filter(|h| !h.is_whole())
-        .collect();
-    let mut conds = Vec::new();
-    let mut ids: Vec<(i64, String)> = filtered.iter().map(|h| (h.id, h.reason.clone())).collect();
-    if !filtered.is_empty() {
-        conds.push(held_condition(&filtered));
+    let mut per_path = Vec::new();
+    let mut ids: Vec<(i64, String)> = Vec::new();
+    // Along every path: rows whose parent row is held, or below one.
+    for path in t.paths() {
+        let Some(parent) = map.table(path.parent) else {
+            continue;
+        };
+        let Some(parent_name) = ident::relation(parent.target) else {
+            continue;
+        };
+        let filtered: Vec<Hold> = table_holds(parent.target)
+            .into_iter()
+            .filter(|h| !h.is_whole())
+            .collect();
+        let mut conds = Vec::new();
+        for h in &filtered {
+            if !ids.iter().any(|(id, _)| *id == h.id) {
+                ids.push((h.id, h.reason.clone()));
+            }
+        }
+        if !filtered.is_empty() {
+            conds.push(held_condition(&filtered));
+        }
+        if let Some((deeper, more)) = below_held(map, parent, depth + 1) {
+            conds.push(deeper);
+            for m in more {
+                if !ids.iter().any(|(id, _)| *id == m.0) {
+                    ids.push(m);
+                }
+            }
+        }
+        if conds.is_empty() {
+            continue;
+        }
+        per_path.push(format!(
+            "({}) IN (SELECT {} FROM {parent_name} WHERE {})",
+            ident::columns(Some(&table), &path.columns),
+            ident::columns(Some(&parent_name), &path.parent_columns),
+            conds.join(" OR ")
+        ));
     }
-    if let Some((deeper, more)) = below_held(map, parent, depth + 1) {
-        conds.push(deeper);
-        ids.extend(more);
-    }
-    if conds.is_empty() {
+    if per_path.is_empty() {
         return None;
     }
-    Some((
-        format!(
-            "({}) IN (SELECT {} FROM {parent_name} WHERE {})",
-            ident::columns(Some(&table), &t.columns),
-            ident::columns(Some(&parent_name), &t.parent_columns),
-            conds.join(" OR ")
-        ),
-        ids,
-    ))
+    Some((per_path.join(" OR "), ids))
 }
 
 /// The reason of a hold, for certificates.

@@ -39,12 +39,15 @@ pub struct Kind {
     pub root: pg_sys::Oid,
     pub id_column: String,
     pub owner: pg_sys::Oid,
+    /// Erasure ends with a search for the subject's identifiers in every
+    /// table (`retention.set_erasure_sweep`).
+    pub sweep: bool,
 }
 
 /// Loads a kind or raises `undefined_object`.
 pub fn load_kind(kind: &str) -> Kind {
     let row = Spi::connect(|c| {
-        c.select("SELECT kind, root::oid, id_column, owner::oid FROM retention.subject_kinds WHERE kind = $1", None, &[kind.into()])
+        c.select("SELECT kind, root::oid, id_column, owner::oid, sweep FROM retention.subject_kinds WHERE kind = $1", None, &[kind.into()])
             .or_raise("reading subject kinds")
             .next()
             .map(|r| {
@@ -54,6 +57,7 @@ pub fn load_kind(kind: &str) -> Kind {
                     root: r.get_by_name::<pg_sys::Oid, _>("root").or_raise(e).unwrap_or(pg_sys::InvalidOid),
                     id_column: r.get_by_name::<String, _>("id_column").or_raise(e).unwrap_or_default(),
                     owner: r.get_by_name::<pg_sys::Oid, _>("owner").or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                    sweep: r.get_by_name::<bool, _>("sweep").or_raise(e).unwrap_or(false),
                 }
             })
     });
@@ -153,6 +157,40 @@ pub struct SubjectTable {
     /// The policy whose masks an anonymising erasure applies (its id),
     /// chosen by the kind's owner.
     pub mask_policy: Option<i64>,
+    /// Further foreign keys from this table to mapped tables
+    /// (`subject_paths`): rows reached through any of them are the
+    /// subject's too.
+    pub also: Vec<Path>,
+}
+
+/// One way from a mapped table to its parent in the map: its columns equal
+/// the parent's columns.
+#[derive(Clone, Debug)]
+pub struct Path {
+    pub parent: pg_sys::Oid,
+    pub columns: Vec<String>,
+    pub parent_columns: Vec<String>,
+    /// The foreign key's name (further paths only).
+    pub foreign_key: Option<String>,
+}
+
+impl SubjectTable {
+    /// Every way from this table to a parent in the map: the one it was
+    /// mapped by, then the further foreign keys. None for the root and
+    /// value-linked tables.
+    pub fn paths(&self) -> Vec<Path> {
+        let mut out = Vec::new();
+        if let (LinkKind::ForeignKey | LinkKind::Owned, Some(parent)) = (self.link, self.parent) {
+            out.push(Path {
+                parent,
+                columns: self.columns.clone(),
+                parent_columns: self.parent_columns.clone(),
+                foreign_key: None,
+            });
+        }
+        out.extend(self.also.iter().cloned());
+        out
+    }
 }
 
 /// A kind with the tables of its map, deepest first.
@@ -182,7 +220,7 @@ impl SubjectMap {
 
 /// The tables of a kind's map, deepest first.
 pub fn load_tables(kind: &str) -> Vec<SubjectTable> {
-    Spi::connect(|c| {
+    let tables = Spi::connect(|c| {
         c.select(
             "SELECT target::oid AS target, link, depth, parent::oid AS parent, columns, parent_columns, matches,
                     path, action, min_retention, legal_ground, clock, mask_policy
@@ -209,19 +247,51 @@ pub fn load_tables(kind: &str) -> Vec<SubjectTable> {
                 legal_ground: text("legal_ground"),
                 clock: text("clock"),
                 mask_policy: r.get_by_name::<i64, _>("mask_policy").or_raise(e),
+                also: Vec::new(),
             }
         })
+        .collect::<Vec<SubjectTable>>()
+    });
+    // The further paths, in the order they were added.
+    let paths: Vec<(pg_sys::Oid, Path)> = Spi::connect(|c| {
+        c.select(
+            "SELECT target::oid, parent::oid, columns, parent_columns, foreign_key
+               FROM retention.subject_paths WHERE kind = $1 ORDER BY target::oid, foreign_key",
+            None,
+            &[kind.into()],
+        )
+        .or_raise("reading the subject map")
+        .filter_map(|r| {
+            Some((
+                r.get::<pg_sys::Oid>(1).ok().flatten()?,
+                Path {
+                    parent: r.get::<pg_sys::Oid>(2).ok().flatten()?,
+                    columns: r.get::<Vec<String>>(3).ok().flatten()?,
+                    parent_columns: r.get::<Vec<String>>(4).ok().flatten()?,
+                    foreign_key: r.get::<String>(5).ok().flatten(),
+                },
+            ))
+        })
         .collect()
-    })
+    });
+    let mut tables = tables;
+    for (target, path) in paths {
+        if let Some(t) = tables.iter_mut().find(|t| t.target == target) {
+            t.also.push(path);
+        }
+    }
+    tables
 }
 
 /// The root id column's type without modifiers (a cast to `varchar(10)`
-/// would silently cut a longer id), schema-qualified where needed
+/// would silently cut a longer id; typmod -1, not NULL, so that `char(n)`
+/// is named `bpchar` and not `character`, which means `char(1)`),
+/// schema-qualified where needed
 /// (statements using it may run with another search_path than the caller's).
 pub fn id_type(k: &Kind) -> String {
     security::with_pinned_search_path(|| {
         Spi::get_one_with_args::<String>(
-            "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
+            "SELECT pg_catalog.format_type(atttypid, -1) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
             &[k.root.into(), k.id_column.as_str().into()],
         )
         .or_raise("reading the id column")
@@ -235,7 +305,7 @@ pub fn id_type(k: &Kind) -> String {
 pub fn column_base_type(target: pg_sys::Oid, column: &str) -> String {
     security::with_pinned_search_path(|| {
         Spi::get_one_with_args::<String>(
-            "SELECT pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL)
+            "SELECT pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, -1)
                FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
               WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
             &[target.into(), column.into()],
@@ -276,8 +346,18 @@ impl RootMatch<'_> {
 }
 
 /// `WHERE` condition selecting the matched subjects' rows of table `t`
-/// (see [`RootMatch`]), following the map up to the root.
+/// (see [`RootMatch`]), following the map up to the root along every path
+/// (the foreign key the table was mapped by and the further ones).
 pub fn subject_condition(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> String {
+    condition_at(map, t, m, 0)
+}
+
+fn condition_at(map: &SubjectMap, t: &SubjectTable, m: &RootMatch, depth: usize) -> String {
+    // The map is checked for cycles when paths are added; this bounds the
+    // recursion whatever the catalogue holds.
+    if depth > 32 {
+        return "false".into();
+    }
     let k = &map.kind;
     let table = ident::relation(t.target).unwrap_or_default();
     let root = ident::relation(k.root).unwrap_or_default();
@@ -298,24 +378,33 @@ pub fn subject_condition(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> S
         // A foreign key to the parent's key, or (owned) the table's key
         // referenced by the parent's foreign key: the same comparison.
         LinkKind::ForeignKey | LinkKind::Owned => {
-            let Some(parent) = map.parent_of(t) else {
-                return "false".into();
-            };
-            let parent_name = ident::relation(parent.target).unwrap_or_default();
-            let cols = ident::columns(Some(table.as_str()), &t.columns);
-            // A foreign key to the root id holds the id itself.
-            if matches!(m, RootMatch::Held { .. })
-                && t.link == LinkKind::ForeignKey
-                && parent.target == k.root
-                && t.parent_columns == [k.id_column.clone()]
-            {
-                return m.id(&cols);
+            let conds: Vec<String> = t
+                .paths()
+                .iter()
+                .filter_map(|path| {
+                    let parent = map.table(path.parent)?;
+                    let parent_name = ident::relation(parent.target)?;
+                    let cols = ident::columns(Some(table.as_str()), &path.columns);
+                    // A foreign key to the root id holds the id itself.
+                    if matches!(m, RootMatch::Held { .. })
+                        && t.link == LinkKind::ForeignKey
+                        && parent.target == k.root
+                        && path.parent_columns == [k.id_column.clone()]
+                    {
+                        return Some(m.id(&cols));
+                    }
+                    let pcols = ident::columns(Some(&parent_name), &path.parent_columns);
+                    Some(format!(
+                        "({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {})",
+                        condition_at(map, parent, m, depth + 1)
+                    ))
+                })
+                .collect();
+            match conds.len() {
+                0 => "false".into(),
+                1 => conds.into_iter().next().unwrap_or_default(),
+                _ => format!("({})", conds.join(" OR ")),
             }
-            let pcols = ident::columns(Some(&parent_name), &t.parent_columns);
-            format!(
-                "({cols}) IN (SELECT {pcols} FROM {parent_name} WHERE {})",
-                subject_condition(map, parent, m)
-            )
         }
     }
 }

@@ -106,6 +106,24 @@ SET ROLE dm_dpo;
 SELECT * FROM retention.locate('dm_kunde', '12');
 RESET ROLE;
 
+-- The erasure of customer 12 ends with a sweep: the certificate says where
+-- its identifiers were still found (the support ticket, the event payload,
+-- the contacts), and the request is partially completed.
+SELECT retention.set_erasure_sweep('dm_kunde', true) AS was;
+SELECT retention.request_erasure('dm_kunde', '12') AS e12 \gset
+CALL retention.process_erasures();
+SELECT status FROM retention.requests WHERE id = :e12;
+SELECT s ->> 'table' AS "table", s ->> 'column' AS "column", s -> 'rows' AS "rows", s -> 'in_map' AS in_map
+  FROM jsonb_array_elements(retention.erasure_certificate(:e12) -> 'sweep') s ORDER BY 1, 2;
+SELECT retention.erasure_certificate(:e12) -> 'audit_record_matches' AS matches;
+SELECT line FROM regexp_split_to_table(retention.erasure_certificate_text(:e12), E'\n') line WHERE line LIKE 'Final sweep%';
+SELECT count(*) AS leaks FROM retention.audit_log WHERE details::text LIKE '%kunde12@%' OR details::text LIKE '%DE44%';
+-- Without identifier columns there is nothing to sweep for.
+CREATE TABLE dm.plain (id int PRIMARY KEY);
+SELECT retention.register_subject('dm_plain', 'dm.plain', 'id') AS mapped;
+SELECT retention.set_erasure_sweep('dm_plain', true);
+SELECT retention.drop_subject('dm_plain');
+
 -- Clean up.
 SELECT retention.drop_policy('kunden');
 SELECT retention.drop_subject('dm_kunde');
