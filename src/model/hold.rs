@@ -398,37 +398,45 @@ fn link_query(map: &SubjectMap, t: &SubjectTable, m: &RootMatch, path: usize) ->
 /// For a policy's table: the rows of subjects under a legal hold, if a
 /// subject of any kind whose map contains the table is held.
 pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
+    // The table itself, or (for a partition) the partitioned table above
+    // it that the map holds: a partition's rows are its parent's.
+    // (pg_partition_ancestors lists nothing for a table that is neither a
+    // partition nor partitioned.)
     let sql = format!(
-        "SELECT st.kind, array_agg(h.id ORDER BY h.id)
+        "SELECT st.kind, st.target::oid, array_agg(h.id ORDER BY h.id)
            FROM retention.subject_tables st
            JOIN retention.holds h ON h.kind = st.kind AND h.subject_blind IS NOT NULL AND {}
-          WHERE st.target = $1::oid::regclass
-          GROUP BY st.kind ORDER BY st.kind",
+          WHERE st.target::oid = $1
+             OR st.target::oid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors($1::oid::regclass) a)
+          GROUP BY st.kind, st.target ORDER BY st.kind",
         active("h")
     );
-    let kinds: Vec<(String, Vec<i64>)> = Spi::connect(|c| {
+    let kinds: Vec<(String, pg_sys::Oid, Vec<i64>)> = Spi::connect(|c| {
         crate::pg::plans::select(c, &sql, &[target.into()])
             .or_raise("reading subject holds")
             .map(|r| {
                 let e = "reading subject holds";
                 (
                     r.get::<String>(1).or_raise(e).unwrap_or_default(),
-                    r.get::<Vec<i64>>(2).or_raise(e).unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(2).or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                    r.get::<Vec<i64>>(3).or_raise(e).unwrap_or_default(),
                 )
             })
             .collect()
     });
-    let hold_ids: Vec<i64> = kinds
+    let mut hold_ids: Vec<i64> = kinds
         .iter()
-        .flat_map(|(_, ids)| ids.iter().copied())
+        .flat_map(|(_, _, ids)| ids.iter().copied())
         .collect();
+    hold_ids.sort_unstable();
+    hold_ids.dedup();
     let mut links = Vec::new();
-    for (kind, _) in &kinds {
+    for (kind, mapped, _) in &kinds {
         // One link per way the table reaches the kind's subjects.
-        let paths = SubjectMap::load(kind).table(target).map(path_count).unwrap_or(0);
+        let paths = SubjectMap::load(kind).table(*mapped).map(path_count).unwrap_or(0);
         for path in 0..paths {
             let map = SubjectMap::load(kind);
-            let columns = map.table(target).and_then(|t| link_columns(&map, t, path));
+            let columns = map.table(*mapped).and_then(|t| link_columns(&map, t, path));
             if let Some(columns) = columns {
                 // The prefix numbers the link; the columns are compared in
                 // their own (base) types, as the foreign key compares them.
@@ -442,7 +450,7 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
                     .collect();
                 links.push(KindLink {
                     map,
-                    target,
+                    target: *mapped,
                     prefix,
                     columns,
                     path,

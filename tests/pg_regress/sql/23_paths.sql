@@ -83,6 +83,24 @@ SELECT id, author_id, about_id FROM mp.notes ORDER BY id;
 SELECT retention.drop_policy('mp_people');
 SELECT retention.drop_subject('mp_person');
 
+-- A policy on one partition of a mapped partitioned table keeps the held
+-- subject's rows too: the partition's rows are its parent's.
+CREATE TABLE mp.members (id int PRIMARY KEY);
+CREATE TABLE mp.visits (id int, member_id int NOT NULL REFERENCES mp.members, at timestamptz NOT NULL,
+                        PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE mp.visits_2020 PARTITION OF mp.visits FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+CREATE TABLE mp.visits_later PARTITION OF mp.visits FOR VALUES FROM ('2021-01-01') TO (MAXVALUE);
+INSERT INTO mp.members VALUES (1), (2);
+INSERT INTO mp.visits SELECT g, 1 + g % 2, timestamptz '2020-06-01' + g * interval '1 day' FROM generate_series(1, 10) g;
+SELECT retention.register_subject('mp_member', 'mp.members', 'id') AS mapped;
+SELECT retention.place_hold('mp member', kind => 'mp_member', subject_id => '1') > 0 AS held;
+SELECT retention.create_policy('mp_visits_2020', 'mp.visits_2020', 'at', interval '1 year') > 0 AS created;
+CALL retention.run('mp_visits_2020');
+SELECT status, rows_purged, rows_held FROM retention.runs WHERE policy = 'mp_visits_2020';
+SELECT member_id, count(*) FROM mp.visits GROUP BY 1 ORDER BY 1;
+SELECT retention.drop_policy('mp_visits_2020');
+SELECT retention.drop_subject('mp_member');
+
 -- Keys of type char(n) are compared whole (a cast to plain "character"
 -- would cut them to one character): a hold on account ABC123 keeps its
 -- logins, not those of account A.
