@@ -1703,15 +1703,15 @@ SELECT pg_catalog.concat_ws(E'\n',
         ', partially completed: ' || (r -> 'erasure_requests' ->> 'partially_completed') || ', refused: ' || (r -> 'erasure_requests' ->> 'refused'),
     '- Answered on time: ' || (r -> 'erasure_requests' ->> 'completed_on_time') || '; late: ' || (r -> 'erasure_requests' ->> 'completed_late'),
     '- Pending: ' || (r -> 'erasure_requests' ->> 'pending') || '; overdue: ' || (r -> 'erasure_requests' ->> 'overdue'),
+    '- Legal holds in force: ' || (r -> 'holds_in_force' ->> 'total') || ' (' || (r -> 'holds_in_force' ->> 'on_data_subjects') || ' on data subjects, ' ||
+        (r -> 'holds_in_force' ->> 'on_tables') || ' on tables)',
     '',
     '## Access requests (Art. 15, 20)',
     '',
     '- Received: ' || (r -> 'access_requests' ->> 'received') || '; delivered: ' || (r -> 'access_requests' ->> 'delivered') ||
         ', refused: ' || (r -> 'access_requests' ->> 'refused'),
     '- Answered on time: ' || (r -> 'access_requests' ->> 'answered_on_time') || '; late: ' || (r -> 'access_requests' ->> 'answered_late'),
-    '- Pending: ' || (r -> 'access_requests' ->> 'pending') || '; overdue: ' || (r -> 'access_requests' ->> 'overdue'),
-    '- Legal holds in force: ' || (r -> 'holds_in_force' ->> 'total') || ' (' || (r -> 'holds_in_force' ->> 'on_data_subjects') || ' on data subjects, ' ||
-        (r -> 'holds_in_force' ->> 'on_tables') || ' on tables)')
+    '- Pending: ' || (r -> 'access_requests' ->> 'pending') || '; overdue: ' || (r -> 'access_requests' ->> 'overdue'))
   FROM (SELECT retention.processing_record() AS r) s;
 END;
 
