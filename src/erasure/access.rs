@@ -12,6 +12,7 @@
 //! the caller without row security hiding rows from it: an access request
 //! gives nobody rows they could not select themselves.
 
+use super::proof::ask;
 use super::requests::{load_request_locking, writing_requests, ACCESS};
 use crate::audit;
 use crate::error::{raise, OrRaise};
@@ -257,16 +258,6 @@ fn deliver_access(request: i64) -> JsonB {
         d.extend(dates);
     }
     JsonB(doc)
-}
-
-/// A yes/no question about request `request`, asked as the extension owner.
-fn ask(sql: &str, request: i64) -> bool {
-    security::as_extension_owner(|| {
-        Spi::get_one_with_args::<bool>(sql, &[request.into()])
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-    })
 }
 
 /// The proof that an access request was answered, and when: its dates, the

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 /// A yes/no question about request `request`, asked of the extension's own
 /// tables as their owner; no answer (no such row) is no.
-fn ask(sql: &str, request: i64) -> bool {
+pub(super) fn ask(sql: &str, request: i64) -> bool {
     security::as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(sql, &[request.into()])
             .ok()

@@ -24,6 +24,13 @@ fn request_erasure(
     security::require_admin("file erasure requests");
     let k = load_kind(kind);
     security::require_kind_entitlement(kind, k.owner, k.root, "file erasure requests");
+    check_received_at(received_at);
+    file_request(kind, subject_id, reference, received_at, ERASURE)
+}
+
+/// Refuses a receipt time more than five minutes in the future: the
+/// deadline runs from it.
+fn check_received_at(received_at: TimestampWithTimeZone) {
     let now = pgrx::datum::now();
     let skew = pgrx::datum::Interval::new(0, 0, 5 * 60 * 1_000_000).ok();
     let latest: Option<TimestampWithTimeZone> = skew.and_then(|iv| {
@@ -38,7 +45,6 @@ fn request_erasure(
             "Give the time the request reached you; the deadline runs from it.",
         )
     }
-    file_request(kind, subject_id, reference, received_at, ERASURE)
 }
 
 /// The request type of erasure requests, and of access requests.
@@ -55,20 +61,7 @@ fn request_access(
     security::require_admin("file access requests");
     let k = load_kind(kind);
     security::require_kind_entitlement(kind, k.owner, k.root, "file access requests");
-    let now = pgrx::datum::now();
-    let skew = pgrx::datum::Interval::new(0, 0, 5 * 60 * 1_000_000).ok();
-    let latest: Option<TimestampWithTimeZone> = skew.and_then(|iv| {
-        Spi::get_one_with_args::<TimestampWithTimeZone>("SELECT $1 + $2", &[now.into(), iv.into()])
-            .ok()
-            .flatten()
-    });
-    if latest.is_some_and(|l| received_at > l) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "received_at lies in the future",
-            "Give the time the request reached you; the deadline runs from it.",
-        )
-    }
+    check_received_at(received_at);
     file_request(kind, subject_id, reference, received_at, ACCESS)
 }
 
