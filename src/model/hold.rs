@@ -572,8 +572,10 @@ pub fn below_held(
     t: &SubjectTable,
     depth: usize,
 ) -> Option<(String, Vec<(i64, String)>)> {
-    if depth > 16 {
-        return None;
+    // As deep as conditions go (see subject_condition); deeper is an error,
+    // never "not held".
+    if depth > 32 {
+        subject::map_too_deep(&map.kind.name)
     }
     let table = ident::relation(t.target)?;
     let mut per_path = Vec::new();

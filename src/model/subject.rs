@@ -345,6 +345,15 @@ impl RootMatch<'_> {
     }
 }
 
+/// Raised when following a map goes deeper than any map should.
+pub fn map_too_deep(kind: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("the subject map of \"{kind}\" is more than 32 tables deep"),
+        "SELECT * FROM retention.subject_map(kind) shows its paths; a map this deep usually follows a key it should not.",
+    )
+}
+
 /// `WHERE` condition selecting the matched subjects' rows of table `t`
 /// (see [`RootMatch`]), following the map up to the root along every path
 /// (the foreign key the table was mapped by and the further ones).
@@ -354,9 +363,10 @@ pub fn subject_condition(map: &SubjectMap, t: &SubjectTable, m: &RootMatch) -> S
 
 fn condition_at(map: &SubjectMap, t: &SubjectTable, m: &RootMatch, depth: usize) -> String {
     // The map is checked for cycles when paths are added; this bounds the
-    // recursion whatever the catalogue holds.
+    // recursion whatever the catalogue holds. Giving up must not mean "not
+    // the subject's" (held rows would go unrecognised): it is an error.
     if depth > 32 {
-        return "false".into();
+        map_too_deep(&map.kind.name)
     }
     let k = &map.kind;
     let table = ident::relation(t.target).unwrap_or_default();

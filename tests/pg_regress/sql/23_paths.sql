@@ -101,6 +101,25 @@ SELECT member_id, count(*) FROM mp.visits GROUP BY 1 ORDER BY 1;
 SELECT retention.drop_policy('mp_visits_2020');
 SELECT retention.drop_subject('mp_member');
 
+-- A map deeper than 32 tables is refused where it is followed, never
+-- taken as "not held".
+CREATE TABLE mp.chain_0 (id int PRIMARY KEY);
+DO $$
+BEGIN
+    FOR i IN 1..40 LOOP
+        EXECUTE format('CREATE TABLE mp.chain_%s (id int PRIMARY KEY, up int REFERENCES mp.chain_%s, at timestamptz NOT NULL DEFAULT now() - interval ''2 years'')', i, i - 1);
+    END LOOP;
+END $$;
+INSERT INTO mp.chain_0 VALUES (1);
+SELECT retention.register_subject('mp_chain', 'mp.chain_0', 'id') AS mapped;
+SELECT max(depth) AS deepest FROM retention.subject_map('mp_chain');
+SELECT retention.place_hold('mp chain', kind => 'mp_chain', subject_id => '1') > 0 AS held;
+SELECT retention.create_policy('mp_chain_40', 'mp.chain_40', 'at', interval '1 year') > 0 AS created;
+CALL retention.run('mp_chain_40');
+SELECT status, error_code FROM retention.runs WHERE policy = 'mp_chain_40';
+SELECT retention.drop_policy('mp_chain_40');
+SELECT retention.drop_subject('mp_chain');
+
 -- Keys of type char(n) are compared whole (a cast to plain "character"
 -- would cut them to one character): a hold on account ABC123 keeps its
 -- logins, not those of account A.
