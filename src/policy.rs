@@ -559,7 +559,9 @@ fn alter_policy(
     } else {
         (
             min_retention.or(stored_min),
-            min_retention_ground.map(str::to_string).or(stored_ground.clone()),
+            min_retention_ground
+                .map(str::to_string)
+                .or(stored_ground.clone()),
         )
     };
     if min_retention_ground.is_some() && new_min.is_none() {

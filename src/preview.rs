@@ -129,7 +129,8 @@ fn preview_policy(p: &Policy, rows: &mut Vec<Row>) {
         cascade_subject |= held;
         held.then(|| "true".to_string())
     });
-    let held_somewhere = !holds.is_empty() || subject.is_some() || cascade.is_some() || cascade_subject;
+    let held_somewhere =
+        !holds.is_empty() || subject.is_some() || cascade.is_some() || cascade_subject;
     // The held subjects' keys, listed once per policy (not per stage); the
     // ids are personal data: not kept.
     let keys = subject.as_ref().map(|sh| {

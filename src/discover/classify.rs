@@ -113,7 +113,16 @@ pub fn by_name(name: &str, date_like: bool, text_like: bool) -> Option<(Category
     let last = tokens.last().map(String::as_str).unwrap_or("");
     let about = matches!(
         last,
-        "id" | "ids" | "at" | "on" | "count" | "flag" | "verified" | "sent" | "type" | "status" | "hash"
+        "id" | "ids"
+            | "at"
+            | "on"
+            | "count"
+            | "flag"
+            | "verified"
+            | "sent"
+            | "type"
+            | "status"
+            | "hash"
     );
     if date_like {
         if has(&["birth", "geburt"]) || token("dob") {
@@ -158,7 +167,15 @@ pub fn by_name(name: &str, date_like: bool, text_like: bool) -> Option<(Category
     if has(&["zipcode", "postcode", "postalcode", "postleitzahl"]) || token("zip") || token("plz") {
         return Some((Category::Postcode, NameMatch::Specific));
     }
-    if has(&["street", "strasse", "straße", "anschrift", "addressline", "hausnummer", "housenumber"]) {
+    if has(&[
+        "street",
+        "strasse",
+        "straße",
+        "anschrift",
+        "addressline",
+        "hausnummer",
+        "housenumber",
+    ]) {
         return Some((Category::StreetAddress, NameMatch::Specific));
     }
     if has(&["address", "adresse"]) && text_like {
@@ -236,7 +253,11 @@ pub fn is_email(v: &str) -> bool {
 /// or with the separators people use (` `, `-`, `/`, `(`, `)`, `.`).
 pub fn is_phone(v: &str) -> bool {
     let v = v.trim();
-    if v.is_empty() || !v.chars().all(|c| c.is_ascii_digit() || " +-/().".contains(c)) {
+    if v.is_empty()
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-/().".contains(c))
+    {
         return false;
     }
     let digits = v.chars().filter(char::is_ascii_digit).count();
@@ -246,17 +267,26 @@ pub fn is_phone(v: &str) -> bool {
     let plus = v.starts_with('+') && v.matches('+').count() == 1;
     let separated = v.chars().any(|c| " -/().".contains(c));
     let leading_zero = v.starts_with('0');
-    plus || (leading_zero && digits >= 8) || (separated && !v.contains('.') && v.starts_with(['(', '0']))
+    plus || (leading_zero && digits >= 8)
+        || (separated && !v.contains('.') && v.starts_with(['(', '0']))
 }
 
 /// An IBAN with a valid ISO 13616 check (mod 97 = 1), spaces allowed.
 pub fn is_iban(v: &str) -> bool {
-    let s: String = v.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+    let s: String = v
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
     if !(15..=34).contains(&s.len()) {
         return false;
     }
     let b = s.as_bytes();
-    if !(b[0].is_ascii_uppercase() && b[1].is_ascii_uppercase() && b[2].is_ascii_digit() && b[3].is_ascii_digit()) {
+    if !(b[0].is_ascii_uppercase()
+        && b[1].is_ascii_uppercase()
+        && b[2].is_ascii_digit()
+        && b[3].is_ascii_digit())
+    {
         return false;
     }
     if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -279,7 +309,10 @@ pub fn is_iban(v: &str) -> bool {
 /// starting as the major networks do (2 to 6), with a valid Luhn check.
 pub fn is_card_number(v: &str) -> bool {
     let v = v.trim();
-    if !v.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-') {
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+    {
         return false;
     }
     let digits: Vec<u32> = v.chars().filter_map(|c| c.to_digit(10)).collect();
@@ -316,7 +349,12 @@ pub fn is_ip(v: &str) -> bool {
 /// A German tax identification number (Steuer-ID): 11 digits, not
 /// starting with 0, with a valid ISO 7064 MOD 11,10 check digit.
 pub fn is_tax_id(v: &str) -> bool {
-    let s: Vec<u32> = v.trim().chars().filter(|c| *c != ' ').map(|c| c.to_digit(10).unwrap_or(99)).collect();
+    let s: Vec<u32> = v
+        .trim()
+        .chars()
+        .filter(|c| *c != ' ')
+        .map(|c| c.to_digit(10).unwrap_or(99))
+        .collect();
     if s.len() != 11 || s.iter().any(|d| *d > 9) || s[0] == 0 {
         return false;
     }
@@ -360,10 +398,16 @@ pub fn embedded(v: &str) -> Vec<Category> {
         }
         false
     };
-    if (1..=9).rev().any(|n| take(n, &|w| is_iban(&w.concat()), &mut used)) {
+    if (1..=9)
+        .rev()
+        .any(|n| take(n, &|w| is_iban(&w.concat()), &mut used))
+    {
         found.push(Category::Iban);
     }
-    if (1..=5).rev().any(|n| take(n, &|w| is_card_number(&w.concat()), &mut used)) {
+    if (1..=5)
+        .rev()
+        .any(|n| take(n, &|w| is_card_number(&w.concat()), &mut used))
+    {
         found.push(Category::CreditCard);
     }
     if (1..=5).rev().any(|n| {
@@ -389,13 +433,29 @@ mod tests {
 
     #[pg_test]
     fn shapes_of_values() {
-        for v in ["erika.mustermann@example.org", "a+b@sub.example.de", "o'brien@example.ie"] {
+        for v in [
+            "erika.mustermann@example.org",
+            "a+b@sub.example.de",
+            "o'brien@example.ie",
+        ] {
             assert!(is_email(v), "{v}");
         }
-        for v in ["erika@", "@example.org", "a@b", "a b@example.org", "x@example.1"] {
+        for v in [
+            "erika@",
+            "@example.org",
+            "a@b",
+            "a b@example.org",
+            "x@example.1",
+        ] {
             assert!(!is_email(v), "{v}");
         }
-        for v in ["+49 170 1234567", "0170/1234567", "(030) 123 456 78", "+1-202-555-0143", "030 12345678"] {
+        for v in [
+            "+49 170 1234567",
+            "0170/1234567",
+            "(030) 123 456 78",
+            "+1-202-555-0143",
+            "030 12345678",
+        ] {
             assert!(is_phone(v), "{v}");
         }
         for v in ["1234567", "2024-11-30", "12.50", "99", "+49", "1.2.3.4"] {
@@ -429,19 +489,28 @@ mod tests {
         assert_eq!(n("strasse"), Some(Category::StreetAddress));
         assert_eq!(n("PLZ"), Some(Category::Postcode));
         assert_eq!(n("vorname"), Some(Category::Name));
-        assert_eq!(by_name("name", false, true), Some((Category::Name, NameMatch::Generic)));
+        assert_eq!(
+            by_name("name", false, true),
+            Some((Category::Name, NameMatch::Generic))
+        );
         assert_eq!(n("steuer_id"), Some(Category::NationalId));
         assert_eq!(n("tax_id"), Some(Category::NationalId));
         assert_eq!(n("notes"), Some(Category::FreeText));
         assert_eq!(n("product_code"), None);
-        assert_eq!(by_name("geburtsdatum", true, false).map(|(c, _)| c), Some(Category::BirthDate));
+        assert_eq!(
+            by_name("geburtsdatum", true, false).map(|(c, _)| c),
+            Some(Category::BirthDate)
+        );
         assert_eq!(by_name("created_at", true, false), None);
     }
 
     #[pg_test]
     fn personal_data_in_free_text() {
         let e = embedded("Customer called from +49 170 1234567, please write to erika@example.org");
-        assert!(e.contains(&Category::Phone) && e.contains(&Category::Email), "{e:?}");
+        assert!(
+            e.contains(&Category::Phone) && e.contains(&Category::Email),
+            "{e:?}"
+        );
         let e = embedded("Refund to DE89 3704 0044 0532 0130 00 approved");
         assert_eq!(e, vec![Category::Iban]);
         assert!(embedded("Delivered on time, 3 parcels, order 12345").is_empty());

@@ -95,7 +95,11 @@ fn identifier_columns(root: pg_sys::Oid) -> Vec<String> {
             matches!(
                 by_name(name, false, true),
                 Some((
-                    Category::Email | Category::Phone | Category::Iban | Category::CreditCard | Category::NationalId,
+                    Category::Email
+                        | Category::Phone
+                        | Category::Iban
+                        | Category::CreditCard
+                        | Category::NationalId,
                     _
                 ))
             )
@@ -241,7 +245,8 @@ pub fn search(role: pg_sys::Oid, needles: &[String], kind: &str) -> Vec<Found> {
         // pg_retention's own timer only this table's.
         if let Err(e) = &found {
             if e.is_cancel()
-                && !(crate::pg::timeout::last_timer_was_ours() && crate::pg::timeout::last_timeout_fired())
+                && !(crate::pg::timeout::last_timer_was_ours()
+                    && crate::pg::timeout::last_timeout_fired())
             {
                 if let Err(e) = found {
                     e.rethrow()
@@ -272,7 +277,9 @@ pub fn search(role: pg_sys::Oid, needles: &[String], kind: &str) -> Vec<Found> {
                 column: String::new(),
                 rows: None,
                 in_map,
-                note: Some("not searched: reading the table failed or took longer than 30 s".into()),
+                note: Some(
+                    "not searched: reading the table failed or took longer than 30 s".into(),
+                ),
             }),
         }
     }
@@ -344,11 +351,23 @@ mod tests {
 
     #[pg_test]
     fn identifiers_are_found_whatever_their_case() {
-        assert!(contains_ignoring_case("Write to Erika@Example.ORG today", "erika@example.org"));
-        assert!(contains_ignoring_case("erika@example.org", "erika@example.org"));
-        assert!(!contains_ignoring_case("erik@example.org", "erika@example.org"));
+        assert!(contains_ignoring_case(
+            "Write to Erika@Example.ORG today",
+            "erika@example.org"
+        ));
+        assert!(contains_ignoring_case(
+            "erika@example.org",
+            "erika@example.org"
+        ));
+        assert!(!contains_ignoring_case(
+            "erik@example.org",
+            "erika@example.org"
+        ));
         assert!(!contains_ignoring_case("short", "erika@example.org"));
-        assert!(contains_ignoring_case("Straße 1, MÜLLER@example.de", "müller@example.de"));
+        assert!(contains_ignoring_case(
+            "Straße 1, MÜLLER@example.de",
+            "müller@example.de"
+        ));
         // Needles never match across a multi-byte character's bytes.
         assert!(!contains_ignoring_case("ümlaut", "mlauts"));
     }

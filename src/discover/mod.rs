@@ -48,7 +48,8 @@ struct Table {
 /// Built-in types whose values are read: text and character types, json,
 /// inet/cidr, and the integer and numeric types (card numbers, phone
 /// numbers and tax ids are stored as numbers too).
-const SAMPLED_TYPES: &str = "'text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype,
+const SAMPLED_TYPES: &str =
+    "'text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype,
     'json'::regtype, 'jsonb'::regtype, 'inet'::regtype, 'cidr'::regtype,
     'int8'::regtype, 'numeric'::regtype";
 const TEXT_TYPES: &str =
@@ -129,7 +130,10 @@ impl Counts {
         }
     }
     fn of(list: &[(Category, i64)], c: Category) -> i64 {
-        list.iter().find(|(k, _)| *k == c).map(|(_, n)| *n).unwrap_or(0)
+        list.iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
     }
 }
 
@@ -150,7 +154,10 @@ fn sample(t: &Table, cols: &[&Column], limit: i32) -> Option<Vec<Counts>> {
         100.0
     };
     let sql = if percent < 100.0 {
-        format!("SELECT {list} FROM {} TABLESAMPLE SYSTEM ($1) LIMIT $2", t.name)
+        format!(
+            "SELECT {list} FROM {} TABLESAMPLE SYSTEM ($1) LIMIT $2",
+            t.name
+        )
     } else {
         format!("SELECT {list} FROM {} LIMIT $2", t.name)
     };
@@ -165,7 +172,11 @@ fn sample(t: &Table, cols: &[&Column], limit: i32) -> Option<Vec<Counts>> {
             Spi::connect(|c| {
                 c.select(&sql, None, &[percent.into(), i64::from(limit).into()])
                     .or_raise("sampling the table")
-                    .map(|r| (1..=n).map(|i| r.get::<String>(i).ok().flatten()).collect::<Vec<_>>())
+                    .map(|r| {
+                        (1..=n)
+                            .map(|i| r.get::<String>(i).ok().flatten())
+                            .collect::<Vec<_>>()
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -176,7 +187,8 @@ fn sample(t: &Table, cols: &[&Column], limit: i32) -> Option<Vec<Counts>> {
             // A cancel or the caller's own statement_timeout ends the call;
             // pg_retention's own timer (or any other error) only this table.
             if e.is_cancel()
-                && !(crate::pg::timeout::last_timer_was_ours() && crate::pg::timeout::last_timeout_fired())
+                && !(crate::pg::timeout::last_timer_was_ours()
+                    && crate::pg::timeout::last_timeout_fired())
             {
                 e.rethrow()
             }
@@ -231,18 +243,19 @@ fn judge(t: &Table, col: &Column, counts: Option<&Counts>, sampled: bool) -> Opt
     };
     let share = |n: i64, of: i64| if of > 0 { n as f64 / of as f64 } else { 0.0 };
     let pct = |s: f64| format!("{:.0}%", s * 100.0);
-    let row = |cat: Category, found_by: String, share: Option<f64>, confidence: &str, n: Option<i64>| {
-        (
-            t.name.clone(),
-            col.name.clone(),
-            col.type_name.clone(),
-            cat.as_str().to_string(),
-            found_by,
-            share.map(|s| s as f32),
-            confidence.to_string(),
-            n,
-        )
-    };
+    let row =
+        |cat: Category, found_by: String, share: Option<f64>, confidence: &str, n: Option<i64>| {
+            (
+                t.name.clone(),
+                col.name.clone(),
+                col.type_name.clone(),
+                cat.as_str().to_string(),
+                found_by,
+                share.map(|s| s as f32),
+                confidence.to_string(),
+                n,
+            )
+        };
     if let Some(c) = counts.filter(|c| c.values > 0) {
         // The shape most values have.
         let best = c
@@ -252,8 +265,16 @@ fn judge(t: &Table, col: &Column, counts: Option<&Counts>, sampled: bool) -> Opt
             .map(|(cat, n)| (*cat, share(*n, c.values)));
         if let Some((cat, s)) = best.filter(|(_, s)| *s >= 0.5) {
             let name_agrees = named.is_some_and(|(n, _)| n == cat);
-            let confidence = if s >= 0.8 || name_agrees { "high" } else { "medium" };
-            let how = if name_agrees { "name and content" } else { "content" };
+            let confidence = if s >= 0.8 || name_agrees {
+                "high"
+            } else {
+                "medium"
+            };
+            let how = if name_agrees {
+                "name and content"
+            } else {
+                "content"
+            };
             return Some(row(
                 cat,
                 format!("{how}: {} of {} sampled values", pct(s), c.values),
@@ -277,13 +298,21 @@ fn judge(t: &Table, col: &Column, counts: Option<&Counts>, sampled: bool) -> Opt
                     Category::FreeText,
                     format!(
                         "{}: {} of {} sampled values contain {}",
-                        if named_text { "name and content" } else { "content" },
+                        if named_text {
+                            "name and content"
+                        } else {
+                            "content"
+                        },
                         pct(s),
                         c.values,
                         containing.join(", ")
                     ),
                     Some(s),
-                    if named_text || s >= 0.1 { "high" } else { "medium" },
+                    if named_text || s >= 0.1 {
+                        "high"
+                    } else {
+                        "medium"
+                    },
                     Some(c.values),
                 ));
             }
@@ -315,13 +344,7 @@ fn judge(t: &Table, col: &Column, counts: Option<&Counts>, sampled: bool) -> Opt
     } else {
         "name"
     };
-    Some(row(
-        cat,
-        how.to_string(),
-        None,
-        confidence,
-        sampled_values,
-    ))
+    Some(row(cat, how.to_string(), None, confidence, sampled_values))
 }
 
 /// Finds columns that look like personal data, in the tables of schemas

@@ -146,7 +146,10 @@ impl Kept {
     }
 
     fn any(&self) -> bool {
-        !self.table.is_empty() || self.subject.is_some() || self.cascade.is_some() || self.cascade_subject
+        !self.table.is_empty()
+            || self.subject.is_some()
+            || self.cascade.is_some()
+            || self.cascade_subject
     }
 
     /// `NOT (held)` for every stage, binding the held subjects' keys.

@@ -17,7 +17,9 @@ use super::requests::{load_request_locking, writing_requests, ACCESS};
 use crate::audit;
 use crate::error::{raise, OrRaise};
 use crate::model::hold;
-use crate::model::subject::{id_type, subject_condition, LinkKind, RootMatch, SubjectMap, SubjectTable};
+use crate::model::subject::{
+    id_type, subject_condition, LinkKind, RootMatch, SubjectMap, SubjectTable,
+};
 use crate::pg::ident;
 use crate::pg::params::Params;
 use crate::pg::security;
@@ -176,7 +178,10 @@ fn deliver_access(request: i64) -> JsonB {
     if r.request_type != ACCESS {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("request {request} is an {} request, not an access request", r.request_type),
+            format!(
+                "request {request} is an {} request, not an access request",
+                r.request_type
+            ),
             "Erasure requests are processed by CALL retention.process_erasures().",
         )
     }

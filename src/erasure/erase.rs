@@ -46,7 +46,10 @@ pub(super) fn erase_subject(request: i64) -> String {
     if r.request_type != super::requests::ERASURE {
         crate::error::raise(
             pgrx::PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("request {request} is an {} request, not an erasure request", r.request_type),
+            format!(
+                "request {request} is an {} request, not an erasure request",
+                r.request_type
+            ),
             format!("Deliver it with retention.deliver_access({request})."),
         )
     }
@@ -436,7 +439,13 @@ fn erase_table(job: &TableJob, mut params: Params, entry: &mut Value) -> bool {
                     // who shares it).
                     let by: Vec<String> = refs
                         .iter()
-                        .filter(|r| count_args(table, &format!("{where_} AND {}", r.exists_sql(table)), &args) > 0)
+                        .filter(|r| {
+                            count_args(
+                                table,
+                                &format!("{where_} AND {}", r.exists_sql(table)),
+                                &args,
+                            ) > 0
+                        })
                         .map(|r| r.child.clone())
                         .collect::<std::collections::BTreeSet<_>>()
                         .into_iter()

@@ -288,7 +288,11 @@ fn refuse_request(id: i64, ground: &str) -> String {
         .trim()
         .trim_start_matches("GDPR")
         .trim();
-    let grounds: &[(&str, &str)] = if what == ACCESS { &ACCESS_GROUNDS } else { &GROUNDS };
+    let grounds: &[(&str, &str)] = if what == ACCESS {
+        &ACCESS_GROUNDS
+    } else {
+        &GROUNDS
+    };
     let Some((code, text)) = grounds
         .iter()
         .find(|(c, _)| g == *c || g == format!("Art. {c}"))

@@ -375,7 +375,10 @@ fn add_owned_table(kind: &str, target: pg_sys::Oid, via: Option<pg_sys::Oid>, ac
             also: Vec::new(),
         },
     );
-    audit::append("subject table added", json!({"kind": kind, "table": table, "owned": true}));
+    audit::append(
+        "subject table added",
+        json!({"kind": kind, "table": table, "owned": true}),
+    );
     1
 }
 
@@ -407,7 +410,10 @@ fn add_subject_path(kind: &str, target: pg_sys::Oid, foreign_key: &str) -> i32 {
     if t.link != LinkKind::ForeignKey {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("{table} is in the map of \"{kind}\" as {}, not by a foreign key", t.link.as_str()),
+            format!(
+                "{table} is in the map of \"{kind}\" as {}, not by a foreign key",
+                t.link.as_str()
+            ),
             "Only a table the map reaches by a foreign key takes further foreign keys.",
         )
     }
@@ -462,7 +468,10 @@ fn add_subject_path(kind: &str, target: pg_sys::Oid, foreign_key: &str) -> i32 {
     {
         raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-            format!("the map of \"{kind}\" already follows {table} ({})", ident::columns(None, &columns)),
+            format!(
+                "the map of \"{kind}\" already follows {table} ({})",
+                ident::columns(None, &columns)
+            ),
             "SELECT * FROM retention.subject_map(kind) shows the paths.",
         )
     }

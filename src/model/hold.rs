@@ -164,7 +164,8 @@ pub fn cascade_held_keyed(
         if r.on_delete == OnDelete::Cascade {
             if depth + 1 >= MAX_DEPTH {
                 held.push("true".to_string());
-            } else if let Some(deeper) = cascade_held_keyed(r.child_oid, &alias, depth + 1, subject) {
+            } else if let Some(deeper) = cascade_held_keyed(r.child_oid, &alias, depth + 1, subject)
+            {
                 held.push(deeper);
             }
         }
@@ -182,7 +183,12 @@ pub fn cascade_held_keyed(
 /// The condition that a row of `child` (under `alias`) belongs to a held
 /// subject, with the held subjects' keys bound in `params`; None when no
 /// kind that maps the table has a held subject.
-pub fn subject_held_as(child: pg_sys::Oid, alias: &str, item: i64, params: &mut Params) -> Option<String> {
+pub fn subject_held_as(
+    child: pg_sys::Oid,
+    alias: &str,
+    item: i64,
+    params: &mut Params,
+) -> Option<String> {
     let sh = subject_hold(child, alias)?;
     let keys = sh.keys(item);
     Some(keys.bind(params))
@@ -418,7 +424,9 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
                 let e = "reading subject holds";
                 (
                     r.get::<String>(1).or_raise(e).unwrap_or_default(),
-                    r.get::<pg_sys::Oid>(2).or_raise(e).unwrap_or(pg_sys::InvalidOid),
+                    r.get::<pg_sys::Oid>(2)
+                        .or_raise(e)
+                        .unwrap_or(pg_sys::InvalidOid),
                     r.get::<Vec<i64>>(3).or_raise(e).unwrap_or_default(),
                 )
             })
@@ -433,7 +441,10 @@ pub fn subject_hold(target: pg_sys::Oid, table: &str) -> Option<SubjectHold> {
     let mut links = Vec::new();
     for (kind, mapped, _) in &kinds {
         // One link per way the table reaches the kind's subjects.
-        let paths = SubjectMap::load(kind).table(*mapped).map(path_count).unwrap_or(0);
+        let paths = SubjectMap::load(kind)
+            .table(*mapped)
+            .map(path_count)
+            .unwrap_or(0);
         for path in 0..paths {
             let map = SubjectMap::load(kind);
             let columns = map.table(*mapped).and_then(|t| link_columns(&map, t, path));
