@@ -12,7 +12,7 @@
 //! the caller without row security hiding rows from it: an access request
 //! gives nobody rows they could not select themselves.
 
-use super::proof::ask;
+use super::proof::record_matches;
 use super::requests::{load_request_locking, writing_requests, ACCESS};
 use crate::audit;
 use crate::error::{raise, OrRaise};
@@ -298,30 +298,7 @@ fn access_certificate(request: i64) -> JsonB {
         .unwrap_or(false);
     // Receipt and due dates, extensions, the outcome and each table's count
     // must be what the audit chain recorded.
-    let matches = ask(
-        "SELECT EXISTS (SELECT 1 FROM retention.audit_log a
-                         WHERE a.event = 'access requested' AND (a.details ->> 'request')::bigint = r.id
-                           AND a.details ->> 'received_at' = r.received_at::text)
-            AND coalesce((SELECT a.details ->> 'due_at' FROM retention.audit_log a
-                           WHERE a.event IN ('access requested', 'access request extended')
-                             AND (a.details ->> 'request')::bigint = r.id
-                           ORDER BY a.id DESC LIMIT 1) = r.due_at::text, false)
-            AND CASE r.status
-                WHEN 'received' THEN true
-                WHEN 'refused' THEN EXISTS (
-                    SELECT 1 FROM retention.audit_log a
-                     WHERE a.event = 'access request refused' AND (a.details ->> 'request')::bigint = r.id
-                       AND a.details ->> 'completed_at' = r.completed_at::text)
-                ELSE EXISTS (
-                    SELECT 1 FROM retention.audit_log a
-                     WHERE a.event = 'access delivered' AND (a.details ->> 'request')::bigint = r.id
-                       AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status
-                       AND a.details -> 'result' = r.result
-                       AND a.details ->> 'completed_at' = r.completed_at::text)
-                END
-           FROM retention.erasure_requests r WHERE r.id = $1",
-        request,
-    );
+    let matches = record_matches(request, "access", "access delivered");
     if let Value::Object(m) = &mut cert.0 {
         m.insert("audit_chain_verified".into(), json!(verified));
         m.insert("audit_record_matches".into(), json!(matches));

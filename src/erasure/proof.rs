@@ -15,12 +15,55 @@ use serde_json::{json, Value};
 
 /// A yes/no question about request `request`, asked of the extension's own
 /// tables as their owner; no answer (no such row) is no.
-pub(super) fn ask(sql: &str, request: i64) -> bool {
+fn ask(sql: &str, request: i64) -> bool {
     security::as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(sql, &[request.into()])
             .ok()
             .flatten()
             .unwrap_or(false)
+    })
+}
+
+/// Whether what the request row states (receipt and due dates,
+/// extensions, the outcome with each table's counts and the sweep) is what
+/// the audit chain recorded for a request of `request_type` (`erasure`,
+/// `access`), whose outcome entry is `completed_event`.
+pub(super) fn record_matches(request: i64, request_type: &str, completed_event: &str) -> bool {
+    security::as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM retention.audit_log a
+                             WHERE a.event = $2 AND (a.details ->> 'request')::bigint = r.id
+                               AND a.details ->> 'received_at' = r.received_at::text)
+                AND coalesce((SELECT a.details ->> 'due_at' FROM retention.audit_log a
+                               WHERE a.event IN ($2, $3) AND (a.details ->> 'request')::bigint = r.id
+                               ORDER BY a.id DESC LIMIT 1) = r.due_at::text, false)
+                AND CASE r.status
+                    WHEN 'received' THEN true
+                    WHEN 'refused' THEN EXISTS (
+                        SELECT 1 FROM retention.audit_log a
+                         WHERE a.event = $4 AND (a.details ->> 'request')::bigint = r.id
+                           AND a.details ->> 'completed_at' = r.completed_at::text)
+                    ELSE EXISTS (
+                        SELECT 1 FROM retention.audit_log a
+                         WHERE a.event = $5 AND (a.details ->> 'request')::bigint = r.id
+                           AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status
+                           AND a.details -> 'result' = r.result
+                           AND (a.details -> 'sweep') IS NOT DISTINCT FROM r.sweep
+                           AND a.details ->> 'completed_at' = r.completed_at::text)
+                    END
+               FROM retention.erasure_requests r WHERE r.id = $1 AND r.request_type = $6",
+            &[
+                request.into(),
+                format!("{request_type} requested").into(),
+                format!("{request_type} request extended").into(),
+                format!("{request_type} request refused").into(),
+                completed_event.into(),
+                request_type.into(),
+            ],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
     })
 }
 
@@ -65,31 +108,7 @@ fn erasure_certificate(request: i64) -> JsonB {
         // Everything the certificate states must be what the audit chain
         // recorded: receipt and due dates, extensions, the outcome and each
         // table's counts. An edit of the request row shows here.
-        let matches = ask(
-            "SELECT EXISTS (SELECT 1 FROM retention.audit_log a
-                                 WHERE a.event = 'erasure requested' AND (a.details ->> 'request')::bigint = r.id
-                                   AND a.details ->> 'received_at' = r.received_at::text)
-                    AND coalesce((SELECT a.details ->> 'due_at' FROM retention.audit_log a
-                                   WHERE a.event IN ('erasure requested', 'erasure request extended')
-                                     AND (a.details ->> 'request')::bigint = r.id
-                                   ORDER BY a.id DESC LIMIT 1) = r.due_at::text, false)
-                    AND CASE r.status
-                        WHEN 'received' THEN true
-                        WHEN 'refused' THEN EXISTS (
-                            SELECT 1 FROM retention.audit_log a
-                             WHERE a.event = 'erasure request refused' AND (a.details ->> 'request')::bigint = r.id
-                               AND a.details ->> 'completed_at' = r.completed_at::text)
-                        ELSE EXISTS (
-                            SELECT 1 FROM retention.audit_log a
-                             WHERE a.event = 'erasure completed' AND (a.details ->> 'request')::bigint = r.id
-                               AND a.hash = r.audit_hash AND a.details ->> 'status' = r.status
-                               AND a.details -> 'result' = r.result
-                               AND (a.details -> 'sweep') IS NOT DISTINCT FROM r.sweep
-                               AND a.details ->> 'completed_at' = r.completed_at::text)
-                        END
-                   FROM retention.erasure_requests r WHERE r.id = $1",
-            request,
-        );
+        let matches = record_matches(request, "erasure", "erasure completed");
         // Requests filed before 0.2.0 have audit entries without dates or
         // results: for them, the status and the audit hash at completion
         // are what can be compared.

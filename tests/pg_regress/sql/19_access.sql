@@ -70,6 +70,14 @@ SELECT count(*) AS ids_left FROM retention.erasure_requests WHERE id = :req AND 
 SELECT c ->> 'status' AS status, c -> 'on_time' AS on_time, c -> 'audit_record_matches' AS matches,
        c -> 'audit_chain_verified' = (SELECT to_jsonb(ok) FROM retention.verify_audit()) AS chain_checked, c -> 'tables' AS tables
   FROM retention.access_certificate(:req) c;
+-- An edit of the request row behind the audit chain's back shows.
+ALTER TABLE retention.erasure_requests DISABLE TRIGGER erasure_requests_guard;
+UPDATE retention.erasure_requests SET result = '[]' WHERE id = :req;
+SELECT (retention.access_certificate(:req) ->> 'audit_record_matches')::boolean AS matches_after_edit;
+UPDATE retention.erasure_requests r SET result = a.details -> 'result'
+  FROM retention.audit_log a WHERE r.id = :req AND a.event = 'access delivered' AND (a.details ->> 'request')::bigint = r.id;
+ALTER TABLE retention.erasure_requests ENABLE TRIGGER erasure_requests_guard;
+SELECT (retention.access_certificate(:req) ->> 'audit_record_matches')::boolean AS matches_restored;
 SELECT retention.access_certificate(0);
 -- No subject id, name or address in the audit log or the requests.
 SELECT count(*) AS leaks FROM retention.audit_log
