@@ -81,6 +81,23 @@ fn has_children(target: pg_sys::Oid) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the policy's table is a Citus table whose shards have one
+/// placement each (hash-distributed, not partitioned): its batches walk page
+/// ranges of every shard at once (see `walk`), one statement changing rows
+/// on all shards in parallel. Reference tables (and shards kept on several
+/// nodes) are left to batches by key: the same page range would hold other
+/// rows on each copy.
+pub fn distributed(p: &Policy) -> bool {
+    ident::relkind(p.target) == Some(b'r')
+        && is_distributed(p.target)
+        && Spi::get_one_with_args::<bool>(
+            "SELECT repmodel = 's' FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::oid::regclass",
+            &[p.target.into()],
+        )
+        .or_raise("asking Citus about the table")
+        .unwrap_or(false)
+}
+
 /// Whether Citus distributes the table (only asked when Citus is installed).
 fn is_distributed(target: pg_sys::Oid) -> bool {
     let citus = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
@@ -114,6 +131,28 @@ pub struct BatchPlan<'a> {
     /// With a walk: the batch covers the pages from `.0` up to (not
     /// including) `.1` instead of a number of rows (see `walk`).
     pub range: Option<(Param, Param)>,
+    /// The page numbers bound in `range`.
+    pub pages: Option<(i64, i64)>,
+    /// The table is distributed (Citus): the row-locking forms are refused
+    /// there (see [`execute`]).
+    pub spread: bool,
+}
+
+/// What a batch did.
+#[derive(Default)]
+pub struct Done {
+    pub selected: i64,
+    pub changed: i64,
+    /// The form that skips locked rows ran, or pages were left for rows
+    /// locked by other sessions.
+    pub skipping: bool,
+    /// Row positions or ranges of them (of every shard) left for the next
+    /// run because a row there was locked (distributed tables).
+    pub skipped_pages: i64,
+    /// A batch by key of a distributed table met a locked row and changed
+    /// nothing: the stage goes on in page ranges, which can leave the
+    /// locked row's page out.
+    pub walk_instead: bool,
 }
 
 impl BatchPlan<'_> {
@@ -133,7 +172,7 @@ impl BatchPlan<'_> {
         if let Some((from, to)) = self.range {
             let pages =
                 format!("ctid >= {from}::pg_catalog.tid AND ctid < {to}::pg_catalog.tid AND ");
-            if !lock_rows {
+            if !lock_rows || self.spread {
                 // One pass over the range's pages: the change finds its own
                 // rows. No RETURNING: the rows changed are the statement's
                 // row count, and collecting them would cost about a quarter
@@ -190,7 +229,7 @@ impl BatchPlan<'_> {
     /// Whether the statement without row locks is a single pass whose row
     /// count is the result (a walked range).
     pub fn single_pass(&self, lock_rows: bool) -> bool {
-        self.range.is_some() && !lock_rows
+        self.range.is_some() && (!lock_rows || self.spread)
     }
 }
 
@@ -214,18 +253,27 @@ fn run_counts(
     )
 }
 
+/// The lock wait of a distributed table's batch statements on the workers.
+/// Citus passes `SET LOCAL` on to the nodes of the transaction when
+/// `citus.propagate_set_commands` is `local` (`set_config` stays on the
+/// coordinator); SET takes no parameters, so the statement is fixed text.
+const SPREAD_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '100ms'";
+/// The most statements one batch of a distributed table runs while it
+/// narrows a page range down to the pages with locked rows; what is left
+/// of the range then waits for the next run.
+const SPREAD_MAX_TRIES: i64 = 64;
+
 /// Runs a batch as the table's owner, as a stage write, under the policy's
-/// statement and lock timeouts; returns (selected, changed, skipping):
-/// `skipping` is true when the form that skips locked rows ran. With
-/// `skip_locked`, the optimistic form (without the separate row-locking
-/// pass, which costs as much as the change itself) runs first under a short
-/// lock_timeout in a subtransaction; if it meets a row an application holds,
-/// it is rolled back and the locking form, which skips such rows, runs.
-pub fn execute(
-    plan: &BatchPlan,
-    params: &Params,
-    keys: crate::mask::StageKeys,
-) -> (i64, i64, bool) {
+/// statement and lock timeouts. With `skip_locked`, the optimistic form
+/// (without the separate row-locking pass, which costs as much as the
+/// change itself) runs first under a short lock_timeout in a
+/// subtransaction; if it meets a row an application holds, it is rolled
+/// back and the locking form, which skips such rows, runs. Citus refuses
+/// that form on distributed tables: there, a page range that meets a
+/// locked row is split in halves until the pages with locked rows are
+/// found and left for the next run, and a batch by key that meets one asks
+/// for the stage to go on in page ranges ([`Done::walk_instead`]).
+pub fn execute(plan: &BatchPlan, params: &Params, keys: crate::mask::StageKeys) -> Done {
     let p = plan.policy;
     let sql = plan.sql(p.skip_locked);
     let fast = p.skip_locked.then(|| plan.sql(false));
@@ -245,12 +293,27 @@ pub fn execute(
                         // the run-log update and the audit entry after it keep
                         // the session's setting.
                         let previous = crate::gucs::read(c, "lock_timeout");
+                        let fast_timeout = p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS);
+                        if let (Some(fast), true) = (&fast, plan.spread) {
+                            let e = "limiting lock waits on the workers";
+                            let propagate = crate::gucs::read(c, "citus.propagate_set_commands");
+                            crate::gucs::set_local(c, "citus.propagate_set_commands", "local");
+                            c.update(SPREAD_LOCK_TIMEOUT, None, &[]).or_raise(e);
+                            crate::gucs::set_local(c, "lock_timeout", &fast_timeout.to_string());
+                            let done = match (plan.range, plan.pages) {
+                                (Some(range), Some(pages)) => {
+                                    spread_walk(c, fast, params, range, pages)
+                                }
+                                _ => spread_by_key(c, fast, params),
+                            };
+                            // The workers keep the short wait until the batch's
+                            // transaction ends: what follows there only reads.
+                            crate::gucs::set_local(c, "lock_timeout", &previous);
+                            crate::gucs::set_local(c, "citus.propagate_set_commands", &propagate);
+                            return done;
+                        }
                         if let Some(fast) = &fast {
-                            crate::gucs::set_local(
-                                c,
-                                "lock_timeout",
-                                &p.lock_timeout_ms.min(FAST_PATH_LOCK_TIMEOUT_MS).to_string(),
-                            );
+                            crate::gucs::set_local(c, "lock_timeout", &fast_timeout.to_string());
                             let attempt =
                                 crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
                                     run_counts(c, fast, params, plan.single_pass(false))
@@ -258,7 +321,11 @@ pub fn execute(
                             match attempt {
                                 Ok((selected, changed)) => {
                                     crate::gucs::set_local(c, "lock_timeout", &previous);
-                                    return (selected, changed, false);
+                                    return Done {
+                                        selected,
+                                        changed,
+                                        ..Done::default()
+                                    };
                                 }
                                 Err(e) if e.is_lock_timeout() => {}
                                 Err(e) => e.rethrow(),
@@ -269,12 +336,101 @@ pub fn execute(
                         let (selected, changed) =
                             run_counts(c, &sql, params, plan.single_pass(p.skip_locked));
                         crate::gucs::set_local(c, "lock_timeout", &previous);
-                        (selected, changed, p.skip_locked)
+                        Done {
+                            selected,
+                            changed,
+                            skipping: p.skip_locked,
+                            ..Done::default()
+                        }
                     })
                 })
             })
         })
     })
+}
+
+/// A page range of a distributed table, changed on every shard at once.
+/// A part that meets a locked row is rolled back and split in halves: by
+/// pages, then by line pointers within a page, down to one row position
+/// (that page and line on every shard), which is left for the next run.
+/// Positions are `page << 16 | line`, as in a row id.
+fn spread_walk(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    sql: &str,
+    params: &Params,
+    (from_param, to_param): (Param, Param),
+    (from, to): (i64, i64),
+) -> Done {
+    const LINE: i64 = 1 << 16;
+    // The most rows a page can hold (MaxHeapTuplesPerPage): line pointers
+    // start at 1.
+    let lines = (pg_sys::BLCKSZ as i64 - 24) / 28 + 1;
+    let mut local = params.share();
+    let mut todo = vec![(from * LINE, to.saturating_mul(LINE))];
+    let mut done = Done::default();
+    let mut tries = 0;
+    while let Some((a, b)) = todo.pop() {
+        if tries == SPREAD_MAX_TRIES {
+            done.skipped_pages += 1;
+            continue;
+        }
+        tries += 1;
+        local.rebind(from_param, format!("({},{})", a / LINE, a % LINE));
+        local.rebind(to_param, format!("({},{})", b / LINE, b % LINE));
+        let attempt = crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
+            run_counts(c, sql, &local, true)
+        }));
+        match attempt {
+            Ok((_, n)) => {
+                done.selected += n;
+                done.changed += n;
+            }
+            Err(e) if e.is_lock_timeout() => {
+                let (pa, pb) = (a / LINE, b / LINE);
+                let mid = if b >= super::walk::OPEN_END * LINE {
+                    // The open range after the walk is left whole.
+                    None
+                } else if pb - pa > 1 || (pb - pa == 1 && b % LINE > 0) {
+                    Some((pa + (pb - pa + 1) / 2) * LINE)
+                } else {
+                    // Within one page: its lines.
+                    let last = if pb > pa { pa * LINE + lines } else { b };
+                    (last - a > 1).then(|| a + (last - a) / 2)
+                };
+                match mid {
+                    Some(m) if m > a && m < b => {
+                        todo.push((m, b));
+                        todo.push((a, m));
+                    }
+                    _ => done.skipped_pages += 1,
+                }
+            }
+            Err(e) => e.rethrow(),
+        }
+    }
+    done.skipping = done.skipped_pages > 0;
+    done
+}
+
+/// A batch by key of a distributed table: rolled back if it meets a locked
+/// row (the stage then goes on in page ranges).
+fn spread_by_key(c: &mut pgrx::spi::SpiClient<'_>, sql: &str, params: &Params) -> Done {
+    let attempt = crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
+        run_counts(c, sql, params, false)
+    }));
+    match attempt {
+        Ok((selected, changed)) => Done {
+            selected,
+            changed,
+            ..Done::default()
+        },
+        Err(e) if e.is_lock_timeout() => Done {
+            skipping: true,
+            walk_instead: true,
+            ..Done::default()
+        },
+        Err(e) => e.rethrow(),
+    }
 }
 
 /// `SELECT count(*)` of the rows of the policy's table matching `cond`, as

@@ -372,8 +372,10 @@ fn run_batch(
     let due = all_of([Some(batch::due_condition(&p, cut)), pending]).unwrap_or_default();
     // The batch's time includes deciding on a walk (and counting for it).
     let batch_started = Some(pgrx::datum::clock_timestamp());
-    // Large tables with many due rows are walked in ranges of pages.
-    let window = if batch::by_row_id(&p) {
+    // Large tables with many due rows are walked in ranges of pages, and
+    // distributed tables in ranges of the pages of all shards at once.
+    let spread = batch::distributed(&p);
+    let window = if batch::by_row_id(&p) || spread {
         walk::window(item, stage, &p, &table, &due, &params, sized)
     } else {
         None
@@ -397,13 +399,38 @@ fn run_batch(
         action,
         limit,
         range,
+        pages: range_done,
+        spread,
     };
     let wal_from = throttle::wal_position();
-    let (selected, changed, skipping) = batch::execute(&plan, &params, keys);
+    let done = batch::execute(&plan, &params, keys);
+    let (selected, changed) = (done.selected, done.changed);
+    if done.walk_instead {
+        // A batch by key of a distributed table met a locked row: the stage
+        // goes on in page ranges, which can leave that row's page out.
+        if state::with(item, |s| s.walk_forced.replace(stage) == Some(stage)) {
+            raise(
+                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                format!(
+                    "a row of {table} that the {} stage would change is locked by another session",
+                    stage.as_str()
+                ),
+                "The run tries again with fewer rows; the next run finishes the stage.",
+            )
+        }
+        state::with(item, |s| {
+            s.walk = None;
+            s.maybe_left = true;
+        });
+        return TableIterator::once((true, 0.0, 0, size));
+    }
     // Rows this stage may have left: locked rows skipped, or rows selected
     // that the statement did not change (a trigger, row security).
-    if skipping || changed < selected {
-        state::with(item, |s| s.maybe_left = true);
+    if done.skipping || changed < selected {
+        state::with(item, |s| {
+            s.maybe_left = true;
+            s.skipped_pages += done.skipped_pages;
+        });
     }
     let totals = run_log::count_batch(item, stage, changed, selected, batch_started);
     if changed > 0 {

@@ -22,6 +22,12 @@ pub struct RunState {
     item: i64,
     pub run_key: Option<Vec<u8>>,
     pub walk: Option<Walk>,
+    /// The stage whose batches by key met a locked row on a distributed
+    /// table: it goes on in page ranges (see `walk`).
+    pub walk_forced: Option<super::super::model::policy::Stage>,
+    /// Pages of a distributed table's walk left for rows that other
+    /// sessions held locked (see `batch`).
+    pub skipped_pages: i64,
     /// The batch size learnt from the time batches took (see `sizing`).
     pub sizing: Option<Learnt>,
     /// A batch skipped locked rows or did not change every row it

@@ -18,6 +18,7 @@
 use super::{run_log, state};
 use crate::error::OrRaise;
 use crate::model::policy::{Policy, Stage};
+use crate::pg::ident;
 use crate::pg::params::Params;
 use crate::pg::security;
 use pgrx::prelude::*;
@@ -32,6 +33,17 @@ const MIN_DUE_SHARE: f64 = 0.03;
 /// worth of rows, so that a batch cannot grow without bound where the due
 /// rows are suddenly dense.
 const MAX_BATCHES: f64 = 8.0;
+
+/// Share of a distributed table's rows that must be due for its batches to
+/// walk page ranges of the shards: a batch by key collects the keys on the
+/// coordinator and sends them back to every shard, some hundred times the
+/// cost per row of a range scan on the shards in parallel.
+const MIN_DUE_SHARE_SPREAD: f64 = 0.002;
+
+/// Smallest largest shard, in pages, for a distributed table's walk: one
+/// page of every shard is the least a range can hold, and small tables
+/// keep batches by key, which honour `batch_size` exactly.
+const MIN_SPREAD_PAGES: i64 = 16;
 
 /// The walk of one stage of one run item (kept in the item's state between
 /// batches; see `state`).
@@ -48,15 +60,28 @@ pub struct Walk {
     max_pages: i64,
     /// Due rows not yet changed, when they were counted at the start.
     remaining: Option<i64>,
+    /// The shards walked at once (a distributed table), or 0.
+    shards: i64,
+    /// A distributed table's walk ends on an estimate of its largest shard's
+    /// pages; one more range, from there to the end of every shard, is to
+    /// come (it holds nothing where the estimate was right).
+    tail: bool,
 }
+
+/// The end of the open range after a distributed table's walk: past the
+/// last page any table can have.
+pub const OPEN_END: i64 = 0xFFFF_FFFF;
 
 impl Walk {
     /// Whether pages (and, when counted, due rows) remain.
     pub fn goes_on(&self) -> bool {
-        self.next < self.end && self.remaining.is_none_or(|r| r > 0)
+        (self.next < self.end || self.tail) && self.remaining.is_none_or(|r| r > 0)
     }
 
     fn window(&self) -> Option<(i64, i64)> {
+        if self.tail && self.next >= self.end {
+            return self.ranged.then_some((self.next, OPEN_END));
+        }
         self.ranged
             .then(|| (self.next, (self.next + self.pages).min(self.end)))
     }
@@ -83,9 +108,14 @@ pub fn window(
     if let Some(win) = known {
         return win;
     }
+    let forced = state::with(item, |s| s.walk_forced == Some(stage));
     // Planning and counting wait for table locks no longer than a batch.
     let walk = crate::gucs::with_local("lock_timeout", &p.lock_timeout_ms.to_string(), || {
-        plan(stage, p, table, cond, params, first_rows)
+        if super::batch::distributed(p) {
+            plan_spread(stage, p, table, cond, params, first_rows, forced)
+        } else {
+            plan(stage, p, table, cond, params, first_rows)
+        }
     });
     let win = walk.window();
     state::with(item, |s| s.walk = Some(walk));
@@ -111,6 +141,8 @@ fn plan(
         pages: 1,
         max_pages: 1,
         remaining: None,
+        shards: 0,
+        tail: false,
     };
     // Page-range scans exist from PostgreSQL 14 on.
     if cfg!(feature = "pg13") {
@@ -196,6 +228,133 @@ fn plan(
     walk
 }
 
+/// The walk of a distributed table (Citus): each range covers the same
+/// pages of every shard, changed in one statement that Citus runs on all
+/// shards in parallel. Walked when the table has no key, when a batch by
+/// key met a locked row (`forced`), when the shards would be scanned whole
+/// for the due rows, or when at least MIN_DUE_SHARE_SPREAD of the rows are
+/// due. The shards' sizes come from the workers; the largest, indexes
+/// included, bounds the pages to walk.
+fn plan_spread(
+    stage: Stage,
+    p: &Policy,
+    table: &str,
+    cond: &str,
+    params: &Params,
+    first_rows: i32,
+    forced: bool,
+) -> Walk {
+    let mut walk = Walk {
+        stage,
+        ranged: false,
+        next: 0,
+        end: 0,
+        pages: 1,
+        max_pages: 1,
+        remaining: None,
+        shards: 0,
+        tail: false,
+    };
+    if cfg!(feature = "pg13") {
+        return walk;
+    }
+    let e = "sizing the shards";
+    // The shards' sizes count their indexes; the largest shard's table is
+    // estimated with the share of the tables in all shards' sizes (the
+    // walk's last range reaches past the estimate, see `tail`).
+    let (shards, largest, heap) = security::as_table_owner(p.target, || {
+        Spi::get_three_with_args::<i64, i64, i64>(
+            "SELECT count(*),
+                    ceil(max(z.size)::float8 * z.heap / greatest(sum(z.size), 1)
+                         / pg_catalog.current_setting('block_size')::int8)::int8 + 1,
+                    z.heap / pg_catalog.current_setting('block_size')::int8
+               FROM (SELECT DISTINCT s.shard_id, s.size,
+                            pg_catalog.citus_relation_size($1::oid::regclass) AS heap
+                       FROM pg_catalog.citus_shard_sizes() s
+                       JOIN pg_catalog.pg_dist_shard d ON d.shardid = s.shard_id
+                      WHERE d.logicalrelid = $1::oid::regclass) z
+              GROUP BY z.heap",
+            &[p.target.into()],
+        )
+        .or_raise(e)
+    });
+    let (shards, largest, heap) = (shards.unwrap_or(0), largest.unwrap_or(0), heap.unwrap_or(0));
+    let must = forced || p.key_columns.is_none();
+    if shards == 0 || largest == 0 || (largest < MIN_SPREAD_PAGES && !must) {
+        return walk;
+    }
+    let (schema, name) = ident::schema_and_name(p.target);
+    let explain = |sql: &str| {
+        let plan = crate::error::sanitizing(table, || {
+            security::as_table_owner(p.target, || {
+                Spi::get_one_with_args::<pgrx::datum::Json>(sql, params.args())
+                    .or_raise("planning a batch")
+            })
+        });
+        plan.and_then(|j| shard_scan(&j.0, &schema, &name))
+    };
+    let due = explain(&format!(
+        "EXPLAIN (FORMAT JSON, VERBOSE) SELECT 1 FROM {table} WHERE {cond}"
+    ));
+    let all = explain(&format!(
+        "EXPLAIN (FORMAT JSON, VERBOSE) SELECT 1 FROM {table}"
+    ));
+    // The planner's figures are for one shard.
+    let total = all.map_or(0.0, |(_, rows)| rows) * shards as f64;
+    let whole = due.as_ref().is_none_or(|(node, _)| node == "Seq Scan");
+    if !whole {
+        let n = super::batch::count(p, table, cond, params, "counting due rows");
+        if !must && (n as f64) < (MIN_DUE_SHARE_SPREAD * total).max(f64::from(first_rows)) {
+            return walk;
+        }
+        walk.remaining = Some(n);
+    }
+    // Rows in one page of one shard.
+    let per_page = if total > 0.0 && heap > 0 {
+        total / heap as f64
+    } else {
+        100.0
+    }
+    .max(1.0);
+    let cap = f64::from(p.batch_size.max(1));
+    walk.max_pages = ((MAX_BATCHES * cap / (per_page * shards as f64)).ceil() as i64).max(1);
+    // The shards work in parallel: the first range holds the first batch's
+    // rows in each shard.
+    walk.pages = ((f64::from(first_rows.max(1)) / per_page).ceil() as i64).clamp(1, walk.max_pages);
+    walk.ranged = true;
+    walk.shards = shards;
+    walk.end = if walk.remaining == Some(0) {
+        0
+    } else {
+        largest
+    };
+    walk.tail = walk.end > 0;
+    walk
+}
+
+/// The node type and estimated rows of the plan node that scans a shard of
+/// the named table, in the plan Citus shows for one shard.
+fn shard_scan(v: &serde_json::Value, schema: &str, name: &str) -> Option<(String, f64)> {
+    match v {
+        serde_json::Value::Object(o) => {
+            let is_shard = o.get("Schema").and_then(|s| s.as_str()) == Some(schema)
+                && o.get("Relation Name")
+                    .and_then(|r| r.as_str())
+                    .and_then(|r| r.strip_prefix(name))
+                    .and_then(|r| r.strip_prefix('_'))
+                    .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+            if is_shard {
+                let node = o.get("Node Type").and_then(|t| t.as_str())?.to_string();
+                let rows = o.get("Plan Rows").and_then(|r| r.as_f64()).unwrap_or(0.0);
+                return Some((node, rows));
+            }
+            o.values().find_map(|x| shard_scan(x, schema, name))
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(|x| shard_scan(x, schema, name)),
+        _ => None,
+    }
+}
+
 /// Whether a run would walk a stage with `due_rows` due rows (the preview's
 /// question): the same thresholds as [`window`], from the statistics.
 pub fn would_walk(p: &Policy, due_rows: Option<i64>, indexed: bool) -> bool {
@@ -245,15 +404,28 @@ pub fn note(item: i64, w: &Walk) {
     if w.end == 0 {
         return;
     }
-    run_log::note(
-        item,
-        &format!(
+    let note = if w.shards > 0 {
+        let skipped = state::with(item, |s| std::mem::take(&mut s.skipped_pages));
+        let left = if skipped > 0 {
+            format!(", leaving {skipped} of those pages for the next run: rows on them were locked by other sessions")
+        } else {
+            String::new()
+        };
+        format!(
+            "the {} stage walked pages 0 to {} of each of the table's {} shards in ranges{left}",
+            w.stage.as_str(),
+            w.next.min(w.end),
+            w.shards
+        )
+    } else {
+        format!(
             "the {} stage walked {} of the table's {} pages in ranges",
             w.stage.as_str(),
             w.next.min(w.end),
             w.end
-        ),
-    );
+        )
+    };
+    run_log::note(item, &note);
 }
 
 /// The walk's state after a batch that covered pages up to `to`, held
@@ -266,6 +438,14 @@ pub fn step(item: i64, stage: Stage, to: i64, rows: i64, secs: f64, p: &Policy) 
     let mut w = state::with(item, |s| {
         s.walk.as_ref().filter(|w| w.stage == stage).cloned()
     })?;
+    if to >= OPEN_END {
+        w.tail = false;
+        w.next = w.end;
+        if let Some(r) = &mut w.remaining {
+            *r -= rows;
+        }
+        return Some(w);
+    }
     let span = (to - w.next).max(1);
     w.next = to;
     let target_rows = f64::from(super::sizing::rows(item, stage, p).max(1));

@@ -45,6 +45,19 @@ pub fn relation(oid: pg_sys::Oid) -> Option<String> {
 }
 
 /// The relation's kind (`r`, `p`, `v`, ...) or `None` when it does not exist.
+/// The schema and name of a relation, unquoted (empty when it is gone).
+pub fn schema_and_name(oid: pg_sys::Oid) -> (String, String) {
+    pgrx::spi::Spi::get_two_with_args::<String, String>(
+        "SELECT n.nspname::text, c.relname::text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = $1",
+        &[oid.into()],
+    )
+    .ok()
+    .map(|(s, n)| (s.unwrap_or_default(), n.unwrap_or_default()))
+    .unwrap_or_default()
+}
+
 pub fn relkind(oid: pg_sys::Oid) -> Option<u8> {
     let kind = unsafe { pg_sys::get_rel_relkind(oid) };
     if kind == 0 {

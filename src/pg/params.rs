@@ -36,6 +36,11 @@ impl Params {
         Param(self.args.len())
     }
 
+    /// Binds another value to a placeholder bound before.
+    pub fn rebind(&mut self, at: Param, value: impl Into<DatumWithOid<'static>>) {
+        self.args[at.0 - 1] = value.into();
+    }
+
     /// The values, in placeholder order, for `Spi` calls.
     pub fn args(&self) -> &[DatumWithOid<'static>] {
         &self.args

@@ -367,3 +367,107 @@ SQL
     "$purged, $((200000 - purged)) succeeded" "the next run finishes"
   expect_eq "$(val "SELECT count(*) FROM big")" 0 "nothing left"
 }
+
+# A distributed table with many due rows is walked in ranges of pages, each
+# range covering the same pages of every shard in one statement that Citus
+# runs on all shards in parallel; a distributed table without a key (which
+# cannot be batched by key) is walked too. Exactly the due rows go.
+test_citus_distributed_tables_are_walked_on_all_shards_at_once() {
+  citus_db walk
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 8;
+CREATE TABLE w_events (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, payload text, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('w_events', 'tenant');
+INSERT INTO w_events
+SELECT g % 101, g, CASE WHEN g % 10 = 0 THEN now() - interval '400 days' ELSE now() - interval '10 days' END, repeat('x', 60)
+  FROM generate_series(1, 60000) g;
+CREATE INDEX ON w_events (at);
+CREATE TABLE w_log (tenant int NOT NULL, at timestamptz NOT NULL, line text);
+SELECT create_distributed_table('w_log', 'tenant');
+INSERT INTO w_log SELECT g % 13, CASE WHEN g % 3 = 0 THEN now() - interval '400 days' ELSE now() END, 'line ' || g
+  FROM generate_series(1, 3000) g;
+VACUUM ANALYZE w_events;
+VACUUM ANALYZE w_log;
+-- A small time budget: the walk takes several ranges.
+SELECT retention.create_policy('w_events', 'w_events', 'at', interval '365 days', batch_target => interval '5 ms');
+SELECT retention.create_policy('w_log', 'w_log', 'at', interval '365 days');
+SQL
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || status || ' ' || rows_purged, ', ' ORDER BY policy) FROM retention.runs")" \
+    "w_events succeeded 6000, w_log succeeded 1000" "runs"
+  expect_eq "$(val "SELECT count(*) || ' ' || count(*) FILTER (WHERE id % 10 = 0) || ' ' || bool_and(at > now() - interval '1 year') FROM w_events")" \
+    "54000 0 true" "w_events after the run"
+  expect_eq "$(val "SELECT count(*) || ' ' || count(*) FILTER (WHERE at < now() - interval '1 year') FROM w_log")" "2000 0" "w_log after the run"
+  expect_eq "$(val "SELECT note LIKE 'the purge stage walked pages 0 to % of each of the table''s 8 shards in ranges%' FROM retention.runs WHERE policy = 'w_events'")" t \
+    "w_events walked: $(val "SELECT note FROM retention.runs WHERE policy = 'w_events'")"
+  expect_eq "$(val "SELECT batches > 2 FROM retention.runs WHERE policy = 'w_events'")" t \
+    "several ranges: $(val "SELECT batches FROM retention.runs WHERE policy = 'w_events'")"
+  expect_eq "$(val "SELECT note LIKE 'the purge stage walked pages 0 to % of each of the table''s 8 shards in ranges%' FROM retention.runs WHERE policy = 'w_log'")" t \
+    "w_log walked: $(val "SELECT note FROM retention.runs WHERE policy = 'w_log'")"
+  # On the workers' shards too: no due row left anywhere.
+  local port left=0
+  for port in $CT_WORKERS; do
+    left=$((left + $(on_worker "$port" "SELECT coalesce(sum(n), 0) FROM (SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s WHERE at < now() - interval ''1 year''', c.oid::regclass), false, false, '')))[1]::text::int AS n FROM pg_class c WHERE c.relname ~ '^w_(events|log)_[0-9]+\$' AND c.relkind = 'r') s")))
+  done
+  expect_eq "$left" 0 "due rows left on the workers' shards"
+}
+
+# An application that holds a due row locked is neither waited for nor
+# disturbed: the range that meets the lock is rolled back and split until
+# only that row's position (its page and line on every shard) is left for
+# the next run. A table small enough for batches by key goes on in page
+# ranges after its batch met the lock. The application's transaction then
+# commits, and the next run removes what was left.
+test_citus_locked_rows_are_left_for_the_next_run_not_waited_for() {
+  citus_db locks
+  q >/dev/null <<'SQL'
+SET citus.shard_count = 4;
+CREATE TABLE l_events (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, payload text, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('l_events', 'tenant');
+INSERT INTO l_events
+SELECT g % 31, g, CASE WHEN g % 4 = 0 THEN now() - interval '400 days' ELSE now() - interval '10 days' END, repeat('x', 60)
+  FROM generate_series(1, 40000) g;
+CREATE INDEX ON l_events (at);
+CREATE TABLE l_small (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('l_small', 'tenant');
+INSERT INTO l_small SELECT g % 31, g, CASE WHEN g % 2 = 0 THEN now() - interval '400 days' ELSE now() END FROM generate_series(1, 400) g;
+VACUUM ANALYZE l_events;
+VACUUM ANALYZE l_small;
+-- Were the run to wait for the lock, it would fail after 20 s.
+SELECT retention.create_policy('l_events', 'l_events', 'at', interval '365 days', statement_timeout => interval '20 s');
+SELECT retention.create_policy('l_small', 'l_small', 'at', interval '365 days', statement_timeout => interval '20 s');
+SQL
+  open_session app
+  say app "BEGIN;"
+  say app "SELECT 'locked ' || count(*) FROM (SELECT id FROM l_events WHERE tenant = 1 AND id = 4000 FOR UPDATE) a, (SELECT id FROM l_small WHERE tenant = 14 AND id = 200 FOR UPDATE) b;"
+  # The row locks are taken on the workers: the session says when it has them.
+  local i=0
+  until grep -q 'locked 1' <(session_output app); do
+    sleep 0.1; i=$((i + 1))
+    ((i < 100)) || { fail "the application did not lock its rows: $(session_output app)"; return 1; }
+  done
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT string_agg(policy || ' ' || status || ' ' || coalesce(error_code, '-'), ', ' ORDER BY policy) FROM retention.runs")" \
+    "l_events succeeded -, l_small succeeded -" "runs while a row is locked"
+  # The locked rows stay; of the other due rows only those at the same
+  # position of another shard may stay with them.
+  expect_eq "$(val "SELECT count(*) FROM l_events WHERE tenant = 1 AND id = 4000")" 1 "locked row of l_events"
+  expect_eq "$(val "SELECT count(*) FROM l_small WHERE tenant = 14 AND id = 200")" 1 "locked row of l_small"
+  expect_eq "$(val "SELECT count(*) BETWEEN 1 AND 4 FROM l_events WHERE at < now() - interval '1 year'")" t \
+    "due rows left in l_events: $(val "SELECT count(*) FROM l_events WHERE at < now() - interval '1 year'") (at most one per shard)"
+  expect_eq "$(val "SELECT count(*) BETWEEN 1 AND 4 FROM l_small WHERE at < now() - interval '1 year'")" t \
+    "due rows left in l_small: $(val "SELECT count(*) FROM l_small WHERE at < now() - interval '1 year'") (at most one per shard)"
+  expect_eq "$(val "SELECT note LIKE '%leaving % of those pages for the next run: rows on them were locked by other sessions%' FROM retention.runs WHERE policy = 'l_events'")" t \
+    "l_events note: $(val "SELECT note FROM retention.runs WHERE policy = 'l_events'")"
+  expect_eq "$(val "SELECT due_left > 0 FROM retention.runs WHERE policy = 'l_small'")" t "l_small counts what it left"
+  # The application was not disturbed: its transaction goes on and commits.
+  say app "UPDATE l_events SET payload = 'kept' WHERE tenant = 1 AND id = 4000;"
+  say app "COMMIT;"
+  close_session app
+  if grep -q ERROR <(session_output app); then fail "the application saw an error: $(session_output app)"; fi
+  expect_eq "$(val "SELECT payload FROM l_events WHERE tenant = 1 AND id = 4000")" kept "the application's update"
+  q -c "CALL retention.run()" >/dev/null 2>&1
+  expect_eq "$(val "SELECT (SELECT count(*) FROM l_events WHERE at < now() - interval '1 year') + (SELECT count(*) FROM l_small WHERE at < now() - interval '1 year')")" 0 \
+    "due rows after the next run"
+  expect_eq "$(val "SELECT (SELECT count(*) FROM l_events) || ' ' || (SELECT count(*) FROM l_small)")" "30000 200" "rows kept"
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The Citus benchmark (bench/citus.sql), part of `make bench`: starts the
+# Citus cluster of pgrx.toml [citus] (scripts/citus.sh), runs :repeats
+# rounds on a fresh database and prints each contender's median, the ratios
+# to the plain DELETE and the longest batch. Skipped where citus.so is not
+# installed for [citus] major. Options: --rows N (1000000), --shards N (32),
+# --repeats N (3).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$here/scripts/config.sh"
+cd "$here"
+rows=1000000; shards=32; repeats=3
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rows) rows="$2"; shift 2 ;;
+    --shards) shards="$2"; shift 2 ;;
+    --repeats) repeats="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+major="$(cfg_str citus major)"
+libdir="$("$(pg_config_of "$major")" --pkglibdir 2>/dev/null || true)"
+if [[ ! -f "$libdir/citus.so" ]]; then
+  echo "--- Citus: skipped (citus.so is not installed for PostgreSQL $major)"
+  exit 0
+fi
+bash scripts/citus.sh start >/dev/null
+bash scripts/citus.sh createdb pg_retention_bench_citus
+q() { bash scripts/citus.sh psql -d pg_retention_bench_citus -v ON_ERROR_STOP=1 "$@"; }
+q -q -c "CREATE EXTENSION pg_retention"
+echo "--- Citus: $rows rows over $shards shards, 10% due; $repeats rounds"
+echo "command: bash bench/citus.sh --rows $rows --shards $shards --repeats $repeats"
+for round in $(seq 1 "$repeats"); do
+  q -q -v rows="$rows" -v shards="$shards" -v round="$round" -f bench/citus.sql
+done
+q -c "
+WITH m AS (
+  SELECT contender, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms, max(longest_batch_ms) AS longest_batch_ms,
+         max(rows) AS rows, count(*) AS rounds
+    FROM bench_citus_results GROUP BY contender)
+SELECT m.contender, m.rounds, m.rows, round(m.ms::numeric, 1) AS median_ms,
+       CASE WHEN m.contender NOT LIKE 'erasure%' THEN round((d.ms / m.ms)::numeric, 2) END AS throughput_vs_delete,
+       round(m.longest_batch_ms::numeric, 1) AS longest_batch_ms
+  FROM m CROSS JOIN (SELECT ms FROM m WHERE contender = 'delete') d
+ ORDER BY m.contender"
+echo "per round (throughput of the run against the DELETE of the same round):"
+q -c "
+SELECT r.round, round(r.ms, 1) AS run_ms, round(d.ms, 1) AS delete_ms, round(k.ms, 1) AS key_batches_ms,
+       round(d.ms / r.ms, 2) AS run_vs_delete, round(d.ms / k.ms, 2) AS key_batches_vs_delete, r.longest_batch_ms
+  FROM bench_citus_results r JOIN bench_citus_results d ON d.round = r.round AND d.contender = 'delete'
+  JOIN bench_citus_results k ON k.round = r.round AND k.contender = 'key batches'
+ WHERE r.contender = 'run' ORDER BY r.round"
