@@ -30,8 +30,10 @@ q() { bash scripts/citus.sh psql -d pg_retention_bench_citus -v ON_ERROR_STOP=1 
 q -q -c "CREATE EXTENSION pg_retention"
 echo "--- Citus: $rows rows over $shards shards, 10% due; $repeats rounds"
 echo "command: bash bench/citus.sh --rows $rows --shards $shards --repeats $repeats"
+mkdir -p target
 for round in $(seq 1 "$repeats"); do
-  q -q -v rows="$rows" -v shards="$shards" -v round="$round" -f bench/citus.sql
+  q -q -v rows="$rows" -v shards="$shards" -v round="$round" -f bench/citus.sql >"target/bench-citus-round-$round.log"
+  echo "round $round: $(q -A -t -c "SELECT 'run: ' || batches || ' batches, ' || rows_purged || ' rows, note: ' || note FROM retention.runs ORDER BY id DESC LIMIT 1")"
 done
 q -c "
 WITH m AS (

@@ -36,3 +36,5 @@ psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -v opts="$opts" -v label="$label" -v repeats="$repeats" -f bench/engine.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/erasure.sql
 psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -v rows="$rows" -f bench/datamap.sql
+# Citus (skipped where citus.so is not installed): its own cluster, see bench/citus.sh.
+bash bench/citus.sh

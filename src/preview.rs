@@ -203,9 +203,13 @@ fn preview_policy(p: &Policy, rows: &mut Vec<Row>) {
             }
         }
         // Whether a run would walk this stage in page ranges.
-        let walked = walk::would_walk(p, due_rows, indexed);
+        let spread = batch::distributed(p);
+        let walked = !spread && walk::would_walk(p, due_rows, indexed);
+        if spread && due_rows.is_some_and(|n| n > 0) {
+            notes.push(shard_note(p, &table, &due, &params));
+        }
         if first && !indexed {
-            notes.push(if walked {
+            notes.push(if walked || spread {
                 format!(
                     "no index serves the clock (CREATE INDEX ON {table} ({}))",
                     p.clock.trim()
@@ -223,8 +227,8 @@ fn preview_policy(p: &Policy, rows: &mut Vec<Row>) {
                     .to_string(),
             );
         }
-        if first && p.key_columns.is_none() {
-            notes.push("no primary key: batches use physical row ids (not supported on distributed tables)".to_string());
+        if first && p.key_columns.is_none() && !spread {
+            notes.push("no primary key: batches use physical row ids".to_string());
         }
         if stage == Stage::Purge {
             notes.extend(reference_notes(p, &table, cut));
@@ -408,5 +412,37 @@ fn clock_indexed(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> bool
             .or_raise("planning the preview")
             .map(|j| j.0.to_string().contains("Index Cond"))
             .unwrap_or(false)
+    })
+}
+
+/// Where a distributed table's due rows are: how many shards hold some,
+/// the fewest and most in one shard, and the rows per node; and how a run
+/// batches them. Counted on the shards (Citus names each shard after its
+/// table and shard id), as the table's owner.
+fn shard_note(p: &Policy, table: &str, due: &str, params: &Params) -> String {
+    let mut args = params.share();
+    let target = args.bind(p.target);
+    let sql = format!(
+        "WITH per_shard AS (
+             SELECT pg_catalog.substring(tableoid::regclass::text, '_([0-9]+)\"?$')::int8 AS shard, count(*) AS n
+               FROM {table} WHERE {due} GROUP BY 1),
+         per_node AS (
+             SELECT n.nodename || ':' || n.nodeport AS node, sum(s.n) AS n
+               FROM per_shard s
+               JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shard
+               JOIN pg_catalog.pg_dist_node n ON n.groupid = pl.groupid
+              GROUP BY 1)
+         SELECT pg_catalog.format('due rows by shard: %s of %s shards hold some, from %s to %s each; by node: %s; a run walks the same page ranges of every shard at once where many rows are due, and batches by key otherwise',
+                    (SELECT count(*) FROM per_shard),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_shard WHERE logicalrelid = {target}::oid::regclass),
+                    (SELECT min(n) FROM per_shard), (SELECT max(n) FROM per_shard),
+                    (SELECT string_agg(node || ' ' || n, ', ' ORDER BY node) FROM per_node))"
+    );
+    sanitizing(table, || {
+        security::as_table_owner(p.target, || {
+            Spi::get_one_with_args::<String>(&sql, args.args())
+                .or_raise("counting due rows by shard")
+                .unwrap_or_default()
+        })
     })
 }

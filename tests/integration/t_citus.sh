@@ -392,6 +392,13 @@ VACUUM ANALYZE w_log;
 SELECT retention.create_policy('w_events', 'w_events', 'at', interval '365 days', batch_target => interval '5 ms');
 SELECT retention.create_policy('w_log', 'w_log', 'at', interval '365 days');
 SQL
+  # The preview counts the due rows of each shard and node.
+  local shards nodes
+  shards="$(val "SELECT count(*) || ' ' || sum(n) FROM (SELECT count(*) AS n FROM w_events WHERE at < now() - interval '1 year' GROUP BY tenant % 1, get_shard_id_for_distribution_column('w_events', tenant)) s")"
+  expect_eq "$(val "SELECT note ~ '^due rows by shard: 8 of 8 shards hold some, from [0-9]+ to [0-9]+ each; by node: 127\.0\.0\.1:[0-9]+ [0-9]+, 127\.0\.0\.1:[0-9]+ [0-9]+; ' FROM retention.preview('w_events')")" t \
+    "preview: $(val "SELECT note FROM retention.preview('w_events')")"
+  nodes="$(val "SELECT sum(m[1]::int8) FROM retention.preview('w_events') p, regexp_matches(p.note, 'by node: [^ ]+ ([0-9]+), [^ ]+ ([0-9]+);') r, LATERAL (SELECT ARRAY[r[1]::int8 + r[2]::int8]) a(m)")"
+  expect_eq "$shards $nodes" "8 6000 6000" "due rows per shard and per node"
   q -c "CALL retention.run()" >/dev/null 2>&1
   expect_eq "$(val "SELECT string_agg(policy || ' ' || status || ' ' || rows_purged, ', ' ORDER BY policy) FROM retention.runs")" \
     "w_events succeeded 6000, w_log succeeded 1000" "runs"
