@@ -418,31 +418,45 @@ fn clock_indexed(p: &Policy, table: &str, cutoff: TimestampWithTimeZone) -> bool
 /// Where a distributed table's due rows are: how many shards hold some,
 /// the fewest and most in one shard, and the rows per node; and how a run
 /// batches them. Counted on the shards (Citus names each shard after its
-/// table and shard id), as the table's owner.
+/// table and shard id), as the table's owner; the shards are then looked up
+/// in the coordinator's catalogue (one statement each: Citus cannot always
+/// combine a distributed query with local tables in one transaction).
 fn shard_note(p: &Policy, table: &str, due: &str, params: &Params) -> String {
-    let mut args = params.share();
-    let target = args.bind(p.target);
     let sql = format!(
-        "WITH per_shard AS (
-             SELECT pg_catalog.substring(tableoid::regclass::text, '_([0-9]+)\"?$')::int8 AS shard, count(*) AS n
-               FROM {table} WHERE {due} GROUP BY 1),
-         per_node AS (
-             SELECT n.nodename || ':' || n.nodeport AS node, sum(s.n) AS n
-               FROM per_shard s
-               JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shard
-               JOIN pg_catalog.pg_dist_node n ON n.groupid = pl.groupid
-              GROUP BY 1)
-         SELECT pg_catalog.format('due rows by shard: %s of %s shards hold some, from %s to %s each; by node: %s; a run walks the same page ranges of every shard at once where many rows are due, and batches by key otherwise',
-                    (SELECT count(*) FROM per_shard),
-                    (SELECT count(*) FROM pg_catalog.pg_dist_shard WHERE logicalrelid = {target}::oid::regclass),
-                    (SELECT min(n) FROM per_shard), (SELECT max(n) FROM per_shard),
-                    (SELECT string_agg(node || ' ' || n, ', ' ORDER BY node) FROM per_node))"
+        "SELECT pg_catalog.substring(tableoid::regclass::text, '_([0-9]+)\"?$')::int8, count(*)
+           FROM {table} WHERE {due} GROUP BY 1"
     );
-    sanitizing(table, || {
+    let (shards, rows): (Vec<i64>, Vec<i64>) = sanitizing(table, || {
         security::as_table_owner(p.target, || {
-            Spi::get_one_with_args::<String>(&sql, args.args())
-                .or_raise("counting due rows by shard")
-                .unwrap_or_default()
+            Spi::connect(|c| {
+                let e = "counting due rows by shard";
+                c.select(&sql, None, params.args())
+                    .or_raise(e)
+                    .map(|r| {
+                        (
+                            r.get::<i64>(1).or_raise(e).unwrap_or(0),
+                            r.get::<i64>(2).or_raise(e).unwrap_or(0),
+                        )
+                    })
+                    .unzip()
+            })
         })
-    })
+    });
+    Spi::get_one_with_args::<String>(
+        "WITH per_shard AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[])) AS s(shard, n)),
+              per_node AS (
+                  SELECT n.nodename || ':' || n.nodeport AS node, sum(s.n) AS n
+                    FROM per_shard s
+                    JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shard
+                    JOIN pg_catalog.pg_dist_node n ON n.groupid = pl.groupid
+                   GROUP BY 1)
+         SELECT pg_catalog.format('due rows by shard: %s of %s shards hold some, from %s to %s each; by node: %s; once a shard holds 16 pages, a run walks them on every shard at once (in windows of the clock where an index finds them, in page ranges otherwise), and batches them by key before',
+                    (SELECT count(*) FROM per_shard),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_shard WHERE logicalrelid = $3::oid::regclass),
+                    (SELECT min(n) FROM per_shard), (SELECT max(n) FROM per_shard),
+                    (SELECT string_agg(node || ' ' || n, ', ' ORDER BY node) FROM per_node))",
+        &[shards.into(), rows.into(), p.target.into()],
+    )
+    .or_raise("counting due rows by shard")
+    .unwrap_or_default()
 }

@@ -131,11 +131,26 @@ pub struct BatchPlan<'a> {
     /// With a walk: the batch covers the pages from `.0` up to (not
     /// including) `.1` instead of a number of rows (see `walk`).
     pub range: Option<(Param, Param)>,
-    /// The page numbers bound in `range`.
-    pub pages: Option<(i64, i64)>,
     /// The table is distributed (Citus): the row-locking forms are refused
     /// there (see [`execute`]).
     pub spread: bool,
+    /// A distributed table's walk: this batch's share (instead of `range`).
+    pub span: Option<Span>,
+}
+
+/// The share of a distributed table that one batch of its walk covers (see
+/// `walk`): a window [lo, hi) of the clock (seconds since 1970, infinite
+/// where open; none when pages are walked) and the row positions from `from`
+/// to `to` (pages: `(page, 0)`), all bound as parameters.
+pub struct Span {
+    pub lo: Option<Param>,
+    pub hi: Option<Param>,
+    pub from: Param,
+    pub to: Param,
+    pub time: (f64, f64),
+    pub pages: (i64, i64),
+    /// The estimated pages of the largest shard (see `walk::Win`).
+    pub pages_hint: i64,
 }
 
 /// What a batch did.
@@ -169,10 +184,26 @@ impl BatchPlan<'_> {
             }
         };
         let change = |matches: &str| statement(matches, " RETURNING 1");
+        if let Some(sp) = &self.span {
+            // One pass, on every shard at once; the row count is the result.
+            let mut cond = String::new();
+            if let (Some(lo), Some(hi)) = (sp.lo, sp.hi) {
+                let clock = expr::embed(&self.policy.clock);
+                let cast = clock_cast(self.policy.clock_type);
+                cond = format!(
+                    "{clock} >= pg_catalog.to_timestamp({lo})::{cast} AND {clock} < pg_catalog.to_timestamp({hi})::{cast} AND "
+                );
+            }
+            cond.push_str(&format!(
+                "ctid >= {}::pg_catalog.tid AND ctid < {}::pg_catalog.tid AND ",
+                sp.from, sp.to
+            ));
+            return statement(&cond, "");
+        }
         if let Some((from, to)) = self.range {
             let pages =
                 format!("ctid >= {from}::pg_catalog.tid AND ctid < {to}::pg_catalog.tid AND ");
-            if !lock_rows || self.spread {
+            if !lock_rows {
                 // One pass over the range's pages: the change finds its own
                 // rows. No RETURNING: the rows changed are the statement's
                 // row count, and collecting them would cost about a quarter
@@ -229,7 +260,7 @@ impl BatchPlan<'_> {
     /// Whether the statement without row locks is a single pass whose row
     /// count is the result (a walked range).
     pub fn single_pass(&self, lock_rows: bool) -> bool {
-        self.range.is_some() && (!lock_rows || self.spread)
+        self.span.is_some() || (self.range.is_some() && !lock_rows)
     }
 }
 
@@ -261,7 +292,7 @@ const SPREAD_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '100ms'";
 /// The most statements one batch of a distributed table runs while it
 /// narrows a page range down to the pages with locked rows; what is left
 /// of the range then waits for the next run.
-const SPREAD_MAX_TRIES: i64 = 64;
+const SPREAD_MAX_TRIES: i64 = 128;
 
 /// Runs a batch as the table's owner, as a stage write, under the policy's
 /// statement and lock timeouts. With `skip_locked`, the optimistic form
@@ -300,11 +331,9 @@ pub fn execute(plan: &BatchPlan, params: &Params, keys: crate::mask::StageKeys) 
                             crate::gucs::set_local(c, "citus.propagate_set_commands", "local");
                             c.update(SPREAD_LOCK_TIMEOUT, None, &[]).or_raise(e);
                             crate::gucs::set_local(c, "lock_timeout", &fast_timeout.to_string());
-                            let done = match (plan.range, plan.pages) {
-                                (Some(range), Some(pages)) => {
-                                    spread_walk(c, fast, params, range, pages)
-                                }
-                                _ => spread_by_key(c, fast, params),
+                            let done = match &plan.span {
+                                Some(sp) => spread_walk(c, fast, params, sp),
+                                None => spread_by_key(c, fast, params),
                             };
                             // The workers keep the short wait until the batch's
                             // transaction ends: what follows there only reads.
@@ -349,34 +378,53 @@ pub fn execute(plan: &BatchPlan, params: &Params, keys: crate::mask::StageKeys) 
     })
 }
 
-/// A page range of a distributed table, changed on every shard at once.
-/// A part that meets a locked row is rolled back and split in halves: by
-/// pages, then by line pointers within a page, down to one row position
-/// (that page and line on every shard), which is left for the next run.
-/// Positions are `page << 16 | line`, as in a row id.
-fn spread_walk(
-    c: &mut pgrx::spi::SpiClient<'_>,
-    sql: &str,
-    params: &Params,
-    (from_param, to_param): (Param, Param),
-    (from, to): (i64, i64),
-) -> Done {
+/// A distributed table's share of a walk, changed on every shard at once.
+/// A part that meets a locked row is rolled back and split in halves by row
+/// positions, by pages and then by line pointers within a page, down to one
+/// position (that page and line on every shard, within the batch's window
+/// of the clock), which is left for the next run. Positions are
+/// `page << 16 | line`, as in a row id.
+fn spread_walk(c: &mut pgrx::spi::SpiClient<'_>, sql: &str, params: &Params, sp: &Span) -> Done {
     const LINE: i64 = 1 << 16;
+    let open = super::walk::OPEN_END * LINE;
     // The most rows a page can hold (MaxHeapTuplesPerPage): line pointers
     // start at 1.
     let lines = (pg_sys::BLCKSZ as i64 - 24) / 28 + 1;
+    let split_positions = |a: i64, b: i64| -> Option<i64> {
+        let (pa, pb) = (a / LINE, b / LINE);
+        if b >= open {
+            // The open end: first the pages the largest shard should have.
+            let hint = sp.pages_hint.max(1) * LINE;
+            return (hint > a).then_some(hint);
+        }
+        if pb - pa > 1 || (pb - pa == 1 && b % LINE > 0) {
+            return Some((pa + (pb - pa + 1) / 2) * LINE);
+        }
+        // Within one page: its lines.
+        let last = if pb > pa { pa * LINE + lines } else { b };
+        (last - a > 1).then(|| a + (last - a) / 2)
+    };
     let mut local = params.share();
-    let mut todo = vec![(from * LINE, to.saturating_mul(LINE))];
+    let mut todo = vec![(
+        sp.time.0,
+        sp.time.1,
+        sp.pages.0 * LINE,
+        sp.pages.1.saturating_mul(LINE),
+    )];
     let mut done = Done::default();
     let mut tries = 0;
-    while let Some((a, b)) = todo.pop() {
+    while let Some((lo, hi, a, b)) = todo.pop() {
         if tries == SPREAD_MAX_TRIES {
             done.skipped_pages += 1;
             continue;
         }
         tries += 1;
-        local.rebind(from_param, format!("({},{})", a / LINE, a % LINE));
-        local.rebind(to_param, format!("({},{})", b / LINE, b % LINE));
+        if let (Some(lp), Some(hp)) = (sp.lo, sp.hi) {
+            local.rebind(lp, lo);
+            local.rebind(hp, hi);
+        }
+        local.rebind(sp.from, format!("({},{})", a / LINE, a % LINE));
+        local.rebind(sp.to, format!("({},{})", b / LINE, b % LINE));
         let attempt = crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
             run_counts(c, sql, &local, true)
         }));
@@ -386,21 +434,12 @@ fn spread_walk(
                 done.changed += n;
             }
             Err(e) if e.is_lock_timeout() => {
-                let (pa, pb) = (a / LINE, b / LINE);
-                let mid = if b >= super::walk::OPEN_END * LINE {
-                    // The open range after the walk is left whole.
-                    None
-                } else if pb - pa > 1 || (pb - pa == 1 && b % LINE > 0) {
-                    Some((pa + (pb - pa + 1) / 2) * LINE)
-                } else {
-                    // Within one page: its lines.
-                    let last = if pb > pa { pa * LINE + lines } else { b };
-                    (last - a > 1).then(|| a + (last - a) / 2)
-                };
-                match mid {
+                // By row positions, also within a window of the clock: its
+                // rows may all share one clock value.
+                match split_positions(a, b) {
                     Some(m) if m > a && m < b => {
-                        todo.push((m, b));
-                        todo.push((a, m));
+                        todo.push((lo, hi, m, b));
+                        todo.push((lo, hi, a, m));
                     }
                     _ => done.skipped_pages += 1,
                 }

@@ -376,22 +376,74 @@ fn run_batch(
     // distributed tables in ranges of the pages of all shards at once.
     let spread = batch::distributed(&p);
     let window = if batch::by_row_id(&p) || spread {
-        walk::window(item, stage, &p, &table, &due, &params, sized)
+        walk::window(item, stage, &p, &table, &due, &params, sized, cutoff)
     } else {
         None
     };
-    // A batch retried smaller covers proportionally fewer pages.
-    let range_done = window.map(|(from, to)| {
-        let pages = to.saturating_sub(from).max(1);
-        let scaled = (pages * i64::from(batch_size) / i64::from(sized.max(1))).clamp(1, pages);
-        (from, from + scaled)
+    // A batch retried smaller covers proportionally fewer pages, or a
+    // narrower window of the clock.
+    let scale = f64::from(batch_size) / f64::from(sized.max(1));
+    let window = window.map(|w| match w {
+        walk::Win::Pages(from, to) => {
+            let pages = to.saturating_sub(from).max(1);
+            let scaled = (pages * i64::from(batch_size) / i64::from(sized.max(1))).clamp(1, pages);
+            walk::Win::Pages(from, from + scaled)
+        }
+        walk::Win::Clock {
+            lo,
+            hi,
+            start,
+            end,
+            min_width,
+            pages,
+        } if scale < 1.0 => {
+            let from = if lo.is_finite() { lo } else { start };
+            let to = if hi.is_finite() { hi } else { end };
+            let narrower = from + ((to - from) * scale).max(min_width);
+            walk::Win::Clock {
+                lo,
+                hi: if narrower < to { narrower } else { hi },
+                start,
+                end,
+                min_width,
+                pages,
+            }
+        }
+        w => w,
     });
-    let range = range_done.map(|(from, to)| {
-        (
-            params.bind(format!("({from},0)")),
-            params.bind(format!("({to},0)")),
-        )
-    });
+    let mut range = None;
+    let mut span = None;
+    match window {
+        Some(walk::Win::Pages(from, to)) if spread => {
+            span = Some(batch::Span {
+                lo: None,
+                hi: None,
+                from: params.bind(format!("({from},0)")),
+                to: params.bind(format!("({to},0)")),
+                time: (f64::NEG_INFINITY, f64::INFINITY),
+                pages: (from, to),
+                pages_hint: to,
+            })
+        }
+        Some(walk::Win::Pages(from, to)) => {
+            range = Some((
+                params.bind(format!("({from},0)")),
+                params.bind(format!("({to},0)")),
+            ))
+        }
+        Some(walk::Win::Clock { lo, hi, pages, .. }) => {
+            span = Some(batch::Span {
+                lo: Some(params.bind(lo)),
+                hi: Some(params.bind(hi)),
+                from: params.bind("(0,0)".to_string()),
+                to: params.bind(format!("({},0)", walk::OPEN_END)),
+                time: (lo, hi),
+                pages: (0, walk::OPEN_END),
+                pages_hint: pages,
+            })
+        }
+        None => {}
+    }
     let plan = BatchPlan {
         policy: &p,
         table: &table,
@@ -399,8 +451,8 @@ fn run_batch(
         action,
         limit,
         range,
-        pages: range_done,
         spread,
+        span,
     };
     let wal_from = throttle::wal_position();
     let done = batch::execute(&plan, &params, keys);
@@ -470,9 +522,16 @@ fn run_batch(
     // trigger returning NULL) must not make the run loop forever.
     // The walk's next state is stored only once everything this batch does
     // has been done: a batch retried after an error covers the same pages.
-    let stepped =
-        range_done.and_then(|(_, to)| walk::step(item, stage, to, selected, totals.batch_secs, &p));
-    let more_here = match range_done {
+    let stepped = match window {
+        Some(walk::Win::Pages(_, to)) => {
+            walk::step(item, stage, to, selected, totals.batch_secs, &p)
+        }
+        Some(walk::Win::Clock { hi, .. }) => {
+            walk::step_clock(item, stage, hi, selected, totals.batch_secs, &p)
+        }
+        None => None,
+    };
+    let more_here = match window {
         // A walked stage goes on until its last page range is done.
         Some(_) => stepped.as_ref().is_some_and(walk::Walk::goes_on),
         None => changed > 0 && selected >= batch_size as i64,

@@ -34,12 +34,6 @@ const MIN_DUE_SHARE: f64 = 0.03;
 /// rows are suddenly dense.
 const MAX_BATCHES: f64 = 8.0;
 
-/// Share of a distributed table's rows that must be due for its batches to
-/// walk page ranges of the shards: a batch by key collects the keys on the
-/// coordinator and sends them back to every shard, some hundred times the
-/// cost per row of a range scan on the shards in parallel.
-const MIN_DUE_SHARE_SPREAD: f64 = 0.002;
-
 /// Smallest largest shard, in pages, for a distributed table's walk: one
 /// page of every shard is the least a range can hold, and small tables
 /// keep batches by key, which honour `batch_size` exactly.
@@ -66,6 +60,47 @@ pub struct Walk {
     /// pages; one more range, from there to the end of every shard, is to
     /// come (it holds nothing where the estimate was right).
     tail: bool,
+    /// A distributed table whose due rows an index finds is walked in
+    /// windows of its clock instead of pages.
+    clock: Option<ClockWalk>,
+}
+
+/// A walk through windows of the clock: each window [from, from + width)
+/// changes the due rows whose clock lies in it, found through the index
+/// on every shard. The first window is open below and the last open above
+/// (the due condition bounds it), so that the windows cover every due row
+/// whatever the clock's type. Times are seconds since 1970.
+#[derive(Clone)]
+struct ClockWalk {
+    from: f64,
+    width: f64,
+    /// The lowest clock of a due row when the stage started.
+    start: f64,
+    /// The cutoff.
+    end: f64,
+    /// The narrowest window a locked row is narrowed down to (a day for a
+    /// date clock).
+    min_width: f64,
+    windows: i64,
+    done: bool,
+}
+
+/// The next batch's share of a walked stage.
+#[derive(Clone, Copy)]
+pub enum Win {
+    /// Pages [from, to) (of every shard of a distributed table).
+    Pages(i64, i64),
+    /// A window [lo, hi) of a distributed table's clock, with the bounds a
+    /// narrowing-down after a locked row works within: the due rows' clocks
+    /// lie in [start, end), and their pages below `pages` (an estimate).
+    Clock {
+        lo: f64,
+        hi: f64,
+        start: f64,
+        end: f64,
+        min_width: f64,
+        pages: i64,
+    },
 }
 
 /// The end of the open range after a distributed table's walk: past the
@@ -75,15 +110,39 @@ pub const OPEN_END: i64 = 0xFFFF_FFFF;
 impl Walk {
     /// Whether pages (and, when counted, due rows) remain.
     pub fn goes_on(&self) -> bool {
+        if let Some(c) = &self.clock {
+            return !c.done;
+        }
         (self.next < self.end || self.tail) && self.remaining.is_none_or(|r| r > 0)
     }
 
-    fn window(&self) -> Option<(i64, i64)> {
-        if self.tail && self.next >= self.end {
-            return self.ranged.then_some((self.next, OPEN_END));
+    fn window(&self) -> Option<Win> {
+        if !self.ranged {
+            return None;
         }
-        self.ranged
-            .then(|| (self.next, (self.next + self.pages).min(self.end)))
+        if let Some(c) = &self.clock {
+            let lo = if c.windows == 0 {
+                f64::NEG_INFINITY
+            } else {
+                c.from
+            };
+            let hi = c.from + c.width;
+            return Some(Win::Clock {
+                lo,
+                hi: if hi >= c.end { f64::INFINITY } else { hi },
+                start: c.start,
+                end: c.end,
+                min_width: c.min_width,
+                pages: self.end,
+            });
+        }
+        if self.tail && self.next >= self.end {
+            return Some(Win::Pages(self.next, OPEN_END));
+        }
+        Some(Win::Pages(
+            self.next,
+            (self.next + self.pages).min(self.end),
+        ))
     }
 }
 
@@ -98,7 +157,8 @@ pub fn window(
     cond: &str,
     params: &Params,
     first_rows: i32,
-) -> Option<(i64, i64)> {
+    cutoff: pgrx::datum::TimestampWithTimeZone,
+) -> Option<Win> {
     let known = state::with(item, |s| {
         s.walk
             .as_ref()
@@ -112,7 +172,7 @@ pub fn window(
     // Planning and counting wait for table locks no longer than a batch.
     let walk = crate::gucs::with_local("lock_timeout", &p.lock_timeout_ms.to_string(), || {
         if super::batch::distributed(p) {
-            plan_spread(stage, p, table, cond, params, first_rows, forced)
+            plan_spread(stage, p, table, cond, params, first_rows, forced, cutoff)
         } else {
             plan(stage, p, table, cond, params, first_rows)
         }
@@ -143,6 +203,7 @@ fn plan(
         remaining: None,
         shards: 0,
         tail: false,
+        clock: None,
     };
     // Page-range scans exist from PostgreSQL 14 on.
     if cfg!(feature = "pg13") {
@@ -228,13 +289,14 @@ fn plan(
     walk
 }
 
-/// The walk of a distributed table (Citus): each range covers the same
-/// pages of every shard, changed in one statement that Citus runs on all
-/// shards in parallel. Walked when the table has no key, when a batch by
-/// key met a locked row (`forced`), when the shards would be scanned whole
-/// for the due rows, or when at least MIN_DUE_SHARE_SPREAD of the rows are
-/// due. The shards' sizes come from the workers; the largest, indexes
-/// included, bounds the pages to walk.
+/// The walk of a distributed table (Citus) whose shards are large enough,
+/// or that has no key or met a locked row in a batch by key (`forced`).
+/// Where an index finds the due rows, each batch is a window of the clock,
+/// changed through the index on every shard at once; otherwise each batch
+/// covers the same pages of every shard. Either way one statement changes
+/// rows on all shards in parallel, instead of keys collected through the
+/// coordinator. The shards' sizes come from the workers; the largest,
+/// indexes included, bounds the pages to walk.
 fn plan_spread(
     stage: Stage,
     p: &Policy,
@@ -243,6 +305,7 @@ fn plan_spread(
     params: &Params,
     first_rows: i32,
     forced: bool,
+    cutoff: pgrx::datum::TimestampWithTimeZone,
 ) -> Walk {
     let mut walk = Walk {
         stage,
@@ -254,6 +317,7 @@ fn plan_spread(
         remaining: None,
         shards: 0,
         tail: false,
+        clock: None,
     };
     if cfg!(feature = "pg13") {
         return walk;
@@ -293,21 +357,70 @@ fn plan_spread(
         });
         plan.and_then(|j| shard_scan(&j.0, &schema, &name))
     };
+    // How a shard would find its due rows, reading them (the row ids): an
+    // index scan reads the table in the index's order, which the planner
+    // chooses where the clock follows the rows' physical order; a bitmap
+    // scan visits the pages that hold due rows in page order.
     let due = explain(&format!(
-        "EXPLAIN (FORMAT JSON, VERBOSE) SELECT 1 FROM {table} WHERE {cond}"
+        "EXPLAIN (FORMAT JSON, VERBOSE) SELECT ctid FROM {table} WHERE {cond}"
     ));
     let all = explain(&format!(
         "EXPLAIN (FORMAT JSON, VERBOSE) SELECT 1 FROM {table}"
     ));
     // The planner's figures are for one shard.
     let total = all.map_or(0.0, |(_, rows)| rows) * shards as f64;
-    let whole = due.as_ref().is_none_or(|(node, _)| node == "Seq Scan");
-    if !whole {
-        let n = super::batch::count(p, table, cond, params, "counting due rows");
-        if !must && (n as f64) < (MIN_DUE_SHARE_SPREAD * total).max(f64::from(first_rows)) {
+    let due_rows = due.as_ref().map_or(0.0, |(_, rows)| *rows) * shards as f64;
+    let node = due.as_ref().map_or("Seq Scan", |(node, _)| node.as_str());
+    walk.ranged = true;
+    walk.shards = shards;
+    walk.end = largest;
+    // Windows of the clock where the due rows lie together, or are few;
+    // pages where they are many and scattered (each window would visit
+    // most pages again) or no index finds them.
+    let windows =
+        node == "Index Scan" || (node == "Bitmap Heap Scan" && due_rows < MIN_DUE_SHARE * total);
+    if windows {
+        // Sized from the planner's estimate of the due rows and the lowest
+        // due clock.
+        let mut args = params.share();
+        let c = args.bind(cutoff);
+        let sql = format!(
+            "SELECT extract(epoch FROM min(({})::timestamptz))::float8, extract(epoch FROM {c}::timestamptz)::float8 FROM {table} WHERE {cond}",
+            crate::expr::embed(&p.clock)
+        );
+        let (start, end) = crate::error::sanitizing(table, || {
+            security::as_table_owner(p.target, || {
+                Spi::get_two_with_args::<f64, f64>(&sql, args.args())
+                    .or_raise("finding the oldest due row")
+            })
+        });
+        let (Some(start), Some(end)) = (start, end) else {
+            // No due row.
+            walk.ranged = false;
             return walk;
-        }
-        walk.remaining = Some(n);
+        };
+        let span = (end - start).max(1.0);
+        let first = f64::from(first_rows.max(1)) * shards.min(8) as f64;
+        let min_width = if p.clock_type == pg_sys::DATEOID {
+            86_400.0
+        } else {
+            1.0
+        };
+        let width = if due_rows > first {
+            span * first / due_rows
+        } else {
+            span + 1.0
+        };
+        walk.clock = Some(ClockWalk {
+            from: start,
+            width: width.max(min_width),
+            start,
+            end,
+            min_width,
+            windows: 0,
+            done: false,
+        });
+        return walk;
     }
     // Rows in one page of one shard.
     let per_page = if total > 0.0 && heap > 0 {
@@ -321,13 +434,6 @@ fn plan_spread(
     // The shards work in parallel: the first range holds the first batch's
     // rows in each shard.
     walk.pages = ((f64::from(first_rows.max(1)) / per_page).ceil() as i64).clamp(1, walk.max_pages);
-    walk.ranged = true;
-    walk.shards = shards;
-    walk.end = if walk.remaining == Some(0) {
-        0
-    } else {
-        largest
-    };
     walk.tail = walk.end > 0;
     walk
 }
@@ -404,18 +510,29 @@ pub fn note(item: i64, w: &Walk) {
     if w.end == 0 {
         return;
     }
-    let note = if w.shards > 0 {
+    let left = || {
         let skipped = state::with(item, |s| std::mem::take(&mut s.skipped_pages));
-        let left = if skipped > 0 {
-            format!(", leaving {skipped} of those pages for the next run: rows on them were locked by other sessions")
+        if skipped > 0 {
+            format!(", leaving {skipped} narrowed-down parts for the next run: rows in them were locked by other sessions")
         } else {
             String::new()
-        };
+        }
+    };
+    let note = if let Some(c) = &w.clock {
         format!(
-            "the {} stage walked pages 0 to {} of each of the table's {} shards in ranges{left}",
+            "the {} stage went through the due rows of the table's {} shards in {} windows of the clock{}",
+            w.stage.as_str(),
+            w.shards,
+            c.windows,
+            left()
+        )
+    } else if w.shards > 0 {
+        format!(
+            "the {} stage walked pages 0 to {} of each of the table's {} shards in ranges{}",
             w.stage.as_str(),
             w.next.min(w.end),
-            w.shards
+            w.shards,
+            left()
         )
     } else {
         format!(
@@ -465,6 +582,43 @@ pub fn step(item: i64, stage: Stage, to: i64, rows: i64, secs: f64, p: &Policy) 
     if let Some(r) = &mut w.remaining {
         *r -= rows;
     }
+    Some(w)
+}
+
+/// As `step`, for a window of the clock that ended at `hi` (infinite for
+/// the last): the next window holds about as many due rows as the next
+/// batch may change and, with a time budget, takes about as long; it grows
+/// at most fourfold.
+pub fn step_clock(
+    item: i64,
+    stage: Stage,
+    hi: f64,
+    rows: i64,
+    secs: f64,
+    p: &Policy,
+) -> Option<Walk> {
+    let mut w = state::with(item, |s| {
+        s.walk.as_ref().filter(|w| w.stage == stage).cloned()
+    })?;
+    let target_rows = f64::from(super::sizing::rows(item, stage, p).max(1));
+    let c = w.clock.as_mut()?;
+    c.windows += 1;
+    if !hi.is_finite() {
+        c.done = true;
+        return Some(w);
+    }
+    let width = (hi - c.from).max(c.min_width);
+    c.from = hi;
+    let by_rows = if rows > 0 {
+        width * target_rows / rows as f64
+    } else {
+        width * 4.0
+    };
+    let by_time = match p.batch_target_secs {
+        Some(target) if secs > 0.0 => width * target / secs,
+        _ => f64::INFINITY,
+    };
+    c.width = by_rows.min(by_time).clamp(c.min_width, width * 4.0);
     Some(w)
 }
 

@@ -382,15 +382,24 @@ INSERT INTO w_events
 SELECT g % 101, g, CASE WHEN g % 10 = 0 THEN now() - interval '400 days' ELSE now() - interval '10 days' END, repeat('x', 60)
   FROM generate_series(1, 60000) g;
 CREATE INDEX ON w_events (at);
+-- Rows appended in the order of their clock: an index scan finds the due
+-- rows together, and the walk goes through windows of the clock.
+CREATE TABLE w_stream (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, payload text, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('w_stream', 'tenant');
+INSERT INTO w_stream SELECT g % 101, g, now() - interval '500 days' + g * interval '10 minutes', repeat('y', 60)
+  FROM generate_series(1, 60000) g;
+CREATE INDEX ON w_stream (at);
 CREATE TABLE w_log (tenant int NOT NULL, at timestamptz NOT NULL, line text);
 SELECT create_distributed_table('w_log', 'tenant');
 INSERT INTO w_log SELECT g % 13, CASE WHEN g % 3 = 0 THEN now() - interval '400 days' ELSE now() END, 'line ' || g
   FROM generate_series(1, 3000) g;
 VACUUM ANALYZE w_events;
+VACUUM ANALYZE w_stream;
 VACUUM ANALYZE w_log;
 -- A small time budget: the walk takes several ranges.
 SELECT retention.create_policy('w_events', 'w_events', 'at', interval '365 days', batch_target => interval '5 ms');
 SELECT retention.create_policy('w_log', 'w_log', 'at', interval '365 days');
+SELECT retention.create_policy('w_stream', 'w_stream', 'at', interval '365 days', batch_target => interval '5 ms');
 SQL
   # The preview counts the due rows of each shard and node.
   local shards nodes
@@ -399,9 +408,11 @@ SQL
     "preview: $(val "SELECT note FROM retention.preview('w_events')")"
   nodes="$(val "SELECT sum(m[1]::int8) FROM retention.preview('w_events') p, regexp_matches(p.note, 'by node: [^ ]+ ([0-9]+), [^ ]+ ([0-9]+);') r, LATERAL (SELECT ARRAY[r[1]::int8 + r[2]::int8]) a(m)")"
   expect_eq "$shards $nodes" "8 6000 6000" "due rows per shard and per node"
+  local stream_due
+  stream_due="$(val "SELECT count(*) FROM w_stream WHERE at < now() - interval '365 days'")"
   q -c "CALL retention.run()" >/dev/null 2>&1
   expect_eq "$(val "SELECT string_agg(policy || ' ' || status || ' ' || rows_purged, ', ' ORDER BY policy) FROM retention.runs")" \
-    "w_events succeeded 6000, w_log succeeded 1000" "runs"
+    "w_events succeeded 6000, w_log succeeded 1000, w_stream succeeded $stream_due" "runs"
   expect_eq "$(val "SELECT count(*) || ' ' || count(*) FILTER (WHERE id % 10 = 0) || ' ' || bool_and(at > now() - interval '1 year') FROM w_events")" \
     "54000 0 true" "w_events after the run"
   expect_eq "$(val "SELECT count(*) || ' ' || count(*) FILTER (WHERE at < now() - interval '1 year') FROM w_log")" "2000 0" "w_log after the run"
@@ -411,10 +422,13 @@ SQL
     "several ranges: $(val "SELECT batches FROM retention.runs WHERE policy = 'w_events'")"
   expect_eq "$(val "SELECT note LIKE 'the purge stage walked pages 0 to % of each of the table''s 8 shards in ranges%' FROM retention.runs WHERE policy = 'w_log'")" t \
     "w_log walked: $(val "SELECT note FROM retention.runs WHERE policy = 'w_log'")"
+  expect_eq "$(val "SELECT count(*) FILTER (WHERE at < now() - interval '1 year') || ' ' || count(*) FROM w_stream")" "0 $((60000 - stream_due))" "w_stream after the run"
+  expect_eq "$(val "SELECT note LIKE 'the purge stage went through the due rows of the table''s 8 shards in % windows of the clock%' AND batches > 2 FROM retention.runs WHERE policy = 'w_stream'")" t \
+    "w_stream in windows of the clock: $(val "SELECT batches || ' batches: ' || note FROM retention.runs WHERE policy = 'w_stream'")"
   # On the workers' shards too: no due row left anywhere.
   local port left=0
   for port in $CT_WORKERS; do
-    left=$((left + $(on_worker "$port" "SELECT coalesce(sum(n), 0) FROM (SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s WHERE at < now() - interval ''1 year''', c.oid::regclass), false, false, '')))[1]::text::int AS n FROM pg_class c WHERE c.relname ~ '^w_(events|log)_[0-9]+\$' AND c.relkind = 'r') s")))
+    left=$((left + $(on_worker "$port" "SELECT coalesce(sum(n), 0) FROM (SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s WHERE at < now() - interval ''1 year''', c.oid::regclass), false, false, '')))[1]::text::int AS n FROM pg_class c WHERE c.relname ~ '^w_(events|log|stream)_[0-9]+\$' AND c.relkind = 'r') s")))
   done
   expect_eq "$left" 0 "due rows left on the workers' shards"
 }
@@ -435,18 +449,29 @@ INSERT INTO l_events
 SELECT g % 31, g, CASE WHEN g % 4 = 0 THEN now() - interval '400 days' ELSE now() - interval '10 days' END, repeat('x', 60)
   FROM generate_series(1, 40000) g;
 CREATE INDEX ON l_events (at);
+-- Rows in the order of their clock: walked in windows of the clock, which a
+-- locked row narrows down first.
+CREATE TABLE l_stream (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, payload text, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('l_stream', 'tenant');
+INSERT INTO l_stream SELECT g % 31, g, now() - interval '500 days' + g * interval '10 minutes', repeat('y', 60)
+  FROM generate_series(1, 40000) g;
+CREATE INDEX ON l_stream (at);
 CREATE TABLE l_small (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (tenant, id));
 SELECT create_distributed_table('l_small', 'tenant');
 INSERT INTO l_small SELECT g % 31, g, CASE WHEN g % 2 = 0 THEN now() - interval '400 days' ELSE now() END FROM generate_series(1, 400) g;
 VACUUM ANALYZE l_events;
+VACUUM ANALYZE l_stream;
 VACUUM ANALYZE l_small;
 -- Were the run to wait for the lock, it would fail after 20 s.
 SELECT retention.create_policy('l_events', 'l_events', 'at', interval '365 days', statement_timeout => interval '20 s');
 SELECT retention.create_policy('l_small', 'l_small', 'at', interval '365 days', statement_timeout => interval '20 s');
+SELECT retention.create_policy('l_stream', 'l_stream', 'at', interval '365 days', statement_timeout => interval '20 s');
 SQL
+  local stream_due
+  stream_due="$(val "SELECT count(*) FROM l_stream WHERE at < now() - interval '365 days'")"
   open_session app
   say app "BEGIN;"
-  say app "SELECT 'locked ' || count(*) FROM (SELECT id FROM l_events WHERE tenant = 1 AND id = 4000 FOR UPDATE) a, (SELECT id FROM l_small WHERE tenant = 14 AND id = 200 FOR UPDATE) b;"
+  say app "SELECT 'locked ' || count(*) FROM (SELECT id FROM l_events WHERE tenant = 1 AND id = 4000 FOR UPDATE) a, (SELECT id FROM l_small WHERE tenant = 14 AND id = 200 FOR UPDATE) b, (SELECT id FROM l_stream WHERE tenant = 24 AND id = 3000 FOR UPDATE) c;"
   # The row locks are taken on the workers: the session says when it has them.
   local i=0
   until grep -q 'locked 1' <(session_output app); do
@@ -455,7 +480,7 @@ SQL
   done
   q -c "CALL retention.run()" >/dev/null 2>&1
   expect_eq "$(val "SELECT string_agg(policy || ' ' || status || ' ' || coalesce(error_code, '-'), ', ' ORDER BY policy) FROM retention.runs")" \
-    "l_events succeeded -, l_small succeeded -" "runs while a row is locked"
+    "l_events succeeded -, l_small succeeded -, l_stream succeeded -" "runs while a row is locked"
   # The locked rows stay; of the other due rows only those at the same
   # position of another shard may stay with them.
   expect_eq "$(val "SELECT count(*) FROM l_events WHERE tenant = 1 AND id = 4000")" 1 "locked row of l_events"
@@ -464,9 +489,16 @@ SQL
     "due rows left in l_events: $(val "SELECT count(*) FROM l_events WHERE at < now() - interval '1 year'") (at most one per shard)"
   expect_eq "$(val "SELECT count(*) BETWEEN 1 AND 4 FROM l_small WHERE at < now() - interval '1 year'")" t \
     "due rows left in l_small: $(val "SELECT count(*) FROM l_small WHERE at < now() - interval '1 year'") (at most one per shard)"
-  expect_eq "$(val "SELECT note LIKE '%leaving % of those pages for the next run: rows on them were locked by other sessions%' FROM retention.runs WHERE policy = 'l_events'")" t \
+  expect_eq "$(val "SELECT note LIKE '%leaving % narrowed-down parts for the next run: rows in them were locked by other sessions%' FROM retention.runs WHERE policy = 'l_events'")" t \
     "l_events note: $(val "SELECT note FROM retention.runs WHERE policy = 'l_events'")"
   expect_eq "$(val "SELECT due_left > 0 FROM retention.runs WHERE policy = 'l_small'")" t "l_small counts what it left"
+  # In windows of the clock too, the locked row's position (on every shard,
+  # within the window) is left.
+  expect_eq "$(val "SELECT count(*) BETWEEN 1 AND 4 AND bool_or(tenant = 24 AND id = 3000) FROM l_stream WHERE at < now() - interval '1 year'")" t \
+    "due rows left in l_stream: $(val "SELECT count(*) FROM l_stream WHERE at < now() - interval '1 year'") (at most one per shard)"
+  expect_eq "$(val "SELECT rows_purged = $stream_due - (SELECT count(*) FROM l_stream WHERE at < now() - interval '1 year')
+                       AND note LIKE '%windows of the clock, leaving 1 narrowed-down parts for the next run%' FROM retention.runs WHERE policy = 'l_stream'")" t \
+    "l_stream: $(val "SELECT rows_purged || ' rows: ' || note FROM retention.runs WHERE policy = 'l_stream'")"
   # The application was not disturbed: its transaction goes on and commits.
   say app "UPDATE l_events SET payload = 'kept' WHERE tenant = 1 AND id = 4000;"
   say app "COMMIT;"
@@ -474,7 +506,7 @@ SQL
   if grep -q ERROR <(session_output app); then fail "the application saw an error: $(session_output app)"; fi
   expect_eq "$(val "SELECT payload FROM l_events WHERE tenant = 1 AND id = 4000")" kept "the application's update"
   q -c "CALL retention.run()" >/dev/null 2>&1
-  expect_eq "$(val "SELECT (SELECT count(*) FROM l_events WHERE at < now() - interval '1 year') + (SELECT count(*) FROM l_small WHERE at < now() - interval '1 year')")" 0 \
-    "due rows after the next run"
+  expect_eq "$(val "SELECT (SELECT count(*) FROM l_events WHERE at < now() - interval '1 year') + (SELECT count(*) FROM l_small WHERE at < now() - interval '1 year')
+                             + (SELECT count(*) FROM l_stream WHERE at < now() - interval '1 year')")" 0 "due rows after the next run"
   expect_eq "$(val "SELECT (SELECT count(*) FROM l_events) || ' ' || (SELECT count(*) FROM l_small)")" "30000 200" "rows kept"
 }
