@@ -32,23 +32,28 @@ echo "--- Citus: $rows rows over $shards shards, 10% due; $repeats rounds"
 echo "command: bash bench/citus.sh --rows $rows --shards $shards --repeats $repeats"
 mkdir -p target
 for round in $(seq 1 "$repeats"); do
-  q -q -v rows="$rows" -v shards="$shards" -v round="$round" -f bench/citus.sql >"target/bench-citus-round-$round.log"
-  echo "round $round: $(q -A -t -c "SELECT 'run: ' || batches || ' batches, ' || rows_purged || ' rows, note: ' || note FROM retention.runs ORDER BY id DESC LIMIT 1")"
+  for layout in scattered append; do
+    q -q -v rows="$rows" -v shards="$shards" -v round="$round" -v layout="$layout" -f bench/citus.sql \
+      >"target/bench-citus-$layout-$round.log" 2>&1
+    echo "round $round, $layout: $(q -A -t -c "SELECT 'run: ' || batches || ' batches, ' || rows_purged || ' rows, note: ' || note FROM retention.runs ORDER BY id DESC LIMIT 1")"
+  done
 done
+echo "per round: throughput of the run and of the batches by key against the DELETE of the same round"
 q -c "
-WITH m AS (
-  SELECT contender, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms, max(longest_batch_ms) AS longest_batch_ms,
-         max(rows) AS rows, count(*) AS rounds
-    FROM bench_citus_results GROUP BY contender)
-SELECT m.contender, m.rounds, m.rows, round(m.ms::numeric, 1) AS median_ms,
-       CASE WHEN m.contender NOT LIKE 'erasure%' THEN round((d.ms / m.ms)::numeric, 2) END AS throughput_vs_delete,
-       round(m.longest_batch_ms::numeric, 1) AS longest_batch_ms
-  FROM m CROSS JOIN (SELECT ms FROM m WHERE contender = 'delete') d
- ORDER BY m.contender"
-echo "per round (throughput of the run against the DELETE of the same round):"
-q -c "
-SELECT r.round, round(r.ms, 1) AS run_ms, round(d.ms, 1) AS delete_ms, round(k.ms, 1) AS key_batches_ms,
+SELECT r.layout, r.round, round(r.ms, 1) AS run_ms, round(d.ms, 1) AS delete_ms, round(k.ms, 1) AS key_batches_ms,
        round(d.ms / r.ms, 2) AS run_vs_delete, round(d.ms / k.ms, 2) AS key_batches_vs_delete, r.longest_batch_ms
-  FROM bench_citus_results r JOIN bench_citus_results d ON d.round = r.round AND d.contender = 'delete'
-  JOIN bench_citus_results k ON k.round = r.round AND k.contender = 'key batches'
- WHERE r.contender = 'run' ORDER BY r.round"
+  FROM bench_citus_results r
+  JOIN bench_citus_results d ON (d.round, d.layout, d.contender) = (r.round, r.layout, 'delete')
+  JOIN bench_citus_results k ON (k.round, k.layout, k.contender) = (r.round, r.layout, 'key batches')
+ WHERE r.contender = 'run' ORDER BY r.layout, r.round"
+echo "medians of the per-round ratios, and the erasure of one subject across three colocated tables"
+q -c "
+SELECT r.layout, count(*) AS rounds,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY d.ms / r.ms)::numeric, 2) AS run_vs_delete,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY d.ms / k.ms)::numeric, 2) AS key_batches_vs_delete,
+       max(r.longest_batch_ms) AS longest_batch_ms
+  FROM bench_citus_results r
+  JOIN bench_citus_results d ON (d.round, d.layout, d.contender) = (r.round, r.layout, 'delete')
+  JOIN bench_citus_results k ON (k.round, k.layout, k.contender) = (r.round, r.layout, 'key batches')
+ WHERE r.contender = 'run' GROUP BY r.layout ORDER BY r.layout"
+q -c "SELECT rows AS rows_erased, round(ms, 1) AS median_ms, round(longest_batch_ms, 1) AS max_ms FROM bench_citus_results WHERE contender LIKE 'erasure%'"

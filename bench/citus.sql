@@ -1,7 +1,10 @@
--- Citus benchmark, one round (bench/citus.sh runs :repeats rounds and sums
--- up): on the coordinator of a Citus cluster, three identical distributed
--- tables of :rows rows over :shards shards, every tenth row due (its clock
--- 380 to 450 days old, the rest 10 days), an index on the clock.
+-- Citus benchmark, one round in one layout (bench/citus.sh runs :repeats
+-- rounds of each and sums up): on the coordinator of a Citus cluster, three
+-- identical distributed tables of :rows rows over :shards shards with 10% of
+-- the rows due and an index on the clock, in the :layout
+--   scattered  every tenth row due, its clock 380 to 450 days old at random,
+--              the rest 10 days
+--   append     the clock grows with the row order, the oldest tenth is due
 --   run          CALL retention.run() with create_policy's defaults
 --   delete       one multi-shard DELETE of the due rows
 --   key batches  the statement of a batch by key (keys collected through
@@ -12,7 +15,7 @@
 -- tables (round 1 only): median of 21 subjects.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-CREATE TABLE IF NOT EXISTS bench_citus_results (round int, contender text, rows bigint, ms numeric, longest_batch_ms numeric);
+CREATE TABLE IF NOT EXISTS bench_citus_results (round int, layout text, contender text, rows bigint, ms numeric, longest_batch_ms numeric);
 SELECT retention.drop_policy(name) FROM retention.policies WHERE name = 'c_run';
 DROP TABLE IF EXISTS c_run, c_delete, c_keys;
 SET citus.shard_count = :shards;
@@ -20,7 +23,8 @@ CREATE TABLE c_run (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT 
 SELECT create_distributed_table('c_run', 'tenant');
 INSERT INTO c_run
 SELECT g % 10007, g,
-       CASE WHEN g % 10 = 0 THEN now() - interval '450 days' + random() * interval '70 days'
+       CASE WHEN :'layout' = 'append' THEN now() - interval '405 days' + (g::float8 / :rows) * interval '400 days'
+            WHEN g % 10 = 0 THEN now() - interval '450 days' + random() * interval '70 days'
             ELSE now() - interval '10 days' END,
        repeat('x', 40)
   FROM generate_series(1, :rows) g;
@@ -36,7 +40,7 @@ VACUUM ANALYZE c_delete;
 VACUUM ANALYZE c_keys;
 CHECKPOINT;
 
-CREATE OR REPLACE PROCEDURE pg_temp.key_batches(cutoff timestamptz, n int) LANGUAGE plpgsql AS $$
+CREATE OR REPLACE PROCEDURE public.bench_key_batches(cutoff timestamptz, n int) LANGUAGE plpgsql AS $$
 DECLARE selected bigint;
 BEGIN
     LOOP
@@ -53,19 +57,19 @@ SELECT retention.create_policy('c_run', 'c_run', 'at', interval '365 days');
 SELECT clock_timestamp() AS t0 \gset
 CALL retention.run('c_run');
 INSERT INTO bench_citus_results
-SELECT :round, 'run', rows_purged, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000, max_batch_ms
+SELECT :round, :'layout', 'run', rows_purged, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000, max_batch_ms
   FROM retention.runs WHERE policy = 'c_run' ORDER BY id DESC LIMIT 1;
 
 SELECT clock_timestamp() AS t0 \gset
 DELETE FROM c_delete WHERE at < now() - interval '365 days';
 INSERT INTO bench_citus_results
-SELECT :round, 'delete', :rows / 10, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000,
+SELECT :round, :'layout', 'delete', :rows / 10, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000,
        extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000;
 
 SELECT clock_timestamp() AS t0 \gset
-CALL pg_temp.key_batches(now() - interval '365 days', 10000);
+CALL public.bench_key_batches(now() - interval '365 days', 10000);
 INSERT INTO bench_citus_results
-SELECT :round, 'key batches', :rows / 10, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000, NULL;
+SELECT :round, :'layout', 'key batches', :rows / 10, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000, NULL;
 
 -- Every contender removed exactly the due rows.
 SELECT (SELECT count(*) FROM c_run) = :rows - :rows / 10
@@ -81,8 +85,8 @@ SELECT batches, retries, rows_purged, max_batch_ms, note FROM retention.runs WHE
 SELECT retention.drop_policy('c_run');
 DROP TABLE c_run, c_delete, c_keys;
 
--- Erasure across three colocated distributed tables, in round 1.
-SELECT :round = 1 AS erasure_round \gset
+-- Erasure across three colocated distributed tables, in the first round.
+SELECT :round = 1 AND :'layout' = 'scattered' AS erasure_round \gset
 \if :erasure_round
 SELECT retention.drop_subject(kind) FROM retention.subject_kinds WHERE kind = 'c_customer';
 DROP TABLE IF EXISTS c_tickets, c_orders, c_customers;
@@ -113,7 +117,7 @@ BEGIN
     END LOOP;
 END $$;
 INSERT INTO bench_citus_results
-SELECT 1, 'erasure of one subject (median)', round(avg(rows_erased)), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), max(ms)
+SELECT 1, '-', 'erasure of one subject (median)', round(avg(rows_erased)), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), max(ms)
   FROM erasures;
 SELECT retention.drop_subject('c_customer');
 DROP TABLE c_tickets, c_orders, c_customers;
