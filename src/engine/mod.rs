@@ -376,7 +376,11 @@ fn run_batch(
     // distributed tables in ranges of the pages of all shards at once.
     let spread = batch::distributed(&p);
     let window = if batch::by_row_id(&p) || spread {
-        walk::window(item, stage, &p, &table, &due, &params, sized, cutoff)
+        let start = walk::Start {
+            first_rows: sized,
+            cutoff,
+        };
+        walk::window(item, stage, &p, &table, &due, &params, start)
     } else {
         None
     };

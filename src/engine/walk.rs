@@ -85,6 +85,13 @@ struct ClockWalk {
     done: bool,
 }
 
+/// What a stage's walk starts from: the first batch's rows and the cutoff.
+#[derive(Clone, Copy)]
+pub struct Start {
+    pub first_rows: i32,
+    pub cutoff: pgrx::datum::TimestampWithTimeZone,
+}
+
 /// The next batch's share of a walked stage.
 #[derive(Clone, Copy)]
 pub enum Win {
@@ -156,9 +163,9 @@ pub fn window(
     table: &str,
     cond: &str,
     params: &Params,
-    first_rows: i32,
-    cutoff: pgrx::datum::TimestampWithTimeZone,
+    start: Start,
 ) -> Option<Win> {
+    let first_rows = start.first_rows;
     let known = state::with(item, |s| {
         s.walk
             .as_ref()
@@ -172,7 +179,7 @@ pub fn window(
     // Planning and counting wait for table locks no longer than a batch.
     let walk = crate::gucs::with_local("lock_timeout", &p.lock_timeout_ms.to_string(), || {
         if super::batch::distributed(p) {
-            plan_spread(stage, p, table, cond, params, first_rows, forced, cutoff)
+            plan_spread(stage, p, table, cond, params, start, forced)
         } else {
             plan(stage, p, table, cond, params, first_rows)
         }
@@ -303,9 +310,8 @@ fn plan_spread(
     table: &str,
     cond: &str,
     params: &Params,
-    first_rows: i32,
+    Start { first_rows, cutoff }: Start,
     forced: bool,
-    cutoff: pgrx::datum::TimestampWithTimeZone,
 ) -> Walk {
     let mut walk = Walk {
         stage,
