@@ -115,6 +115,22 @@ pub enum Win {
 pub const OPEN_END: i64 = 0xFFFF_FFFF;
 
 impl Walk {
+    /// A stage that is not walked (batches count rows); plans start from it.
+    fn unranged(stage: Stage) -> Walk {
+        Walk {
+            stage,
+            ranged: false,
+            next: 0,
+            end: 0,
+            pages: 1,
+            max_pages: 1,
+            remaining: None,
+            shards: 0,
+            tail: false,
+            clock: None,
+        }
+    }
+
     /// Whether pages (and, when counted, due rows) remain.
     pub fn goes_on(&self) -> bool {
         if let Some(c) = &self.clock {
@@ -200,18 +216,7 @@ fn plan(
     params: &Params,
     first_rows: i32,
 ) -> Walk {
-    let mut walk = Walk {
-        stage,
-        ranged: false,
-        next: 0,
-        end: 0,
-        pages: 1,
-        max_pages: 1,
-        remaining: None,
-        shards: 0,
-        tail: false,
-        clock: None,
-    };
+    let mut walk = Walk::unranged(stage);
     // Page-range scans exist from PostgreSQL 14 on.
     if cfg!(feature = "pg13") {
         return walk;
@@ -313,18 +318,7 @@ fn plan_spread(
     Start { first_rows, cutoff }: Start,
     forced: bool,
 ) -> Walk {
-    let mut walk = Walk {
-        stage,
-        ranged: false,
-        next: 0,
-        end: 0,
-        pages: 1,
-        max_pages: 1,
-        remaining: None,
-        shards: 0,
-        tail: false,
-        clock: None,
-    };
+    let mut walk = Walk::unranged(stage);
     if cfg!(feature = "pg13") {
         return walk;
     }

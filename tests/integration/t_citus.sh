@@ -368,10 +368,13 @@ SQL
   expect_eq "$(val "SELECT count(*) FROM big")" 0 "nothing left"
 }
 
-# A distributed table with many due rows is walked in ranges of pages, each
-# range covering the same pages of every shard in one statement that Citus
-# runs on all shards in parallel; a distributed table without a key (which
-# cannot be batched by key) is walked too. Exactly the due rows go.
+# Large distributed tables are walked on all shards at once, one statement
+# per batch that Citus runs on every shard in parallel: scattered due rows in
+# ranges of pages (each covering the same pages of every shard), rows in the
+# order of their clock in windows of the clock, and a table without a key
+# (which cannot be batched by key) too. Exactly the due rows go; an operator
+# who is not a superuser runs the policies on an application role's tables;
+# the preview counts the due rows per shard and per node.
 test_citus_distributed_tables_are_walked_on_all_shards_at_once() {
   citus_db walk
   q >/dev/null <<'SQL'
