@@ -228,7 +228,11 @@ fn preview_policy(p: &Policy, rows: &mut Vec<Row>) {
             );
         }
         if first && p.key_columns.is_none() && !spread {
-            notes.push("no primary key: batches use physical row ids".to_string());
+            notes.push(if batch::is_citus_table(p.target) {
+                "no primary key: a Citus table whose shards are kept on several nodes cannot be batched; give it a key".to_string()
+            } else {
+                "no primary key: batches use physical row ids".to_string()
+            });
         }
         if stage == Stage::Purge {
             notes.extend(reference_notes(p, &table, cut));
@@ -448,9 +452,9 @@ fn shard_note(p: &Policy, table: &str, due: &str, params: &Params) -> String {
                   SELECT n.nodename || ':' || n.nodeport AS node, sum(s.n) AS n
                     FROM per_shard s
                     JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shard
-                    JOIN pg_catalog.pg_dist_node n ON n.groupid = pl.groupid
+                    JOIN pg_catalog.pg_dist_node n ON n.groupid = pl.groupid AND n.noderole = 'primary'
                    GROUP BY 1)
-         SELECT pg_catalog.format('due rows by shard: %s of %s shards hold some, from %s to %s each; by node: %s; once a shard holds 16 pages, a run walks them on every shard at once (in windows of the clock where an index finds them, in page ranges otherwise), and batches them by key before',
+         SELECT pg_catalog.format('due rows by shard: %s of %s shards hold some, from %s to %s each; by node: %s; once a shard holds 16 pages (or the table has no key), a run walks them on every shard at once: in windows of the clock where an index reads them in its order or finds few, in page ranges otherwise; smaller tables are batched by key',
                     (SELECT count(*) FROM per_shard),
                     (SELECT count(*) FROM pg_catalog.pg_dist_shard WHERE logicalrelid = $3::oid::regclass),
                     (SELECT min(n) FROM per_shard), (SELECT max(n) FROM per_shard),

@@ -31,6 +31,11 @@ fn clock_cast(ty: pg_sys::Oid) -> &'static str {
     }
 }
 
+/// The SQL type name of the policy's clock.
+pub fn clock_type_name(p: &Policy) -> &'static str {
+    clock_cast(p.clock_type)
+}
+
 /// `<clock> < <cutoff>::<type> [AND (<filter>)]`: the due condition of a
 /// stage whose cutoff is bound as `cutoff`.
 pub fn due_condition(p: &Policy, cutoff: Param) -> String {
@@ -96,6 +101,11 @@ pub fn distributed(p: &Policy) -> bool {
         )
         .or_raise("asking Citus about the table")
         .unwrap_or(false)
+}
+
+/// Whether the table is a Citus table of any kind.
+pub fn is_citus_table(target: pg_sys::Oid) -> bool {
+    is_distributed(target)
 }
 
 /// Whether Citus distributes the table (only asked when Citus is installed).
@@ -288,10 +298,22 @@ fn run_counts(
 /// Citus passes `SET LOCAL` on to the nodes of the transaction when
 /// `citus.propagate_set_commands` is `local` (`set_config` stays on the
 /// coordinator); SET takes no parameters, so the statement is fixed text.
-const SPREAD_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '100ms'";
+/// The shortest of them at least as short as the policy's lock_timeout
+/// (and at most 100 ms) is used; `TO DEFAULT` sets it back when the batch's
+/// statements are done.
+fn spread_lock_timeout(policy_ms: i64) -> &'static str {
+    if policy_ms <= 10 {
+        "SET LOCAL lock_timeout = '10ms'"
+    } else if policy_ms <= 50 {
+        "SET LOCAL lock_timeout = '50ms'"
+    } else {
+        "SET LOCAL lock_timeout = '100ms'"
+    }
+}
 /// The most statements one batch of a distributed table runs while it
-/// narrows a page range down to the pages with locked rows; what is left
-/// of the range then waits for the next run.
+/// narrows its share down to the rows locked by other sessions; what is left
+/// then waits for the next run. The narrowing also stops after half the
+/// policy's statement_timeout (or 30 s without one).
 const SPREAD_MAX_TRIES: i64 = 128;
 
 /// Runs a batch as the table's owner, as a stage write, under the policy's
@@ -329,14 +351,24 @@ pub fn execute(plan: &BatchPlan, params: &Params, keys: crate::mask::StageKeys) 
                             let e = "limiting lock waits on the workers";
                             let propagate = crate::gucs::read(c, "citus.propagate_set_commands");
                             crate::gucs::set_local(c, "citus.propagate_set_commands", "local");
-                            c.update(SPREAD_LOCK_TIMEOUT, None, &[]).or_raise(e);
+                            c.update(spread_lock_timeout(p.lock_timeout_ms), None, &[])
+                                .or_raise(e);
                             crate::gucs::set_local(c, "lock_timeout", &fast_timeout.to_string());
+                            let budget_ms = if p.statement_timeout_ms > 0 {
+                                p.statement_timeout_ms / 2
+                            } else {
+                                30_000
+                            };
+                            let deadline = std::time::Instant::now()
+                                + std::time::Duration::from_millis(budget_ms.max(0) as u64);
                             let done = match &plan.span {
-                                Some(sp) => spread_walk(c, fast, params, sp),
+                                Some(sp) => spread_walk(c, fast, params, sp, deadline),
                                 None => spread_by_key(c, fast, params),
                             };
-                            // The workers keep the short wait until the batch's
-                            // transaction ends: what follows there only reads.
+                            // The rest of the batch's transaction waits on the
+                            // workers as the session says (RESET reaches them).
+                            c.update("SET LOCAL lock_timeout TO DEFAULT", None, &[])
+                                .or_raise(e);
                             crate::gucs::set_local(c, "lock_timeout", &previous);
                             crate::gucs::set_local(c, "citus.propagate_set_commands", &propagate);
                             return done;
@@ -384,7 +416,13 @@ pub fn execute(plan: &BatchPlan, params: &Params, keys: crate::mask::StageKeys) 
 /// position (that page and line on every shard, within the batch's window
 /// of the clock), which is left for the next run. Positions are
 /// `page << 16 | line`, as in a row id.
-fn spread_walk(c: &mut pgrx::spi::SpiClient<'_>, sql: &str, params: &Params, sp: &Span) -> Done {
+fn spread_walk(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    sql: &str,
+    params: &Params,
+    sp: &Span,
+    deadline: std::time::Instant,
+) -> Done {
     const LINE: i64 = 1 << 16;
     let open = super::walk::OPEN_END * LINE;
     // The most rows a page can hold (MaxHeapTuplesPerPage): line pointers
@@ -393,9 +431,15 @@ fn spread_walk(c: &mut pgrx::spi::SpiClient<'_>, sql: &str, params: &Params, sp:
     let split_positions = |a: i64, b: i64| -> Option<i64> {
         let (pa, pb) = (a / LINE, b / LINE);
         if b >= open {
-            // The open end: first the pages the largest shard should have.
+            // The open end: first the pages the largest shard should have,
+            // then twice as many pages as the part starts at, and so on.
             let hint = sp.pages_hint.max(1) * LINE;
-            return (hint > a).then_some(hint);
+            let m = if hint > a {
+                hint
+            } else {
+                (2 * pa).max(pa + 1) * LINE
+            };
+            return (m < open).then_some(m);
         }
         if pb - pa > 1 || (pb - pa == 1 && b % LINE > 0) {
             return Some((pa + (pb - pa + 1) / 2) * LINE);
@@ -413,8 +457,9 @@ fn spread_walk(c: &mut pgrx::spi::SpiClient<'_>, sql: &str, params: &Params, sp:
     )];
     let mut done = Done::default();
     let mut tries = 0;
+    let mut probed = false;
     while let Some((lo, hi, a, b)) = todo.pop() {
-        if tries == SPREAD_MAX_TRIES {
+        if tries == SPREAD_MAX_TRIES || (tries > 0 && std::time::Instant::now() > deadline) {
             done.skipped_pages += 1;
             continue;
         }
@@ -434,6 +479,20 @@ fn spread_walk(c: &mut pgrx::spi::SpiClient<'_>, sql: &str, params: &Params, sp:
                 done.changed += n;
             }
             Err(e) if e.is_lock_timeout() => {
+                // A lock on the table itself (DDL, a shard move) is not a
+                // locked row: the same statement over no rows shows it, and
+                // the batch fails as a lock timeout.
+                if !probed {
+                    probed = true;
+                    local.rebind(sp.from, "(0,0)".to_string());
+                    local.rebind(sp.to, "(0,0)".to_string());
+                    let probe = crate::pg::subxact::attempt(std::panic::AssertUnwindSafe(|| {
+                        run_counts(c, sql, &local, true)
+                    }));
+                    if probe.is_err() {
+                        e.rethrow()
+                    }
+                }
                 // By row positions, also within a window of the clock: its
                 // rows may all share one clock value.
                 match split_positions(a, b) {

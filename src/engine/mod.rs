@@ -426,7 +426,7 @@ fn run_batch(
                 to: params.bind(format!("({to},0)")),
                 time: (f64::NEG_INFINITY, f64::INFINITY),
                 pages: (from, to),
-                pages_hint: to,
+                pages_hint: from.max(to.min(walk::OPEN_END - 1)),
             })
         }
         Some(walk::Win::Pages(from, to)) => {
@@ -463,22 +463,25 @@ fn run_batch(
     let (selected, changed) = (done.selected, done.changed);
     if done.walk_instead {
         // A batch by key of a distributed table met a locked row: the stage
-        // goes on in page ranges, which can leave that row's page out.
-        if state::with(item, |s| s.walk_forced.replace(stage) == Some(stage)) {
-            raise(
-                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-                format!(
-                    "a row of {table} that the {} stage would change is locked by another session",
-                    stage.as_str()
-                ),
-                "The run tries again with fewer rows; the next run finishes the stage.",
-            )
-        }
-        state::with(item, |s| {
-            s.walk = None;
+        // goes on in page ranges or windows of the clock, which leave only
+        // that row's position out. Where no walk can be planned (the stage
+        // was forced once already), the stage ends here and its due rows
+        // wait for the next run.
+        let again = state::with(item, |s| {
             s.maybe_left = true;
+            s.walk = None;
+            s.walk_forced.replace(stage) == Some(stage)
         });
-        return TableIterator::once((true, 0.0, 0, size));
+        if !again {
+            return TableIterator::once((true, 0.0, 0, size));
+        }
+        run_log::note(
+            item,
+            &format!(
+                "the {} stage stopped at a row locked by another session; its due rows are left for the next run",
+                stage.as_str()
+            ),
+        );
     }
     // Rows this stage may have left: locked rows skipped, or rows selected
     // that the statement did not change (a trigger, row security).

@@ -83,6 +83,14 @@ struct ClockWalk {
     min_width: f64,
     windows: i64,
     done: bool,
+    /// The last window held few due rows (a quarter of a batch or fewer):
+    /// the next starts at the next due clock and is sized as if the due
+    /// rows left were spread evenly up to the cutoff, instead of growing
+    /// across a gap.
+    jump: bool,
+    /// The planner's estimate of the due rows, and the rows changed so far.
+    due_rows: f64,
+    done_rows: f64,
 }
 
 /// What a stage's walk starts from: the first batch's rows and the cutoff.
@@ -152,7 +160,11 @@ impl Walk {
             let hi = c.from + c.width;
             return Some(Win::Clock {
                 lo,
-                hi: if hi >= c.end { f64::INFINITY } else { hi },
+                hi: if hi.is_nan() || hi >= c.end {
+                    f64::INFINITY
+                } else {
+                    hi
+                },
                 start: c.start,
                 end: c.end,
                 min_width: c.min_width,
@@ -182,6 +194,32 @@ pub fn window(
     start: Start,
 ) -> Option<Win> {
     let first_rows = start.first_rows;
+    let jump_from = state::with(item, |s| {
+        s.walk
+            .as_ref()
+            .filter(|w| w.stage == stage)
+            .and_then(|w| w.clock.as_ref())
+            .filter(|c| c.jump)
+            .map(|c| c.from)
+    });
+    if let Some(from) = jump_from {
+        let next = next_due_clock(p, table, cond, params, from);
+        let target = f64::from(super::sizing::rows(item, stage, p).max(1));
+        state::with(item, |s| {
+            if let Some(c) = s.walk.as_mut().and_then(|w| w.clock.as_mut()) {
+                c.jump = false;
+                c.from = match next {
+                    // A second before it: the window's bound goes through
+                    // the clock's type.
+                    Some(n) if n.is_finite() => c.from.max(n - 1.0),
+                    // None left: the last window, open above, is empty.
+                    _ => c.end,
+                };
+                let left = (c.due_rows - c.done_rows).max(target);
+                c.width = ((c.end - c.from) * target / left).max(c.min_width);
+            }
+        });
+    }
     let known = state::with(item, |s| {
         s.walk
             .as_ref()
@@ -385,7 +423,7 @@ fn plan_spread(
         let mut args = params.share();
         let c = args.bind(cutoff);
         let sql = format!(
-            "SELECT extract(epoch FROM min(({})::timestamptz))::float8, extract(epoch FROM {c}::timestamptz)::float8 FROM {table} WHERE {cond}",
+            "SELECT extract(epoch FROM min({})::timestamptz)::float8, extract(epoch FROM {c}::timestamptz)::float8 FROM {table} WHERE {cond}",
             crate::expr::embed(&p.clock)
         );
         let (start, end) = crate::error::sanitizing(table, || {
@@ -395,32 +433,15 @@ fn plan_spread(
             })
         });
         let (Some(start), Some(end)) = (start, end) else {
-            // No due row.
-            walk.ranged = false;
+            // No due row: one empty range ends the stage.
+            walk.end = 0;
             return walk;
         };
-        let span = (end - start).max(1.0);
-        let first = f64::from(first_rows.max(1)) * shards.min(8) as f64;
-        let min_width = if p.clock_type == pg_sys::DATEOID {
-            86_400.0
-        } else {
-            1.0
-        };
-        let width = if due_rows > first {
-            span * first / due_rows
-        } else {
-            span + 1.0
-        };
-        walk.clock = Some(ClockWalk {
-            from: start,
-            width: width.max(min_width),
-            start,
-            end,
-            min_width,
-            windows: 0,
-            done: false,
-        });
-        return walk;
+        // A clock at -infinity has no window to start from: page ranges.
+        if start.is_finite() && end.is_finite() {
+            walk.clock = Some(first_window(p, start, end, due_rows, first_rows, shards));
+            return walk;
+        }
     }
     // Rows in one page of one shard.
     let per_page = if total > 0.0 && heap > 0 {
@@ -436,6 +457,62 @@ fn plan_spread(
     walk.pages = ((f64::from(first_rows.max(1)) / per_page).ceil() as i64).clamp(1, walk.max_pages);
     walk.tail = walk.end > 0;
     walk
+}
+
+/// The lowest clock of a due row at or after `from` (seconds since 1970),
+/// as the table's owner; None when there is none.
+fn next_due_clock(p: &Policy, table: &str, cond: &str, params: &Params, from: f64) -> Option<f64> {
+    let mut args = params.share();
+    let f = args.bind(from);
+    let clock = crate::expr::embed(&p.clock);
+    let sql = format!(
+        "SELECT extract(epoch FROM min({clock})::timestamptz)::float8 FROM {table}
+          WHERE {clock} >= pg_catalog.to_timestamp({f})::{} AND {cond}",
+        super::batch::clock_type_name(p)
+    );
+    crate::error::sanitizing(table, || {
+        security::as_table_owner(p.target, || {
+            Spi::get_one_with_args::<f64>(&sql, args.args()).or_raise("finding the next due row")
+        })
+    })
+}
+
+/// The first window of a clock walk from the lowest due clock `start` to the
+/// cutoff `end`: sized as if the planner's estimate of the due rows were
+/// spread evenly, to hold the first batch's rows in each shard (of up to 8
+/// shards working at once).
+fn first_window(
+    p: &Policy,
+    start: f64,
+    end: f64,
+    due_rows: f64,
+    first_rows: i32,
+    shards: i64,
+) -> ClockWalk {
+    let span = (end - start).max(1.0);
+    let first = f64::from(first_rows.max(1)) * shards.min(8) as f64;
+    let min_width = if p.clock_type == pg_sys::DATEOID {
+        86_400.0
+    } else {
+        1.0
+    };
+    let width = if due_rows > first {
+        span * first / due_rows
+    } else {
+        span + 1.0
+    };
+    ClockWalk {
+        from: start,
+        width: width.max(min_width),
+        start,
+        end,
+        min_width,
+        windows: 0,
+        done: false,
+        jump: false,
+        due_rows,
+        done_rows: 0.0,
+    }
 }
 
 /// The node type and estimated rows of the plan node that scans a shard of
@@ -609,10 +686,13 @@ pub fn step_clock(
     }
     let width = (hi - c.from).max(c.min_width);
     c.from = hi;
+    // After a window with few rows the next starts at the next due row.
+    c.done_rows += rows as f64;
+    c.jump = (rows as f64) * 4.0 < target_rows;
     let by_rows = if rows > 0 {
         width * target_rows / rows as f64
     } else {
-        width * 4.0
+        width
     };
     let by_time = match p.batch_target_secs {
         Some(target) if secs > 0.0 => width * target / secs,

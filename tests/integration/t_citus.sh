@@ -391,6 +391,16 @@ CREATE TABLE w_stream (tenant int NOT NULL, id bigint NOT NULL, at timestamptz N
 SELECT create_distributed_table('w_stream', 'tenant');
 INSERT INTO w_stream SELECT g % 101, g, now() - interval '500 days' + g * interval '10 minutes', repeat('y', 60)
   FROM generate_series(1, 60000) g;
+-- Two rows years older: a gap the windows cross by jumping to the next due row.
+INSERT INTO w_stream VALUES (1, 60001, now() - interval '6 years', 'old'), (2, 60002, now() - interval '5 years', 'old');
+-- A clock at -infinity (due): there is no first window to start from, and
+-- the table is walked in page ranges instead.
+CREATE TABLE w_inf (tenant int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, payload text, PRIMARY KEY (tenant, id));
+SELECT create_distributed_table('w_inf', 'tenant');
+INSERT INTO w_inf SELECT g % 101, g, now() - interval '500 days' + g * interval '10 minutes', repeat('z', 60)
+  FROM generate_series(1, 30000) g;
+INSERT INTO w_inf VALUES (3, 30001, '-infinity', 'inf');
+CREATE INDEX ON w_inf (at);
 CREATE INDEX ON w_stream (at);
 CREATE TABLE w_log (tenant int NOT NULL, at timestamptz NOT NULL, line text);
 SELECT create_distributed_table('w_log', 'tenant');
@@ -398,6 +408,7 @@ INSERT INTO w_log SELECT g % 13, CASE WHEN g % 3 = 0 THEN now() - interval '400 
   FROM generate_series(1, 3000) g;
 VACUUM ANALYZE w_events;
 VACUUM ANALYZE w_stream;
+VACUUM ANALYZE w_inf;
 VACUUM ANALYZE w_log;
 -- The tables belong to an application role; an operator who is not a
 -- superuser declares the policies and runs them (batches run as the owner).
@@ -406,12 +417,14 @@ CREATE ROLE ct_walk_ops LOGIN IN ROLE retention_admin;
 ALTER TABLE w_events OWNER TO ct_walk_app;
 ALTER TABLE w_stream OWNER TO ct_walk_app;
 ALTER TABLE w_log OWNER TO ct_walk_app;
-GRANT SELECT, UPDATE, DELETE ON w_events, w_stream, w_log TO ct_walk_ops;
+ALTER TABLE w_inf OWNER TO ct_walk_app;
+GRANT SELECT, UPDATE, DELETE ON w_events, w_stream, w_log, w_inf TO ct_walk_ops;
 SET ROLE ct_walk_ops;
 -- A small time budget: the walk takes several ranges.
 SELECT retention.create_policy('w_events', 'w_events', 'at', interval '365 days', batch_target => interval '5 ms');
 SELECT retention.create_policy('w_log', 'w_log', 'at', interval '365 days');
 SELECT retention.create_policy('w_stream', 'w_stream', 'at', interval '365 days', batch_target => interval '5 ms');
+SELECT retention.create_policy('w_inf', 'w_inf', 'at', interval '365 days');
 SQL
   # The preview counts the due rows of each shard and node.
   local shards nodes
@@ -420,11 +433,13 @@ SQL
     "preview: $(val "SELECT note FROM retention.preview('w_events')")"
   nodes="$(val "SELECT sum(m[1]::int8) FROM retention.preview('w_events') p, regexp_matches(p.note, 'by node: [^ ]+ ([0-9]+), [^ ]+ ([0-9]+);') r, LATERAL (SELECT ARRAY[r[1]::int8 + r[2]::int8]) a(m)")"
   expect_eq "$shards $nodes" "8 6000 6000" "due rows per shard and per node"
-  local stream_due
+  local stream_due inf_due
   stream_due="$(val "SELECT count(*) FROM w_stream WHERE at < now() - interval '365 days'")"
+  inf_due="$(val "SELECT count(*) FROM w_inf WHERE at < now() - interval '365 days'")"
   q -c "SET ROLE ct_walk_ops" -c "CALL retention.run()" >/dev/null 2>&1
   expect_eq "$(val "SELECT string_agg(policy || ' ' || status || ' ' || rows_purged, ', ' ORDER BY policy) FROM retention.runs")" \
-    "w_events succeeded 6000, w_log succeeded 1000, w_stream succeeded $stream_due" "runs"
+    "w_events succeeded 6000, w_inf succeeded $inf_due, w_log succeeded 1000, w_stream succeeded $stream_due" "runs"
+  expect_eq "$(val "SELECT count(*) FILTER (WHERE at < now() - interval '1 year') || ' ' || count(*) FROM w_inf")" "0 $((30001 - inf_due))" "w_inf after the run"
   expect_eq "$(val "SELECT count(*) || ' ' || count(*) FILTER (WHERE id % 10 = 0) || ' ' || bool_and(at > now() - interval '1 year') FROM w_events")" \
     "54000 0 true" "w_events after the run"
   expect_eq "$(val "SELECT count(*) || ' ' || count(*) FILTER (WHERE at < now() - interval '1 year') FROM w_log")" "2000 0" "w_log after the run"
@@ -434,13 +449,13 @@ SQL
     "several ranges: $(val "SELECT batches FROM retention.runs WHERE policy = 'w_events'")"
   expect_eq "$(val "SELECT note LIKE 'the purge stage walked pages 0 to % of each of the table''s 8 shards in ranges%' FROM retention.runs WHERE policy = 'w_log'")" t \
     "w_log walked: $(val "SELECT note FROM retention.runs WHERE policy = 'w_log'")"
-  expect_eq "$(val "SELECT count(*) FILTER (WHERE at < now() - interval '1 year') || ' ' || count(*) FROM w_stream")" "0 $((60000 - stream_due))" "w_stream after the run"
+  expect_eq "$(val "SELECT count(*) FILTER (WHERE at < now() - interval '1 year') || ' ' || count(*) FROM w_stream")" "0 $((60002 - stream_due))" "w_stream after the run"
   expect_eq "$(val "SELECT note LIKE 'the purge stage went through the due rows of the table''s 8 shards in % windows of the clock%' AND batches > 2 FROM retention.runs WHERE policy = 'w_stream'")" t \
     "w_stream in windows of the clock: $(val "SELECT batches || ' batches: ' || note FROM retention.runs WHERE policy = 'w_stream'")"
   # On the workers' shards too: no due row left anywhere.
   local port left=0
   for port in $CT_WORKERS; do
-    left=$((left + $(on_worker "$port" "SELECT coalesce(sum(n), 0) FROM (SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s WHERE at < now() - interval ''1 year''', c.oid::regclass), false, false, '')))[1]::text::int AS n FROM pg_class c WHERE c.relname ~ '^w_(events|log|stream)_[0-9]+\$' AND c.relkind = 'r') s")))
+    left=$((left + $(on_worker "$port" "SELECT coalesce(sum(n), 0) FROM (SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s WHERE at < now() - interval ''1 year''', c.oid::regclass), false, false, '')))[1]::text::int AS n FROM pg_class c WHERE c.relname ~ '^w_(events|log|stream|inf)_[0-9]+\$' AND c.relkind = 'r') s")))
   done
   expect_eq "$left" 0 "due rows left on the workers' shards"
 }
@@ -521,4 +536,30 @@ SQL
   expect_eq "$(val "SELECT (SELECT count(*) FROM l_events WHERE at < now() - interval '1 year') + (SELECT count(*) FROM l_small WHERE at < now() - interval '1 year')
                              + (SELECT count(*) FROM l_stream WHERE at < now() - interval '1 year')")" 0 "due rows after the next run"
   expect_eq "$(val "SELECT (SELECT count(*) FROM l_events) || ' ' || (SELECT count(*) FROM l_small)")" "30000 200" "rows kept"
+  # A lock on a shard itself (DDL, a shard move) is not a locked row: the
+  # batch fails as a lock timeout and is retried, instead of leaving the
+  # whole table for the next run as "locked rows".
+  val "UPDATE l_events SET at = now() - interval '400 days' WHERE id % 4 = 1" >/dev/null
+  local shard port
+  read -r shard port < <(val "SELECT shard_name('l_events'::regclass, s.shardid) || ' ' || n.nodeport FROM pg_dist_shard s
+                                JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+                               WHERE s.logicalrelid = 'l_events'::regclass ORDER BY s.shardid LIMIT 1")
+  local dir; dir="$(mktemp -d)"; mkfifo "$dir/in"
+  psql -X -q -A -t -h 127.0.0.1 -p "$port" -U postgres -d "$DB" <"$dir/in" >"$dir/out" 2>&1 &
+  local holder=$! fd
+  exec {fd}>"$dir/in"
+  printf '%s\n' "SET citus.override_table_visibility = off;" "SET citus.enable_manual_changes_to_shards = on;" "BEGIN;" "LOCK TABLE $shard IN SHARE MODE;" "SELECT 'held';" >&"$fd"
+  local i=0
+  until grep -q held "$dir/out"; do
+    sleep 0.1; i=$((i + 1))
+    ((i < 100)) || { fail "the shard lock was not taken: $(cat "$dir/out")"; return 1; }
+  done
+  q -c "CALL retention.run('l_events')" >/dev/null 2>&1
+  printf '%s\n' "COMMIT;" >&"$fd"
+  exec {fd}>&-
+  wait "$holder" 2>/dev/null || true
+  expect_eq "$(val "SELECT status || ' ' || coalesce(error_code, '-') || ' ' || rows_purged FROM retention.runs WHERE policy = 'l_events' ORDER BY id DESC LIMIT 1")" \
+    "failed 55P03 0" "a run while a shard is locked"
+  q -c "CALL retention.run('l_events')" >/dev/null 2>&1
+  expect_eq "$(val "SELECT count(*) FROM l_events WHERE at < now() - interval '1 year'")" 0 "due rows after the shard lock"
 }
