@@ -21,7 +21,7 @@ use pgrx::prelude::*;
 const FAST_PATH_LOCK_TIMEOUT_MS: i64 = 100;
 
 /// The SQL type name used to compare the cutoff with a clock of type `ty`.
-fn clock_cast(ty: pg_sys::Oid) -> &'static str {
+pub fn clock_cast(ty: pg_sys::Oid) -> &'static str {
     if ty == pg_sys::DATEOID {
         "date"
     } else if ty == pg_sys::TIMESTAMPOID {
@@ -29,11 +29,6 @@ fn clock_cast(ty: pg_sys::Oid) -> &'static str {
     } else {
         "timestamptz"
     }
-}
-
-/// The SQL type name of the policy's clock.
-pub fn clock_type_name(p: &Policy) -> &'static str {
-    clock_cast(p.clock_type)
 }
 
 /// `<clock> < <cutoff>::<type> [AND (<filter>)]`: the due condition of a
@@ -71,7 +66,7 @@ pub fn by_row_id(p: &Policy) -> bool {
     if ident::relkind(p.target) != Some(b'r') {
         return false;
     }
-    !is_distributed(p.target)
+    !is_citus_table(p.target)
 }
 
 /// Whether the table is partitioned or has inheritance children: a scan of
@@ -94,7 +89,7 @@ fn has_children(target: pg_sys::Oid) -> bool {
 /// rows on each copy.
 pub fn distributed(p: &Policy) -> bool {
     ident::relkind(p.target) == Some(b'r')
-        && is_distributed(p.target)
+        && citus_installed()
         && Spi::get_one_with_args::<bool>(
             "SELECT repmodel = 's' FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::oid::regclass",
             &[p.target.into()],
@@ -103,15 +98,15 @@ pub fn distributed(p: &Policy) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether the table is a Citus table of any kind.
-pub fn is_citus_table(target: pg_sys::Oid) -> bool {
-    is_distributed(target)
+/// Whether the Citus extension is installed in this database.
+fn citus_installed() -> bool {
+    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
-/// Whether Citus distributes the table (only asked when Citus is installed).
-fn is_distributed(target: pg_sys::Oid) -> bool {
-    let citus = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
-    if citus == pg_sys::InvalidOid {
+/// Whether the table is a Citus table of any kind (only asked when Citus is
+/// installed).
+pub fn is_citus_table(target: pg_sys::Oid) -> bool {
+    if !citus_installed() {
         return false;
     }
     Spi::get_one_with_args::<bool>(
@@ -173,7 +168,7 @@ pub struct Done {
     pub skipping: bool,
     /// Row positions or ranges of them (of every shard) left for the next
     /// run because a row there was locked (distributed tables).
-    pub skipped_pages: i64,
+    pub skipped_parts: i64,
     /// A batch by key of a distributed table met a locked row and changed
     /// nothing: the stage goes on in page ranges, which can leave the
     /// locked row's page out.
@@ -460,7 +455,7 @@ fn spread_walk(
     let mut probed = false;
     while let Some((lo, hi, a, b)) = todo.pop() {
         if tries == SPREAD_MAX_TRIES || (tries > 0 && std::time::Instant::now() > deadline) {
-            done.skipped_pages += 1;
+            done.skipped_parts += 1;
             continue;
         }
         tries += 1;
@@ -500,13 +495,13 @@ fn spread_walk(
                         todo.push((lo, hi, m, b));
                         todo.push((lo, hi, a, m));
                     }
-                    _ => done.skipped_pages += 1,
+                    _ => done.skipped_parts += 1,
                 }
             }
             Err(e) => e.rethrow(),
         }
     }
-    done.skipping = done.skipped_pages > 0;
+    done.skipping = done.skipped_parts > 0;
     done
 }
 

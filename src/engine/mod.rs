@@ -488,7 +488,7 @@ fn run_batch(
     if done.skipping || changed < selected {
         state::with(item, |s| {
             s.maybe_left = true;
-            s.skipped_pages += done.skipped_pages;
+            s.skipped_parts += done.skipped_parts;
         });
     }
     let totals = run_log::count_batch(item, stage, changed, selected, batch_started);

@@ -27,7 +27,7 @@ pub struct RunState {
     pub walk_forced: Option<super::super::model::policy::Stage>,
     /// Pages of a distributed table's walk left for rows that other
     /// sessions held locked (see `batch`).
-    pub skipped_pages: i64,
+    pub skipped_parts: i64,
     /// The batch size learnt from the time batches took (see `sizing`).
     pub sizing: Option<Learnt>,
     /// A batch skipped locked rows or did not change every row it

@@ -468,7 +468,7 @@ fn next_due_clock(p: &Policy, table: &str, cond: &str, params: &Params, from: f6
     let sql = format!(
         "SELECT extract(epoch FROM min({clock})::timestamptz)::float8 FROM {table}
           WHERE {clock} >= pg_catalog.to_timestamp({f})::{} AND {cond}",
-        super::batch::clock_type_name(p)
+        super::batch::clock_cast(p.clock_type)
     );
     crate::error::sanitizing(table, || {
         security::as_table_owner(p.target, || {
@@ -588,7 +588,7 @@ pub fn note(item: i64, w: &Walk) {
         return;
     }
     let left = || {
-        let skipped = state::with(item, |s| std::mem::take(&mut s.skipped_pages));
+        let skipped = state::with(item, |s| std::mem::take(&mut s.skipped_parts));
         if skipped > 0 {
             format!(", leaving {skipped} narrowed-down parts for the next run: rows in them were locked by other sessions")
         } else {
