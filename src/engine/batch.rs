@@ -91,7 +91,7 @@ pub fn distributed(p: &Policy) -> bool {
     ident::relkind(p.target) == Some(b'r')
         && citus_installed()
         && Spi::get_one_with_args::<bool>(
-            "SELECT repmodel = 's' FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::oid::regclass",
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::oid::regclass AND repmodel = 's')",
             &[p.target.into()],
         )
         .or_raise("asking Citus about the table")
